@@ -78,9 +78,9 @@ class TargetConfig(_Strict):
         return validate_identifier(value, what="target.schema")
 
     @model_validator(mode="after")
-    def _not_both(self) -> TargetConfig:
-        if self.workgroup and self.cluster_identifier:
-            raise ValueError("give workgroup or cluster_identifier, not both")
+    def _one_endpoint(self) -> TargetConfig:
+        if bool(self.workgroup) == bool(self.cluster_identifier):
+            raise ValueError("give exactly one of workgroup (Serverless) or cluster_identifier")
         return self
 
 

@@ -18,9 +18,7 @@ REDSHIFT_MAX_IDENTIFIER_BYTES = 127
 def validate_identifier(name: str, *, what: str = "identifier") -> str:
     """Return `name` if it is a plain MySQL identifier, else raise IdentifierError."""
     if not isinstance(name, str) or not PLAIN_IDENTIFIER.match(name):
-        raise IdentifierError(
-            f"invalid {what} {name!r}: use 1-64 letters, digits, '_' or '$'"
-        )
+        raise IdentifierError(f"invalid {what} {name!r}: use 1-64 letters, digits, '_' or '$'")
     return name
 
 
@@ -44,7 +42,7 @@ def quote_redshift(name: str) -> str:
 
 
 def quote_redshift_table(schema: str, table: str) -> str:
-    """"schema"."table", each part quoted."""
+    """ "schema"."table", each part quoted."""
     return f"{quote_redshift(schema)}.{quote_redshift(table)}"
 
 

@@ -1,0 +1,318 @@
+"""The `myshift` operator CLI.
+
+Exit codes: 0 success; 1 the run failed or the counts do not match; 2 bad input,
+configuration or environment (one line on stderr says what).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from myshift import state
+from myshift.cli import sync as sync_run
+from myshift.cli.resources import (
+    Resources,
+    local_resources,
+    local_state_file,
+    stack_resources,
+    state_dir,
+)
+from myshift.config import PipelineConfig, load_pipeline
+from myshift.errors import MyshiftError
+from myshift.workflow import parse_execution_input
+
+console = Console()
+errors = Console(stderr=True)
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class Context:
+    """Options shared by every command."""
+
+    def __init__(self, local: bool, stage: str, as_json: bool) -> None:
+        self.local = local
+        self.stage = stage
+        self.as_json = as_json
+
+    def resources(self) -> Resources:
+        return local_resources() if self.local else stack_resources(self.stage)
+
+    @staticmethod
+    def pipeline(name: str) -> PipelineConfig:
+        return load_pipeline(Path(os.environ.get("MYSHIFT_PIPELINES_DIR", "pipelines")), name)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> None:
+    """Print one line on stderr and exit."""
+    errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    sys.exit(code)
+
+
+class _Group(click.Group):
+    """Turns myshift errors into one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MyshiftError as exc:
+            fail(str(exc))
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--local/--aws",
+    "local",
+    default=lambda: os.environ.get("MYSHIFT_LOCAL", "") == "1",
+    help="Talk to the local engine (myshift local up) instead of the deployed stack. "
+    "Default: $MYSHIFT_LOCAL=1 means local.",
+)
+@click.option("--stage", default="dev", show_default=True, help="Deployed stack: Myshift-<stage>.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
+@click.pass_context
+def cli(ctx: click.Context, local: bool, stage: str, as_json: bool) -> None:
+    """myshift: incremental MySQL -> S3 (Parquet) -> Redshift sync.
+
+    Pipelines are read from ./pipelines (or $MYSHIFT_PIPELINES_DIR).
+    """
+    ctx.obj = Context(local, stage, as_json)
+
+
+# --- local engine ---------------------------------------------------------------
+
+
+@cli.group()
+def local() -> None:
+    """Run the local engine (moto + MariaDB + PostgreSQL warehouse stand-in)."""
+
+
+@local.command("up")
+@click.option("--port", type=click.IntRange(1024, 65535), default=4599, show_default=True)
+@click.option("--timeout", type=click.IntRange(5, 600), default=90, show_default=True)
+def local_up(port: int, timeout: int) -> None:
+    """Start the local engine in the background (no-op when it is running)."""
+    path = local_state_file()
+    if path.exists() and _pid_alive(json.loads(path.read_text()).get("pid")):
+        console.print(f"local engine already running: {local_resources().endpoint_url}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    log = (state_dir() / "local.log").open("ab")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "myshift.local.server",
+            "--port",
+            str(port),
+            "--state-file",
+            str(path),
+        ],
+        stdout=log,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if process.poll() is not None:
+            fail(f"local engine exited with code {process.returncode}; see {log.name}")
+        if time.monotonic() > deadline:
+            process.terminate()
+            fail(f"local engine did not start in {timeout}s; see {log.name}")
+        time.sleep(0.2)
+    console.print(f"local engine running at {local_resources().endpoint_url} (pid {process.pid})")
+
+
+@local.command("status")
+def local_status() -> None:
+    """Say whether the local engine runs and where."""
+    path = local_state_file()
+    if not path.exists() or not _pid_alive(json.loads(path.read_text()).get("pid")):
+        console.print("local engine: not running")
+        sys.exit(EXIT_FAILED)
+    record = json.loads(path.read_text())
+    console.print(f"local engine: running at {record['endpoint_url']} (pid {record['pid']})")
+
+
+@local.command("down")
+def local_down() -> None:
+    """Stop the local engine (its in-memory AWS state is gone; MySQL/PostgreSQL stay)."""
+    path = local_state_file()
+    if not path.exists():
+        console.print("local engine: not running")
+        return
+    pid = json.loads(path.read_text()).get("pid")
+    if _pid_alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    path.unlink(missing_ok=True)
+    console.print("local engine: stopped")
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+# --- sync -----------------------------------------------------------------------
+
+
+@cli.group()
+def sync() -> None:
+    """Start syncs."""
+
+
+@sync.command("pipeline")
+@click.option("-p", "--pipeline", "pipeline_name", required=True, help="Pipeline name.")
+@click.option(
+    "-t", "--table", "tables", multiple=True, help="database.table (repeatable; default: all)."
+)
+@click.option("--limit", type=int, help="Rows per chunk (default: the pipeline's chunk_rows).")
+@click.option("--max-chunks", type=int, help="Stop after this many chunks (default: all).")
+@click.option("--backup-only", is_flag=True, help="MySQL -> S3 only; do not load Redshift.")
+@click.pass_obj
+def sync_pipeline(
+    ctx: Context,
+    pipeline_name: str,
+    tables: tuple[str, ...],
+    limit: int | None,
+    max_chunks: int | None,
+    backup_only: bool,
+) -> None:
+    """Sync tables of a pipeline, follow the run, verify counts in both databases."""
+    request = parse_execution_input(
+        {
+            "pipeline": pipeline_name,
+            "tables": list(tables) or None,
+            "limit": limit,
+            "max_chunks": max_chunks,
+            "mode": "backup_only" if backup_only else "full",
+        }
+    )
+    pipeline = ctx.pipeline(pipeline_name)
+    names = request.tables or [t.name for t in pipeline.tables]
+    for name in names:
+        pipeline.table(name)
+    resources = ctx.resources()
+    execution_input = request.model_dump(exclude_none=True)
+    name = sync_run.execution_name(pipeline_name)
+    arn = sync_run.start(resources, execution_input, name)
+    started = time.monotonic()
+    if ctx.as_json:
+        description = sync_run.wait(resources, arn)
+    else:
+        with console.status(f"run {name}: starting") as status:
+
+            def show(description: dict[str, Any]) -> None:
+                elapsed = time.monotonic() - started
+                status.update(f"run {name}: {description['status'].lower()} ({elapsed:.0f}s)")
+
+            description = sync_run.wait(resources, arn, on_poll=show)
+    output = json.loads(description.get("output") or "{}")
+    summaries = sync_run.verified_summaries(resources, pipeline, names, output)
+    succeeded = description["status"] == "SUCCEEDED"
+    if not succeeded:
+        for summary in summaries:
+            summary.status = "failed" if summary.status == "unknown" else summary.status
+    verified = succeeded and all(
+        s.match or (backup_only and s.status == "succeeded") for s in summaries
+    )
+    if ctx.as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "execution": name,
+                    "status": description["status"],
+                    "error": description.get("error"),
+                    "cause": description.get("cause"),
+                    "elapsed_seconds": round(time.monotonic() - started, 1),
+                    "tables": [s.as_dict() for s in summaries],
+                    "verified": verified,
+                },
+                indent=2,
+            )
+        )
+    else:
+        _print_summary(name, description, summaries, time.monotonic() - started)
+    sys.exit(0 if verified else EXIT_FAILED)
+
+
+def _print_summary(
+    name: str, description: dict[str, Any], summaries: list[sync_run.TableSummary], elapsed: float
+) -> None:
+    table = Table(title=f"run {name}: {description['status']} in {elapsed:.1f}s")
+    for column in ("table", "status", "rows extracted", "files", "rows loaded"):
+        table.add_column(column, justify="right" if column[0] in "rf" else "left")
+    for column in ("source rows", "target rows", "dup keys", "match"):
+        table.add_column(column, justify="right")
+    for s in summaries:
+        table.add_row(
+            s.table,
+            s.status,
+            f"{s.rows_extracted:,}",
+            f"{s.files:,}",
+            f"{s.rows_loaded:,}",
+            "-" if s.source_rows is None else f"{s.source_rows:,}",
+            "-" if s.target_rows is None else f"{s.target_rows:,}",
+            "-" if s.duplicate_keys is None else f"{s.duplicate_keys:,}",
+            "[green]yes[/green]" if s.match else "[red]no[/red]",
+        )
+    console.print(table)
+    if description["status"] != "SUCCEEDED":
+        error, cause = description.get("error", ""), description.get("cause", "")
+        errors.print(f"[red]run failed:[/red] {error}: {cause}", highlight=False)
+
+
+# --- watermark ------------------------------------------------------------------
+
+
+@cli.group()
+def watermark() -> None:
+    """Inspect and change watermarks."""
+
+
+@watermark.command("get")
+@click.option("-p", "--pipeline", "pipeline_name", required=True, help="Pipeline name.")
+@click.option("-t", "--table", "table_name", required=True, help="database.table")
+@click.pass_obj
+def watermark_get(ctx: Context, pipeline_name: str, table_name: str) -> None:
+    """Show a table's watermark (both sides, counts of the last run)."""
+    pipeline = ctx.pipeline(pipeline_name)
+    pipeline.table(table_name)
+    mark = state.get_watermark(ctx.resources().table(), pipeline.name, table_name)
+    if ctx.as_json:
+        click.echo(json.dumps(mark, indent=2, default=str))
+        return
+    table = Table(title=f"watermark {pipeline.name} {table_name}", show_header=False)
+    for key, value in mark.items():
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    cli(prog_name="myshift")
+
+
+if __name__ == "__main__":
+    main()

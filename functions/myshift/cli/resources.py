@@ -1,0 +1,91 @@
+"""Finding the resources the CLI talks to: the local engine or the deployed stack."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from myshift.errors import ConfigError
+
+
+def state_dir() -> Path:
+    """Where `myshift local up` keeps its state file and log (`MYSHIFT_STATE_DIR`)."""
+    return Path(os.environ.get("MYSHIFT_STATE_DIR", ".myshift")).resolve()
+
+
+def local_state_file() -> Path:
+    return state_dir() / "local.json"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The bucket, state table and state machine of one deployment."""
+
+    bucket: str
+    state_table: str
+    state_machine_arn: str
+    region: str
+    endpoint_url: str | None = None
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this deployment."""
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        if self.endpoint_url:
+            kwargs["endpoint_url"] = self.endpoint_url
+            kwargs["aws_access_key_id"] = "testing"
+            kwargs["aws_secret_access_key"] = "testing"
+        return boto3.client(service, **kwargs)
+
+    def table(self) -> Any:
+        """The DynamoDB state table."""
+        kwargs: dict[str, Any] = {"region_name": self.region}
+        if self.endpoint_url:
+            kwargs.update(
+                endpoint_url=self.endpoint_url,
+                aws_access_key_id="testing",
+                aws_secret_access_key="testing",
+            )
+        return boto3.resource("dynamodb", **kwargs).Table(self.state_table)
+
+
+def local_resources() -> Resources:
+    """The running local engine's resources, or a ConfigError saying how to start it."""
+    path = local_state_file()
+    if not path.exists():
+        raise ConfigError(
+            f"the local engine is not running (no {path}); start it: myshift local up"
+        )
+    record = json.loads(path.read_text())
+    return Resources(
+        bucket=record["bucket"],
+        state_table=record["state_table"],
+        state_machine_arn=record["state_machine_arn"],
+        region=record["region"],
+        endpoint_url=record["endpoint_url"],
+    )
+
+
+def stack_resources(stage: str, region: str | None = None) -> Resources:
+    """The deployed stack's resources, from its CloudFormation outputs."""
+    stack = f"Myshift-{stage}"
+    try:
+        cloudformation = boto3.client("cloudformation", region_name=region)
+        description = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    except (ClientError, BotoCoreError) as exc:
+        raise ConfigError(f"cannot read stack {stack}: {exc}".splitlines()[0]) from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description.get("Outputs", [])}
+    missing = {"BucketName", "StateTableName", "StateMachineArn"} - set(outputs)
+    if missing:
+        raise ConfigError(f"stack {stack} lacks outputs: {', '.join(sorted(missing))}")
+    return Resources(
+        bucket=outputs["BucketName"],
+        state_table=outputs["StateTableName"],
+        state_machine_arn=outputs["StateMachineArn"],
+        region=cloudformation.meta.region_name,
+    )

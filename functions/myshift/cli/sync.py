@@ -1,0 +1,109 @@
+"""`myshift sync pipeline`: start an execution, follow it, verify the rows."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from myshift import state, verify
+from myshift.cli.resources import Resources
+from myshift.config import PipelineConfig
+from myshift.source import connect
+
+
+def execution_name(pipeline: str) -> str:
+    """A unique, sortable execution name (it is also the run id)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return f"{pipeline}-{stamp}-{secrets.token_hex(3)}"[:80]
+
+
+def start(resources: Resources, execution_input: dict[str, Any], name: str) -> str:
+    """Start one execution; returns its ARN."""
+    response = resources.client("stepfunctions").start_execution(
+        stateMachineArn=resources.state_machine_arn, name=name, input=json.dumps(execution_input)
+    )
+    return str(response["executionArn"])
+
+
+def wait(
+    resources: Resources, execution_arn: str, on_poll: Any = None, poll_seconds: float = 1.0
+) -> dict[str, Any]:
+    """Poll the execution until it ends; returns describe_execution's answer."""
+    sfn = resources.client("stepfunctions")
+    while True:
+        description = sfn.describe_execution(executionArn=execution_arn)
+        if on_poll:
+            on_poll(description)
+        if description["status"] != "RUNNING":
+            return description
+        time.sleep(poll_seconds)
+
+
+@dataclass
+class TableSummary:
+    """One table's outcome, with the counts verified in both databases."""
+
+    table: str
+    status: str
+    rows_extracted: int = 0
+    files: int = 0
+    rows_loaded: int = 0
+    source_rows: int | None = None
+    target_rows: int | None = None
+    duplicate_keys: int | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def match(self) -> bool:
+        return (
+            self.status == "succeeded"
+            and self.source_rows is not None
+            and self.source_rows == self.target_rows
+            and self.duplicate_keys == 0
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "match": self.match}
+
+
+def verified_summaries(
+    resources: Resources, pipeline: PipelineConfig, tables: list[str], output: dict[str, Any] | None
+) -> list[TableSummary]:
+    """Per-table summaries: the execution's numbers, then rows counted on both sides.
+
+    The source count is the rows up to the table's watermark; the target count is
+    the warehouse table's rows; duplicate keys must be zero.
+    """
+    results = {r["table"]: r for r in (output or {}).get("results", []) if isinstance(r, dict)}
+    redshift_data = resources.client("redshift-data")
+    state_table = resources.table()
+    summaries: list[TableSummary] = []
+    conn = connect(pipeline.source, pipeline.source.password())
+    try:
+        for name in tables:
+            table = pipeline.table(name)
+            result = results.get(name, {})
+            summary = TableSummary(
+                table=name,
+                status=result.get("status", "unknown"),
+                rows_extracted=int(result.get("rows_extracted", 0)),
+                files=int(result.get("files_extracted", 0)),
+                rows_loaded=int(result.get("rows_loaded", 0)),
+            )
+            watermark = state.get_watermark(state_table, pipeline.name, name)
+            schema = state.get_schema(state_table, pipeline.name, name)
+            summary.source_rows = verify.source_rows_up_to(conn, table, watermark["last_key"])
+            if schema and verify.table_exists(redshift_data, pipeline, table):
+                summary.target_rows, summary.duplicate_keys = verify.target_counts(
+                    redshift_data, pipeline, table, schema["primary_key"]
+                )
+            else:
+                summary.target_rows, summary.duplicate_keys = 0, 0
+            summaries.append(summary)
+    finally:
+        conn.close()
+    return summaries

@@ -1,0 +1,30 @@
+"""Lambda: submit the table's load batch, or raise the error of a failed one."""
+
+from typing import Any
+
+from myshift import runtime, state, steps
+from myshift.errors import InputError
+from myshift.handlers.observability import logger
+from myshift.settings import current_settings
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    item = event["table"]
+    logger.append_keys(run_id=item["run_id"], table=item["table"])
+    action = event.get("action")
+    if action == "submit":
+        settings = current_settings()
+        return steps.start_load(
+            runtime.state_table(),
+            runtime.s3(),
+            runtime.redshift_data(),
+            bucket=settings.bucket,
+            data_prefix=settings.data_prefix,
+            pipeline=runtime.pipeline(item["pipeline"]),
+            item=item,
+            now=state.utc_now(),
+        )
+    if action == "raise_failure":
+        steps.raise_load_failure(runtime.redshift_data(), item)
+    raise InputError(f"unknown load action {action!r}")

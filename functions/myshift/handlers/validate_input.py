@@ -1,0 +1,15 @@
+"""Lambda: validate the execution input and expand it into per-table items."""
+
+from typing import Any
+
+from myshift import runtime
+from myshift.handlers.observability import logger
+from myshift.settings import current_settings
+from myshift.workflow import parse_execution_input, table_items
+
+
+@logger.inject_lambda_context(log_event=False)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = parse_execution_input(event.get("input"))
+    pipeline = runtime.pipeline(request.pipeline)
+    return table_items(request, pipeline, event["execution_name"], current_settings().poll_seconds)

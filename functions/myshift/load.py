@@ -1,0 +1,193 @@
+"""Loading into Redshift: one Data API batch, which Redshift runs as one transaction.
+
+The batch creates the target table if needed, stages the manifest's Parquet files
+with COPY, fails the transaction when the staged row count differs from the rows
+extracted, replaces target rows by primary key with the newest version of each key
+(a key can appear in several files when several runs are loaded together), and
+records the load in a ledger table. Waiting for the statement is the state
+machine's job (Wait/Choice over DescribeStatement), not a sleeping Lambda's.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from myshift.config import TargetConfig
+from myshift.errors import CountMismatchError, LoadError, WarehouseUnavailableError
+from myshift.identifiers import quote_redshift, quote_redshift_table, sql_string
+
+STAGE_TABLE = "myshift_stage"
+LEDGER_TABLE = "myshift_ledger"
+DEFAULT_COPY_ROLE = "default"
+
+
+@dataclass(frozen=True)
+class TargetTable:
+    """The Redshift table a source table lands in, with what the load needs to know."""
+
+    schema: str
+    name: str
+    columns_ddl: str
+    column_names: list[str]
+    primary_key: list[str]
+    cursor: str
+
+    @property
+    def qualified(self) -> str:
+        return quote_redshift_table(self.schema, self.name)
+
+
+def manifest(bucket: str, files: list[dict[str, Any]]) -> dict[str, Any]:
+    """A COPY manifest; Parquet needs `meta.content_length` on every entry."""
+    return {
+        "entries": [
+            {
+                "url": f"s3://{bucket}/{file['s3_key']}",
+                "mandatory": True,
+                "meta": {"content_length": int(file["bytes"])},
+            }
+            for file in files
+        ]
+    }
+
+
+def put_manifest(s3: Any, bucket: str, key: str, files: list[dict[str, Any]]) -> None:
+    """Write the manifest object."""
+    body = json.dumps(manifest(bucket, files)).encode()
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except (ClientError, BotoCoreError) as exc:
+        raise WarehouseUnavailableError(
+            f"S3 put of manifest {key}: {exc}".splitlines()[0]
+        ) from None
+
+
+def load_statements(
+    target: TargetTable,
+    *,
+    manifest_url: str,
+    copy_role_arn: str | None,
+    expected_rows: int,
+    run_id: str,
+    source_table: str,
+    file_count: int,
+    loaded_at: str,
+) -> list[str]:
+    """The SQL of one load, in order; index 4 is the COPY (its ResultRows = rows staged)."""
+    stage = quote_redshift(STAGE_TABLE)
+    ledger = quote_redshift_table(target.schema, LEDGER_TABLE)
+    role = "default" if not copy_role_arn else sql_string(copy_role_arn)
+    columns = ", ".join(quote_redshift(c) for c in target.column_names)
+    pk = ", ".join(quote_redshift(c) for c in target.primary_key)
+    match = " AND ".join(
+        f"{target.qualified}.{quote_redshift(c)} = {stage}.{quote_redshift(c)}"
+        for c in target.primary_key
+    )
+    # A CAST of a non-constant string fails the transaction with a readable message
+    # when the counts differ (a constant would be folded and fail at plan time).
+    check = (
+        f"SELECT CAST(CASE WHEN COUNT(*) = {int(expected_rows)} THEN '1' "  # noqa: S608
+        f"ELSE 'myshift: staged ' || COUNT(*) || ' rows but extracted {int(expected_rows)}' "
+        f"END AS INTEGER) FROM {stage}"
+    )
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {quote_redshift(target.schema)}",
+        f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl}, PRIMARY KEY ({pk}))",
+        f"CREATE TABLE IF NOT EXISTS {ledger} (run_id VARCHAR(128) NOT NULL, "
+        f"table_name VARCHAR(256) NOT NULL, files INTEGER NOT NULL, "
+        f"row_count BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)",
+        f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})",
+        f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} FORMAT AS PARQUET MANIFEST",
+        check,
+        f"DELETE FROM {target.qualified} USING {stage} WHERE {match}",  # noqa: S608
+        f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
+        f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} "
+        f"ORDER BY {quote_redshift(target.cursor)} DESC) AS myshift_rn FROM {stage}"
+        f") AS newest WHERE myshift_rn = 1",
+        f"INSERT INTO {ledger} VALUES ({sql_string(run_id)}, {sql_string(source_table)}, "  # noqa: S608
+        f"{int(file_count)}, {int(expected_rows)}, {sql_string(loaded_at)})",
+    ]
+
+
+COPY_STATEMENT = 4
+DELETE_STATEMENT = 6
+INSERT_STATEMENT = 7
+
+
+def connection_params(target: TargetConfig) -> dict[str, Any]:
+    """Data API parameters naming the database and how to authenticate."""
+    params: dict[str, Any] = {"Database": target.database}
+    if target.workgroup:
+        params["WorkgroupName"] = target.workgroup
+    if target.cluster_identifier:
+        params["ClusterIdentifier"] = target.cluster_identifier
+    if target.secret_arn:
+        params["SecretArn"] = target.secret_arn
+    elif target.db_user:
+        params["DbUser"] = target.db_user
+    return params
+
+
+def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str) -> str:
+    """Submit the batch; returns the statement id."""
+    try:
+        response = redshift_data.batch_execute_statement(
+            Sqls=sqls, StatementName=name[:500], **connection_params(target)
+        )
+    except (ClientError, BotoCoreError) as exc:
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        if code in ("ValidationException", "ResourceNotFoundException"):
+            raise LoadError(f"Redshift Data API refused the load: {exc}".splitlines()[0]) from None
+        raise WarehouseUnavailableError(f"Redshift Data API: {exc}".splitlines()[0]) from None
+    return str(response["Id"])
+
+
+def describe(redshift_data: Any, statement_id: str) -> dict[str, Any]:
+    """DescribeStatement, with transport errors classified."""
+    try:
+        return dict(redshift_data.describe_statement(Id=statement_id))
+    except (ClientError, BotoCoreError) as exc:
+        raise WarehouseUnavailableError(f"Redshift Data API: {exc}".splitlines()[0]) from None
+
+
+def failure_of(description: dict[str, Any]) -> LoadError:
+    """The database's error of a failed statement, as a LoadError."""
+    error = description.get("Error") or "no error text"
+    for sub in description.get("SubStatements", []):
+        if sub.get("Status") == "FAILED" and sub.get("Error"):
+            error = f"{sub['Error']} (in: {str(sub.get('QueryString', ''))[:200]})"
+            break
+    status = description.get("Status", "UNKNOWN")
+    return LoadError(f"Redshift load {status}: {error}".replace("\n", " "))
+
+
+@dataclass(frozen=True)
+class LoadCounts:
+    """What one finished load did, read from its sub-statements."""
+
+    rows_staged: int
+    rows_replaced: int
+    rows_inserted: int
+
+
+def verified_counts(description: dict[str, Any], expected_rows: int) -> LoadCounts:
+    """Counts of a FINISHED load; staged must equal extracted."""
+    if description.get("Status") != "FINISHED":
+        raise failure_of(description)
+    subs = description.get("SubStatements", [])
+    if len(subs) <= INSERT_STATEMENT:
+        raise LoadError(f"load statement has {len(subs)} sub-statements, expected more")
+    counts = LoadCounts(
+        rows_staged=int(subs[COPY_STATEMENT].get("ResultRows", -1)),
+        rows_replaced=int(subs[DELETE_STATEMENT].get("ResultRows", -1)),
+        rows_inserted=int(subs[INSERT_STATEMENT].get("ResultRows", -1)),
+    )
+    if counts.rows_staged != expected_rows:
+        raise CountMismatchError(
+            f"Redshift staged {counts.rows_staged} rows but {expected_rows} were extracted"
+        )
+    return counts

@@ -1,0 +1,177 @@
+"""Sync state in DynamoDB: watermarks, the column name map, processed files, runs.
+
+One table, items keyed by `pk = "<pipeline>#<database.table>"` and `sk`:
+`WATERMARK`, `SCHEMA`, `FILE#<seq>` (one item per S3 file), `RUN#<run id>`.
+Watermark writes are conditional on a version number, so two writers cannot
+silently overwrite each other. Functions take the boto3 `Table` resource.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from myshift.errors import StateConflictError, StorageUnavailableError
+
+WATERMARK = "WATERMARK"
+SCHEMA = "SCHEMA"
+FILE_PREFIX = "FILE#"
+RUN_PREFIX = "RUN#"
+
+WATERMARK_DEFAULTS: dict[str, Any] = {
+    "last_key": None,
+    "last_mysql_data_timestamp": None,
+    "last_mysql_extraction_time": None,
+    "mysql_status": "pending",
+    "mysql_rows_extracted": 0,
+    "redshift_status": "pending",
+    "redshift_rows_loaded": 0,
+    "last_redshift_load_time": None,
+    "backup_strategy": None,
+    "last_run_id": None,
+    "version": 0,
+}
+
+
+def partition_key(pipeline: str, table: str) -> str:
+    """The partition key of a table's items."""
+    return f"{pipeline}#{table}"
+
+
+def utc_now() -> str:
+    """Now, UTC, ISO 8601 with seconds."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
+
+
+def _plain(value: Any) -> Any:
+    """DynamoDB's Decimals back to int/float, recursively."""
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _storage_error(exc: Exception, what: str) -> Exception:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code == "ConditionalCheckFailedException":
+            return StateConflictError(f"{what}: the item changed concurrently; retry the run")
+    return StorageUnavailableError(f"DynamoDB {what}: {exc}".splitlines()[0])
+
+
+def get_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
+    """The watermark of a table (defaults when it was never synced)."""
+    try:
+        item = table.get_item(Key={"pk": partition_key(pipeline, name), "sk": WATERMARK}).get(
+            "Item"
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get watermark") from None
+    watermark = dict(WATERMARK_DEFAULTS)
+    if item:
+        watermark.update({k: _plain(v) for k, v in item.items() if k not in ("pk", "sk")})
+    return watermark
+
+
+def put_watermark(
+    table: Any, pipeline: str, name: str, expected_version: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply `changes` to the watermark if its version is still `expected_version`."""
+    current = get_watermark(table, pipeline, name)
+    if current["version"] != expected_version:
+        raise StateConflictError(
+            f"watermark of {pipeline}/{name} is at version {current['version']}, "
+            f"expected {expected_version}"
+        )
+    updated = {**current, **changes, "version": expected_version + 1}
+    item = {"pk": partition_key(pipeline, name), "sk": WATERMARK, **updated}
+    condition = (
+        Attr("pk").not_exists() if expected_version == 0 else Attr("version").eq(expected_version)
+    )
+    try:
+        table.put_item(Item=item, ConditionExpression=condition)
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "put watermark") from None
+    return updated
+
+
+def get_schema(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
+    """The stored column list and name map of a table, if any."""
+    try:
+        item = table.get_item(Key={"pk": partition_key(pipeline, name), "sk": SCHEMA}).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get schema") from None
+    return _plain({k: v for k, v in item.items() if k not in ("pk", "sk")}) if item else None
+
+
+def put_schema(table: Any, pipeline: str, name: str, schema: dict[str, Any]) -> None:
+    """Store the column list and name map (names never change once stored)."""
+    try:
+        table.put_item(Item={"pk": partition_key(pipeline, name), "sk": SCHEMA, **schema})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "put schema") from None
+
+
+def file_sort_key(extracted_at: str, run_id: str, chunk: int) -> str:
+    """`FILE#...` sort key: files sort in extraction order."""
+    return f"{FILE_PREFIX}{extracted_at}#{run_id}#{chunk:06d}"
+
+
+def put_files(table: Any, pipeline: str, name: str, files: list[dict[str, Any]]) -> None:
+    """Record extracted files, one item each (a retried run overwrites its own items)."""
+    pk = partition_key(pipeline, name)
+    try:
+        with table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for file in files:
+                batch.put_item(Item={"pk": pk, **file})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "put files") from None
+
+
+def list_files(
+    table: Any, pipeline: str, name: str, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Files of a table in extraction order, optionally only those with `status`."""
+    pk = partition_key(pipeline, name)
+    files: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(pk) & Key("sk").begins_with(FILE_PREFIX),
+        "ConsistentRead": True,
+    }
+    if status:
+        kwargs["FilterExpression"] = Attr("status").eq(status)
+    try:
+        while True:
+            page = table.query(**kwargs)
+            files.extend(_plain(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return files
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "list files") from None
+
+
+def mark_files(table: Any, files: list[dict[str, Any]], status: str, **extra: Any) -> None:
+    """Set the status of recorded files (e.g. `loaded`)."""
+    try:
+        with table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
+            for file in files:
+                batch.put_item(Item={**file, "status": status, **extra})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "mark files") from None
+
+
+def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str, Any]) -> None:
+    """Write (or overwrite) the history record of one run of one table."""
+    item = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}", "run_id": run_id}
+    try:
+        table.put_item(Item={**item, **record})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "put run") from None

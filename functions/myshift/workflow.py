@@ -1,0 +1,72 @@
+"""The execution input and the per-table items the state machine maps over."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from myshift.config import PipelineConfig
+from myshift.errors import InputError
+
+RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
+MAX_PARALLEL_TABLES = 4
+
+
+class ExecutionInput(BaseModel):
+    """`{"pipeline", "tables", "limit", "max_chunks", "mode"}` as a run is started."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline: str = Field(min_length=1, max_length=63)
+    tables: list[str] | None = None
+    limit: StrictInt | None = Field(default=None, gt=0, le=10_000_000)
+    max_chunks: StrictInt | None = Field(default=None, gt=0, le=100_000)
+    mode: Literal["full", "backup_only"] = "full"
+
+
+def parse_execution_input(raw: Any) -> ExecutionInput:
+    """Validate the raw execution input; InputError names the field."""
+    if not isinstance(raw, dict):
+        raise InputError("execution input must be a JSON object")
+    try:
+        return ExecutionInput.model_validate(raw)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(p) for p in error["loc"]) or "input"
+        raise InputError(f"execution input {where}: {error['msg']}") from None
+
+
+def table_items(
+    request: ExecutionInput, pipeline: PipelineConfig, run_id: str, poll_seconds: int
+) -> dict[str, Any]:
+    """The state machine's plan of the run: one item per table to sync."""
+    if not RUN_ID.match(run_id):
+        raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
+    names = request.tables or [t.name for t in pipeline.tables]
+    if len(set(names)) != len(names):
+        raise InputError("execution input tables: a table is listed twice")
+    tables = [pipeline.table(name) for name in names]  # ConfigError for an unknown table
+    items = [
+        {
+            "pipeline": pipeline.name,
+            "table": table.name,
+            "run_id": run_id,
+            "mode": request.mode,
+            "limit": request.limit or pipeline.chunk_rows,
+            "max_chunks": request.max_chunks,
+            "poll_seconds": poll_seconds,
+            "max_concurrent_chunks": pipeline.max_concurrent_chunks,
+            "strategy": pipeline.strategy,
+        }
+        for table in tables
+    ]
+    parallel = 1 if pipeline.strategy == "sequential" else min(MAX_PARALLEL_TABLES, len(items))
+    return {
+        "pipeline": pipeline.name,
+        "run_id": run_id,
+        "mode": request.mode,
+        "max_concurrent_tables": parallel,
+        "tables": items,
+    }

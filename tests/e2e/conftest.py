@@ -1,0 +1,85 @@
+"""The local engine, a pipeline of its own and a sample table, for end-to-end tests."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+from myshift.local.engine import LocalEngine
+
+from tests.conftest import MYSQL, POSTGRES_ADMIN_DSN
+
+DATABASE = "myshift_e2e"
+TABLE = "settle_orders"
+PIPELINE = "e2e"
+WAREHOUSE_DB = "myshift_warehouse_e2e"
+TARGET_SCHEMA = "e2e_dw"
+
+PIPELINE_YAML = f"""
+name: {PIPELINE}
+source:
+  {{host: {MYSQL["host"]}, port: {MYSQL["port"]}, user: {MYSQL["user"]}, password_env: MYSQL_PASSWORD}}
+target: {{database: dev, schema: {TARGET_SCHEMA}, workgroup: local}}
+strategy: sequential
+chunk_rows: 500
+max_concurrent_chunks: 2
+safety_lag_seconds: 0
+tables:
+  - {{name: {DATABASE}.{TABLE}, cursor: updated_at, primary_key: [id]}}
+"""
+
+
+@pytest.fixture(scope="session")
+def warehouse_dsn() -> str:
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {WAREHOUSE_DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {WAREHOUSE_DB}")
+    return POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + WAREHOUSE_DB
+
+
+@pytest.fixture(scope="session")
+def pipelines_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pipelines")
+    (directory / f"{PIPELINE}.yml").write_text(PIPELINE_YAML)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def engine(warehouse_dsn: str, pipelines_dir: Path) -> Iterator[LocalEngine]:
+    local = LocalEngine(warehouse_dsn=warehouse_dsn, pipelines_dir=pipelines_dir, poll_seconds=1)
+    local.start()
+    yield local
+    local.stop()
+
+
+@pytest.fixture()
+def mysql() -> Iterator[pymysql.Connection]:
+    conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
+    yield conn
+    conn.close()
+
+
+def run(engine: LocalEngine, execution_input: dict[str, Any], timeout: float = 300) -> dict:
+    """Start an execution of the real state machine and wait for it to end."""
+    assert engine.resources is not None
+    sfn = engine.client("stepfunctions")
+    name = f"e2e-{time.time_ns()}"
+    arn = sfn.start_execution(
+        stateMachineArn=engine.resources.state_machine_arn,
+        name=name,
+        input=json.dumps(execution_input),
+    )["executionArn"]
+    deadline = time.monotonic() + timeout
+    while True:
+        description = sfn.describe_execution(executionArn=arn)
+        if description["status"] != "RUNNING":
+            description["output_json"] = json.loads(description.get("output") or "null")
+            return description
+        assert time.monotonic() < deadline, f"execution {name} still running after {timeout}s"
+        time.sleep(0.5)

@@ -24,7 +24,10 @@ TARGET_SCHEMA = "e2e_dw"
 PIPELINE_YAML = f"""
 name: {PIPELINE}
 source:
-  {{host: {MYSQL["host"]}, port: {MYSQL["port"]}, user: {MYSQL["user"]}, password_env: MYSQL_PASSWORD}}
+  host: {MYSQL["host"]}
+  port: {MYSQL["port"]}
+  user: {MYSQL["user"]}
+  password_env: MYSQL_PASSWORD
 target: {{database: dev, schema: {TARGET_SCHEMA}, workgroup: local}}
 strategy: sequential
 chunk_rows: 500

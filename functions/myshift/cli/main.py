@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from myshift import state
+from myshift import runtime, state
 from myshift.cli import sync as sync_run
 from myshift.cli.resources import (
     Resources,
@@ -33,7 +33,6 @@ from myshift.errors import MyshiftError
 from myshift.workflow import parse_execution_input
 
 console = Console()
-errors = Console(stderr=True)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -57,7 +56,7 @@ class Context:
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
     """Print one line on stderr and exit."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, markup=True)
+    click.echo(f"error: {message}", err=True)
     sys.exit(code)
 
 
@@ -213,6 +212,8 @@ def sync_pipeline(
     names = request.tables or [t.name for t in pipeline.tables]
     for name in names:
         pipeline.table(name)
+    # The summary counts rows in MySQL from here: check the credentials before starting.
+    password = runtime.source_password(pipeline.source)
     resources = ctx.resources()
     execution_input = request.model_dump(exclude_none=True)
     name = sync_run.execution_name(pipeline_name)
@@ -229,7 +230,7 @@ def sync_pipeline(
 
             description = sync_run.wait(resources, arn, on_poll=show)
     output = json.loads(description.get("output") or "{}")
-    summaries = sync_run.verified_summaries(resources, pipeline, names, output)
+    summaries = sync_run.verified_summaries(resources, pipeline, names, output, password)
     succeeded = description["status"] == "SUCCEEDED"
     if not succeeded:
         for summary in summaries:
@@ -260,27 +261,31 @@ def sync_pipeline(
 def _print_summary(
     name: str, description: dict[str, Any], summaries: list[sync_run.TableSummary], elapsed: float
 ) -> None:
+    """One column per table, one row per figure (fits a narrow terminal)."""
     table = Table(title=f"run {name}: {description['status']} in {elapsed:.1f}s")
-    for column in ("table", "status", "rows extracted", "files", "rows loaded"):
-        table.add_column(column, justify="right" if column[0] in "rf" else "left")
-    for column in ("source rows", "target rows", "dup keys", "match"):
-        table.add_column(column, justify="right")
+    table.add_column("")
     for s in summaries:
-        table.add_row(
-            s.table,
-            s.status,
-            f"{s.rows_extracted:,}",
-            f"{s.files:,}",
-            f"{s.rows_loaded:,}",
-            "-" if s.source_rows is None else f"{s.source_rows:,}",
-            "-" if s.target_rows is None else f"{s.target_rows:,}",
-            "-" if s.duplicate_keys is None else f"{s.duplicate_keys:,}",
-            "[green]yes[/green]" if s.match else "[red]no[/red]",
-        )
+        table.add_column(s.table, justify="right")
+
+    def number(value: int | None) -> str:
+        return "-" if value is None else f"{value:,}"
+
+    rows: list[tuple[str, list[str]]] = [
+        ("status", [s.status for s in summaries]),
+        ("rows extracted", [number(s.rows_extracted) for s in summaries]),
+        ("files", [number(s.files) for s in summaries]),
+        ("rows loaded", [number(s.rows_loaded) for s in summaries]),
+        ("source rows (to watermark)", [number(s.source_rows) for s in summaries]),
+        ("target rows", [number(s.target_rows) for s in summaries]),
+        ("duplicate keys in target", [number(s.duplicate_keys) for s in summaries]),
+        ("match", ["[green]yes[/green]" if s.match else "[red]no[/red]" for s in summaries]),
+    ]
+    for label, values in rows:
+        table.add_row(label, *values)
     console.print(table)
     if description["status"] != "SUCCEEDED":
         error, cause = description.get("error", ""), description.get("cause", "")
-        errors.print(f"[red]run failed:[/red] {error}: {cause}", highlight=False)
+        click.echo(f"run failed: {error}: {cause}", err=True)
 
 
 # --- watermark ------------------------------------------------------------------

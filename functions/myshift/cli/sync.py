@@ -71,7 +71,11 @@ class TableSummary:
 
 
 def verified_summaries(
-    resources: Resources, pipeline: PipelineConfig, tables: list[str], output: dict[str, Any] | None
+    resources: Resources,
+    pipeline: PipelineConfig,
+    tables: list[str],
+    output: dict[str, Any] | None,
+    password: str,
 ) -> list[TableSummary]:
     """Per-table summaries: the execution's numbers, then rows counted on both sides.
 
@@ -82,7 +86,7 @@ def verified_summaries(
     redshift_data = resources.client("redshift-data")
     state_table = resources.table()
     summaries: list[TableSummary] = []
-    conn = connect(pipeline.source, pipeline.source.password())
+    conn = connect(pipeline.source, password)
     try:
         for name in tables:
             table = pipeline.table(name)

@@ -32,8 +32,8 @@ class InputError(TerminalError):
     """Execution input or CLI arguments are invalid."""
 
 
-class IdentifierError(TerminalError):
-    """A table or column name cannot be used safely."""
+class IdentifierError(TerminalError, ValueError):
+    """A table or column name cannot be used safely (a ValueError, so pydantic reports it)."""
 
 
 class SchemaError(TerminalError):

@@ -1,0 +1,179 @@
+"""Planning and extracting against a real MariaDB: boundaries, ties, index use, Parquet."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pymysql
+import pytest
+from moto import mock_aws
+from myshift import catalog, extract, keys, plan
+from myshift.config import TableConfig
+from myshift.local import sample
+
+from tests.conftest import MYSQL
+
+DATABASE = "myshift_plan_it"
+TABLE = "settle_orders"
+ROWS = 1_003
+
+
+@pytest.fixture(scope="module")
+def conn() -> Iterator[pymysql.Connection]:
+    connection = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
+    sample.seed(connection, DATABASE, TABLE, ROWS)
+    with connection.cursor() as cursor:
+        cursor.execute("SET time_zone = '+00:00'")
+        cursor.execute(f"ANALYZE TABLE {DATABASE}.{TABLE}")
+    yield connection
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP DATABASE {DATABASE}")
+    connection.close()
+
+
+@pytest.fixture(scope="module")
+def table() -> TableConfig:
+    return TableConfig(name=f"{DATABASE}.{TABLE}", cursor="updated_at", primary_key=["id"])
+
+
+@pytest.fixture(scope="module")
+def columns(conn: pymysql.Connection, table: TableConfig):
+    return catalog.source_columns(conn, table, None)
+
+
+def ordered_keys(conn: pymysql.Connection) -> list[list]:
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT updated_at, id FROM {DATABASE}.{TABLE} ORDER BY updated_at, id")
+        return [keys.to_key(row) for row in cursor.fetchall()]
+
+
+def test_chunks_cover_every_key_once(conn, table, columns) -> None:
+    result = plan.plan_table(
+        conn,
+        database=DATABASE,
+        table=TABLE,
+        columns=columns,
+        cursor="updated_at",
+        primary_key=["id"],
+        lower=None,
+        limit=100,
+        max_chunks=None,
+        safety_lag_seconds=0,
+    )
+    all_keys = ordered_keys(conn)
+    assert [c.rows for c in result.chunks] == [100] * 10 + [3]
+    assert result.chunks[0].upper == all_keys[99]
+    assert result.upper_key == all_keys[-1]
+    # Each chunk's upper key is the next chunk's lower key: no gap, no overlap.
+    for before, after in zip(result.chunks, result.chunks[1:], strict=False):
+        assert after.lower == before.upper
+
+
+def test_max_chunks_caps_the_run(conn, table, columns) -> None:
+    result = plan.plan_table(
+        conn,
+        database=DATABASE,
+        table=TABLE,
+        columns=columns,
+        cursor="updated_at",
+        primary_key=["id"],
+        lower=None,
+        limit=70,
+        max_chunks=3,
+        safety_lag_seconds=0,
+    )
+    assert result.planned_rows == 210
+    assert result.upper_key == ordered_keys(conn)[209]
+
+
+def test_lower_key_inside_a_tie(conn, table, columns) -> None:
+    # Sample rows share each updated_at four at a time: start in the middle of a tie.
+    all_keys = ordered_keys(conn)
+    lower = all_keys[501]
+    assert all_keys[500][0] == lower[0] or all_keys[502][0] == lower[0]
+    result = plan.plan_table(
+        conn,
+        database=DATABASE,
+        table=TABLE,
+        columns=columns,
+        cursor="updated_at",
+        primary_key=["id"],
+        lower=lower,
+        limit=1_000,
+        max_chunks=None,
+        safety_lag_seconds=0,
+    )
+    assert result.planned_rows == ROWS - 502
+
+
+def test_bound_excludes_recent_rows(conn, table, columns) -> None:
+    recent = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DATABASE}.{TABLE} SELECT id + 100000, order_no, merchant_id, amount, "
+            f"fee, currency, status, note, created_at, %s FROM {DATABASE}.{TABLE} WHERE id = 1",
+            (recent,),
+        )
+    try:
+        result = plan.plan_table(
+            conn,
+            database=DATABASE,
+            table=TABLE,
+            columns=columns,
+            cursor="updated_at",
+            primary_key=["id"],
+            lower=None,
+            limit=10_000,
+            max_chunks=None,
+            safety_lag_seconds=3_600,
+        )
+        assert result.planned_rows == ROWS
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {DATABASE}.{TABLE} WHERE id = 100001")
+
+
+def test_chunk_query_uses_the_cursor_index(conn, table, columns) -> None:
+    all_keys = ordered_keys(conn)
+    sql, params = extract.chunk_query(
+        DATABASE, TABLE, columns, ["updated_at", "id"], all_keys[100], all_keys[200]
+    )
+    with conn.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        explain = cursor.fetchall()
+    assert explain[0]["key"] == "idx_updated_at_id", explain
+    assert "filesort" not in (explain[0]["Extra"] or "").lower(), explain
+
+
+def test_extract_chunk_writes_exact_rows(conn, table, columns) -> None:
+    all_keys = ordered_keys(conn)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="myshift-test-bucket")
+        result = extract.extract_chunk(
+            conn,
+            s3,
+            bucket="myshift-test-bucket",
+            s3_key="k/chunk-00000.parquet",
+            index=0,
+            database=DATABASE,
+            table=TABLE,
+            columns=columns,
+            key_cols=["updated_at", "id"],
+            lower=all_keys[9],
+            upper=all_keys[509],
+            batch_rows=64,
+        )
+        body = s3.get_object(Bucket="myshift-test-bucket", Key="k/chunk-00000.parquet")[
+            "Body"
+        ].read()
+    assert result.rows == 500 and result.last_key == all_keys[509]
+    parquet = pq.ParquetFile(pa.BufferReader(body))
+    assert parquet.metadata.num_rows == 500
+    assert parquet.metadata.num_row_groups > 1  # streamed in batches, not one buffer
+    ids = parquet.read(columns=["id"]).column("id").to_pylist()
+    assert ids == [k[1] for k in all_keys[10:510]]

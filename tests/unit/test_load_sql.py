@@ -1,0 +1,105 @@
+"""The load batch: order, quoting, the count check, keeping the newest version."""
+
+from __future__ import annotations
+
+from myshift import load
+from myshift.errors import CountMismatchError, LoadError
+from myshift.load import TargetTable
+
+TARGET = TargetTable(
+    schema="dw",
+    name="orders",
+    columns_ddl='"id" BIGINT NOT NULL, "order" VARCHAR(40), "updated_at" TIMESTAMP',
+    column_names=["id", "order", "updated_at"],
+    primary_key=["id"],
+    cursor="updated_at",
+)
+
+
+def statements() -> list[str]:
+    return load.load_statements(
+        TARGET,
+        manifest_url="s3://bucket/m'x.json",
+        copy_role_arn=None,
+        expected_rows=42,
+        run_id="run-1",
+        source_table="shop.orders",
+        file_count=3,
+        loaded_at="2025-01-01T00:00:00+00:00",
+    )
+
+
+def test_statement_positions() -> None:
+    sqls = statements()
+    assert sqls[load.COPY_STATEMENT].startswith('COPY "myshift_stage" FROM')
+    assert "MANIFEST" in sqls[load.COPY_STATEMENT]
+    assert sqls[load.DELETE_STATEMENT].startswith('DELETE FROM "dw"."orders"')
+    assert sqls[load.INSERT_STATEMENT].startswith('INSERT INTO "dw"."orders"')
+    assert len(sqls) <= 40
+
+
+def test_literals_and_identifiers_quoted() -> None:
+    sqls = statements()
+    assert "'s3://bucket/m''x.json'" in sqls[load.COPY_STATEMENT]
+    assert "IAM_ROLE default" in sqls[load.COPY_STATEMENT]
+    assert '"order"' in sqls[load.INSERT_STATEMENT]
+
+
+def test_count_check_is_not_constant() -> None:
+    check = statements()[load.COPY_STATEMENT + 1]
+    assert "COUNT(*) = 42" in check and "CAST(" in check
+
+
+def test_newest_version_kept() -> None:
+    insert = statements()[load.INSERT_STATEMENT]
+    assert 'PARTITION BY "id" ORDER BY "updated_at" DESC' in insert
+    assert "myshift_rn = 1" in insert
+
+
+def test_manifest_has_content_length() -> None:
+    body = load.manifest("b", [{"s3_key": "k/1.parquet", "bytes": 10}])
+    assert body == {
+        "entries": [
+            {"url": "s3://b/k/1.parquet", "mandatory": True, "meta": {"content_length": 10}}
+        ]
+    }
+
+
+def _description(status: str, staged: int) -> dict:
+    subs = [{"Status": "FINISHED", "ResultRows": 0} for _ in range(9)]
+    subs[load.COPY_STATEMENT]["ResultRows"] = staged
+    subs[load.DELETE_STATEMENT]["ResultRows"] = 2
+    subs[load.INSERT_STATEMENT]["ResultRows"] = staged
+    return {"Status": status, "SubStatements": subs}
+
+
+def test_verified_counts() -> None:
+    counts = load.verified_counts(_description("FINISHED", 42), 42)
+    assert (counts.rows_staged, counts.rows_replaced, counts.rows_inserted) == (42, 2, 42)
+
+
+def test_verified_counts_mismatch() -> None:
+    try:
+        load.verified_counts(_description("FINISHED", 41), 42)
+    except CountMismatchError as error:
+        assert "41" in str(error) and "42" in str(error)
+    else:
+        raise AssertionError("a count mismatch must fail")
+
+
+def test_failure_text_from_sub_statement() -> None:
+    description = {
+        "Status": "FAILED",
+        "Error": "top",
+        "SubStatements": [
+            {"Status": "FINISHED"},
+            {
+                "Status": "FAILED",
+                "Error": "String length exceeds DDL length",
+                "QueryString": "COPY",
+            },
+        ],
+    }
+    error = load.failure_of(description)
+    assert isinstance(error, LoadError)
+    assert "String length exceeds DDL length" in str(error)

@@ -1,0 +1,64 @@
+"""Execution input validation and the per-table items of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from myshift.config import load_pipeline_file
+from myshift.errors import ConfigError, InputError
+from myshift.workflow import parse_execution_input, table_items
+
+from tests.unit.test_config import GOOD
+
+
+@pytest.fixture()
+def pipeline(tmp_path: Path):
+    path = tmp_path / "good.yml"
+    path.write_text(GOOD + "  - {name: shop.items, cursor: changed, primary_key: [id, line]}\n")
+    return load_pipeline_file(path)
+
+
+def test_defaults_expand_to_all_tables(pipeline) -> None:
+    plan = table_items(parse_execution_input({"pipeline": "good"}), pipeline, "run-1", 5)
+    assert [t["table"] for t in plan["tables"]] == ["shop.orders", "shop.items"]
+    assert plan["tables"][0]["limit"] == 75_000 and plan["tables"][0]["max_chunks"] is None
+    assert plan["max_concurrent_tables"] == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        [],
+        {},
+        {"pipeline": ""},
+        {"pipeline": "good", "limit": 0},
+        {"pipeline": "good", "limit": -5},
+        {"pipeline": "good", "limit": "100"},
+        {"pipeline": "good", "limit": 1.5},
+        {"pipeline": "good", "max_chunks": 0},
+        {"pipeline": "good", "mode": "both"},
+        {"pipeline": "good", "extra": True},
+        {"pipeline": "good", "tables": "shop.orders"},
+    ],
+)
+def test_bad_input(raw: object) -> None:
+    with pytest.raises(InputError) as error:
+        parse_execution_input(raw)
+    assert "\n" not in str(error.value)
+
+
+def test_unknown_table_and_duplicates(pipeline) -> None:
+    with pytest.raises(ConfigError):
+        table_items(
+            parse_execution_input({"pipeline": "good", "tables": ["a.b"]}), pipeline, "r", 5
+        )
+    twice = parse_execution_input({"pipeline": "good", "tables": ["shop.orders", "shop.orders"]})
+    with pytest.raises(InputError, match="twice"):
+        table_items(twice, pipeline, "r", 5)
+
+
+def test_run_id_must_be_safe(pipeline) -> None:
+    with pytest.raises(InputError, match="execution name"):
+        table_items(parse_execution_input({"pipeline": "good"}), pipeline, "a/b", 5)

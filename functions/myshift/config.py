@@ -91,6 +91,7 @@ class TableConfig(_Strict):
     cursor: str
     primary_key: list[str] = Field(min_length=1)
     safety_lag_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    write_mode: Literal["merge", "append", "replace"] = "merge"
 
     @field_validator("name")
     @classmethod
@@ -136,6 +137,8 @@ class PipelineConfig(_Strict):
     chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_CHUNK_ROWS
     max_concurrent_chunks: Annotated[int, Field(ge=1, le=40)] = 2
     safety_lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 5
+    lock_lease_seconds: Annotated[int, Field(ge=10, le=86_400)] = 3 * 3600
+    max_parallel_tables: Annotated[int, Field(ge=1, le=40)] = 4
     tables: list[TableConfig] = Field(min_length=1)
 
     @field_validator("name")
@@ -171,7 +174,7 @@ class PipelineConfig(_Strict):
 def _first_error(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "(file)"
-    return f"{where}: {error['msg']}"
+    return f"{where}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def load_pipeline_file(path: Path) -> PipelineConfig:

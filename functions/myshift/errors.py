@@ -56,6 +56,14 @@ class StateConflictError(TerminalError):
     """A state item changed under us (a concurrent writer)."""
 
 
+class TableLockedError(TerminalError):
+    """Another execution holds the table's lock."""
+
+
+class RunFailedError(TerminalError):
+    """At least one table of the run failed (each table's cause is in the message)."""
+
+
 # --- transient ----------------------------------------------------------------
 
 

@@ -76,8 +76,13 @@ def load_statements(
     source_table: str,
     file_count: int,
     loaded_at: str,
+    write_mode: str = "merge",
 ) -> list[str]:
-    """The SQL of one load, in order; index 4 is the COPY (its ResultRows = rows staged)."""
+    """The SQL of one load, in order (positions are fixed: see the *_STATEMENT constants).
+
+    Every statement that changes the target is guarded by the ledger: a load whose run
+    is already recorded changes nothing (a re-submitted batch is a no-op).
+    """
     stage = quote_redshift(STAGE_TABLE)
     ledger = quote_redshift_table(target.schema, LEDGER_TABLE)
     role = "default" if not copy_role_arn else sql_string(copy_role_arn)
@@ -87,6 +92,10 @@ def load_statements(
         f"{target.qualified}.{quote_redshift(c)} = {stage}.{quote_redshift(c)}"
         for c in target.primary_key
     )
+    not_loaded = (
+        f"NOT EXISTS (SELECT 1 FROM {ledger} WHERE run_id = {sql_string(run_id)} "  # noqa: S608
+        f"AND table_name = {sql_string(source_table)})"
+    )
     # A CAST of a non-constant string fails the transaction with a readable message
     # when the counts differ (a constant would be folded and fail at plan time).
     check = (
@@ -94,28 +103,60 @@ def load_statements(
         f"ELSE 'myshift: staged ' || COUNT(*) || ' rows but extracted {int(expected_rows)}' "
         f"END AS INTEGER) FROM {stage}"
     )
+    if write_mode == "merge":
+        delete = f"DELETE FROM {target.qualified} USING {stage} WHERE {match} AND {not_loaded}"
+        insert = (
+            f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
+            f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} "
+            f"ORDER BY {quote_redshift(target.cursor)} DESC) AS myshift_rn FROM {stage}"
+            f") AS newest WHERE myshift_rn = 1 AND {not_loaded}"
+        )
+    elif write_mode == "append":
+        delete = f"DELETE FROM {stage} WHERE FALSE"  # keeps the statement positions fixed
+        insert = (
+            f"INSERT INTO {target.qualified} ({columns}) "  # noqa: S608
+            f"SELECT {columns} FROM {stage} WHERE {not_loaded}"
+        )
+    elif write_mode == "replace":
+        delete = f"DELETE FROM {target.qualified} WHERE {not_loaded}"  # noqa: S608
+        insert = (
+            f"INSERT INTO {target.qualified} ({columns}) "  # noqa: S608
+            f"SELECT {columns} FROM {stage} WHERE {not_loaded}"
+        )
+    else:
+        raise LoadError(f"unknown write mode {write_mode!r}")
     return [
-        f"CREATE SCHEMA IF NOT EXISTS {quote_redshift(target.schema)}",
         f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl}, PRIMARY KEY ({pk}))",
-        f"CREATE TABLE IF NOT EXISTS {ledger} (run_id VARCHAR(128) NOT NULL, "
-        f"table_name VARCHAR(256) NOT NULL, files INTEGER NOT NULL, "
-        f"row_count BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)",
         f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})",
         f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} FORMAT AS PARQUET MANIFEST",
         check,
-        f"DELETE FROM {target.qualified} USING {stage} WHERE {match}",  # noqa: S608
-        f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
-        f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} "
-        f"ORDER BY {quote_redshift(target.cursor)} DESC) AS myshift_rn FROM {stage}"
-        f") AS newest WHERE myshift_rn = 1",
-        f"INSERT INTO {ledger} VALUES ({sql_string(run_id)}, {sql_string(source_table)}, "  # noqa: S608
-        f"{int(file_count)}, {int(expected_rows)}, {sql_string(loaded_at)})",
+        delete,
+        insert,
+        f"INSERT INTO {ledger} SELECT {sql_string(run_id)}, {sql_string(source_table)}, "  # noqa: S608
+        f"{int(file_count)}, {int(expected_rows)}, CAST({sql_string(loaded_at)} AS TIMESTAMP) "
+        f"WHERE {not_loaded}",
     ]
 
 
-COPY_STATEMENT = 4
-DELETE_STATEMENT = 6
-INSERT_STATEMENT = 7
+COPY_STATEMENT = 2
+DELETE_STATEMENT = 4
+INSERT_STATEMENT = 5
+LEDGER_STATEMENT = 6
+
+
+def prepare_statements(schema: str) -> list[str]:
+    """The schema and the ledger, created once per run before any table loads.
+
+    Separate from the per-table batches because concurrent `CREATE ... IF NOT EXISTS`
+    of the same object in parallel transactions fail (inter-table runs load at once).
+    """
+    ledger = quote_redshift_table(schema, LEDGER_TABLE)
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {quote_redshift(schema)}",
+        f"CREATE TABLE IF NOT EXISTS {ledger} (run_id VARCHAR(128) NOT NULL, "
+        f"table_name VARCHAR(256) NOT NULL, files INTEGER NOT NULL, "
+        f"row_count BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)",
+    ]
 
 
 def connection_params(target: TargetConfig) -> dict[str, Any]:
@@ -172,6 +213,7 @@ class LoadCounts:
     rows_staged: int
     rows_replaced: int
     rows_inserted: int
+    already_loaded: bool = False
 
 
 def verified_counts(description: dict[str, Any], expected_rows: int) -> LoadCounts:
@@ -179,12 +221,13 @@ def verified_counts(description: dict[str, Any], expected_rows: int) -> LoadCoun
     if description.get("Status") != "FINISHED":
         raise failure_of(description)
     subs = description.get("SubStatements", [])
-    if len(subs) <= INSERT_STATEMENT:
+    if len(subs) <= LEDGER_STATEMENT:
         raise LoadError(f"load statement has {len(subs)} sub-statements, expected more")
     counts = LoadCounts(
         rows_staged=int(subs[COPY_STATEMENT].get("ResultRows", -1)),
         rows_replaced=int(subs[DELETE_STATEMENT].get("ResultRows", -1)),
         rows_inserted=int(subs[INSERT_STATEMENT].get("ResultRows", -1)),
+        already_loaded=int(subs[LEDGER_STATEMENT].get("ResultRows", -1)) == 0,
     )
     if counts.rows_staged != expected_rows:
         raise CountMismatchError(

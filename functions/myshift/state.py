@@ -15,9 +15,10 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
-from myshift.errors import StateConflictError, StorageUnavailableError
+from myshift.errors import StateConflictError, StorageUnavailableError, TableLockedError
 
 WATERMARK = "WATERMARK"
+LOCK = "LOCK"
 SCHEMA = "SCHEMA"
 FILE_PREFIX = "FILE#"
 RUN_PREFIX = "RUN#"
@@ -119,9 +120,9 @@ def put_schema(table: Any, pipeline: str, name: str, schema: dict[str, Any]) -> 
         raise _storage_error(exc, "put schema") from None
 
 
-def file_sort_key(extracted_at: str, run_id: str, chunk: int) -> str:
-    """`FILE#...` sort key: files sort in extraction order."""
-    return f"{FILE_PREFIX}{extracted_at}#{run_id}#{chunk:06d}"
+def file_sort_key(run_id: str, chunk: int) -> str:
+    """`FILE#<run>#<chunk>`: one item per file, whatever the retries of its step."""
+    return f"{FILE_PREFIX}{run_id}#{chunk:06d}"
 
 
 def put_files(table: Any, pipeline: str, name: str, files: list[dict[str, Any]]) -> None:
@@ -152,7 +153,7 @@ def list_files(
             page = table.query(**kwargs)
             files.extend(_plain(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
-                return files
+                return sorted(files, key=lambda f: (str(f.get("extracted_at", "")), f["sk"]))
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "list files") from None
@@ -175,3 +176,76 @@ def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str,
         table.put_item(Item={**item, **record})
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "put run") from None
+
+
+def acquire_lock(
+    table: Any, pipeline: str, name: str, owner: str, now_epoch: int, lease_seconds: int
+) -> dict[str, Any]:
+    """Take the table's lock for `owner` (an execution name) until now + lease.
+
+    A conditional write: it succeeds when nobody holds the lock, when the holder's
+    lease has expired (a crashed execution), or when `owner` already holds it (a
+    retried step). Otherwise TableLockedError names the holder.
+    """
+    item = {
+        "pk": partition_key(pipeline, name),
+        "sk": LOCK,
+        "owner": owner,
+        "acquired_at": now_epoch,
+        "expires_at": now_epoch + lease_seconds,
+    }
+    condition = Attr("pk").not_exists() | Attr("expires_at").lt(now_epoch) | Attr("owner").eq(owner)
+    try:
+        table.put_item(Item=item, ConditionExpression=condition)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            raise _storage_error(exc, "acquire lock") from None
+        holder = get_lock(table, pipeline, name) or {}
+        raise TableLockedError(
+            f"table {name} locked by {holder.get('owner', 'another execution')} "
+            f"until {holder.get('expires_at', '?')} (epoch seconds)"
+        ) from None
+    except BotoCoreError as exc:
+        raise _storage_error(exc, "acquire lock") from None
+    return item
+
+
+def get_lock(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
+    """The lock item of a table, if any."""
+    try:
+        item = table.get_item(
+            Key={"pk": partition_key(pipeline, name), "sk": LOCK}, ConsistentRead=True
+        ).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get lock") from None
+    return _plain(item) if item else None
+
+
+def release_lock(table: Any, pipeline: str, name: str, owner: str) -> bool:
+    """Release the lock if `owner` holds it; False when someone else does (or nobody)."""
+    try:
+        table.delete_item(
+            Key={"pk": partition_key(pipeline, name), "sk": LOCK},
+            ConditionExpression=Attr("owner").eq(owner),
+        )
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise _storage_error(exc, "release lock") from None
+    except BotoCoreError as exc:
+        raise _storage_error(exc, "release lock") from None
+    return True
+
+
+def list_runs(table: Any, pipeline: str, name: str, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest run records of a table (run ids sort by time)."""
+    try:
+        page = table.query(
+            KeyConditionExpression=Key("pk").eq(partition_key(pipeline, name))
+            & Key("sk").begins_with(RUN_PREFIX),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "list runs") from None
+    return [_plain(item) for item in page.get("Items", [])]

@@ -11,7 +11,7 @@ from typing import Any
 
 from myshift import catalog, keys, load, state
 from myshift.config import PipelineConfig
-from myshift.errors import CountMismatchError, LoadError
+from myshift.errors import CountMismatchError, LoadError, RunFailedError
 from myshift.extract import table_prefix
 
 
@@ -36,7 +36,7 @@ def commit_extraction(
     rows = sum(int(r["rows"]) for r in extracted)
     files = [
         {
-            "sk": state.file_sort_key(now, run_id, int(r["index"])),
+            "sk": state.file_sort_key(run_id, int(r["index"])),
             "s3_key": r["s3_key"],
             "rows": int(r["rows"]),
             "bytes": int(r["bytes"]),
@@ -44,6 +44,7 @@ def commit_extraction(
             "chunk": int(r["index"]),
             "status": "extracted",
             "extracted_at": now,
+            "max_cursor": _cursor_value(r.get("last_key")),
         }
         for r in sorted(extracted, key=lambda r: r["index"])
     ]
@@ -83,6 +84,17 @@ def commit_extraction(
     return {**keep, **summary}
 
 
+def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: dict[str, Any]) -> dict:
+    """Submit the schema/ledger DDL of a run (none for backup-only runs)."""
+    if run["mode"] == "backup_only":
+        return {"statement_id": None}
+    sqls = load.prepare_statements(pipeline.target.schema_name)
+    statement_id = load.submit(
+        redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}"
+    )
+    return {"statement_id": statement_id}
+
+
 def manifest_key(data_prefix: str, pipeline: str, table: str, run_id: str) -> str:
     """S3 key of the manifest of one run's load."""
     return f"{table_prefix(data_prefix, pipeline, table)}manifests/run={run_id}.json"
@@ -105,9 +117,9 @@ def start_load(
     extraction order; the merge keeps the newest version of each key.
     """
     table = pipeline.table(item["table"])
-    pending = state.list_files(state_table, pipeline.name, table.name, status="extracted")
+    pending = pending_files(state_table, pipeline.name, table.name, item)
     if not pending:
-        raise LoadError(f"{table.name}: no extracted files are waiting to be loaded")
+        return {"statement_id": None, "expected_rows": 0, "manifest_key": None}
     schema = state.get_schema(state_table, pipeline.name, table.name)
     if schema is None:
         raise LoadError(f"{table.name}: no stored schema; plan the table first")
@@ -124,9 +136,29 @@ def start_load(
         source_table=table.name,
         file_count=len(pending),
         loaded_at=now,
+        write_mode=table.write_mode,
     )
     statement_id = load.submit(redshift_data, pipeline.target, sqls, f"myshift-{item['run_id']}")
     return {"statement_id": statement_id, "expected_rows": expected, "manifest_key": key}
+
+
+def pending_files(
+    state_table: Any, pipeline: str, table: str, item: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Files to load: extracted and not yet loaded, in extraction order.
+
+    A full refresh (`replace`) loads only this run's files; `redshift_only` runs honour
+    the Redshift-side start set with `watermark set --timestamp` (files whose newest
+    cursor is after it).
+    """
+    files = state.list_files(state_table, pipeline, table, status="extracted")
+    if item.get("write_mode") == "replace":
+        return [f for f in files if f["run_id"] == item["run_id"]]
+    if item.get("mode") == "redshift_only":
+        start = state.get_watermark(state_table, pipeline, table).get("redshift_from_timestamp")
+        if start:
+            files = [f for f in files if str(f.get("max_cursor") or "") > str(start)]
+    return files
 
 
 def loaded_files(
@@ -174,6 +206,7 @@ def commit_load(
         "rows_loaded": counts.rows_staged,
         "rows_inserted": counts.rows_inserted,
         "rows_replaced": counts.rows_replaced,
+        "already_loaded": counts.already_loaded,
     }
     state.put_run(state_table, pipeline, table, run_id, {**summary, "finished_at": now})
     return summary
@@ -215,10 +248,44 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
     """Record a failed run of a table: run history and the watermark's status."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
     error_type, message = failure_message(item.get("error", {}))
-    watermark = state.get_watermark(state_table, pipeline, table)
-    extracted = watermark.get("last_run_id") == run_id and watermark["mysql_status"] == "success"
-    side = "redshift_status" if extracted else "mysql_status"
-    state.put_watermark(state_table, pipeline, table, watermark["version"], {side: "failed"})
+    locked_out = error_type == "TableLockedError"
+    if not locked_out:  # a locked-out run touched nothing; the table is another run's
+        watermark = state.get_watermark(state_table, pipeline, table)
+        extracted = (
+            watermark.get("last_run_id") == run_id and watermark["mysql_status"] == "success"
+        )
+        side = "redshift_status" if extracted else "mysql_status"
+        state.put_watermark(state_table, pipeline, table, watermark["version"], {side: "failed"})
     record = {"status": "failed", "error": error_type, "cause": message, "finished_at": now}
     state.put_run(state_table, pipeline, table, run_id, record)
-    return record
+    if not locked_out:
+        state.release_lock(state_table, pipeline, table, run_id)
+    return {"pipeline": pipeline, "table": table, "run_id": run_id, **record}
+
+
+def acquire_lock(state_table: Any, item: dict[str, Any], now_epoch: int) -> dict[str, Any]:
+    """Take the table's lock for this execution (fails fast when another holds it)."""
+    state.acquire_lock(
+        state_table,
+        item["pipeline"],
+        item["table"],
+        item["run_id"],
+        now_epoch,
+        int(item.get("lock_lease_seconds", 3 * 3600)),
+    )
+    return item
+
+
+def release_lock(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """Release the table's lock at the end of a successful table run."""
+    released = state.release_lock(state_table, item["pipeline"], item["table"], item["run_id"])
+    return {"status": "succeeded", **item, "lock_released": released}
+
+
+def summarize_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's outcome; RunFailedError names every failed table and its cause."""
+    failed = [r for r in results if r.get("status") == "failed"]
+    if failed:
+        causes = "; ".join(f"{r['table']}: {r.get('error')}: {r.get('cause')}" for r in failed)
+        raise RunFailedError(f"{len(failed)} of {len(results)} tables failed: {causes}")
+    return {"status": "succeeded", "results": results}

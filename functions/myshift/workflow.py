@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
 from myshift.config import PipelineConfig
 from myshift.errors import InputError
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
-MAX_PARALLEL_TABLES = 4
 
 
 class ExecutionInput(BaseModel):
@@ -23,7 +22,22 @@ class ExecutionInput(BaseModel):
     tables: list[str] | None = None
     limit: StrictInt | None = Field(default=None, gt=0, le=10_000_000)
     max_chunks: StrictInt | None = Field(default=None, gt=0, le=100_000)
-    mode: Literal["full", "backup_only"] = "full"
+    mode: Literal["full", "backup_only", "redshift_only"] = "full"
+    backup_only: bool = False
+    redshift_only: bool = False
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> ExecutionInput:
+        if self.backup_only and self.redshift_only:
+            raise ValueError("backup_only and redshift_only exclude each other")
+        flagged = (
+            "backup_only" if self.backup_only else "redshift_only" if self.redshift_only else None
+        )
+        if flagged and self.mode not in ("full", flagged):
+            raise ValueError(f"{flagged} contradicts mode {self.mode!r}")
+        if flagged:
+            object.__setattr__(self, "mode", flagged)
+        return self
 
 
 def parse_execution_input(raw: Any) -> ExecutionInput:
@@ -34,8 +48,9 @@ def parse_execution_input(raw: Any) -> ExecutionInput:
         return ExecutionInput.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"]) or "input"
-        raise InputError(f"execution input {where}: {error['msg']}") from None
+        where = ".".join(str(p) for p in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        raise InputError(f"execution input{' ' + where if where else ''}: {message}") from None
 
 
 def table_items(
@@ -59,14 +74,19 @@ def table_items(
             "poll_seconds": poll_seconds,
             "max_concurrent_chunks": pipeline.max_concurrent_chunks,
             "strategy": pipeline.strategy,
+            "write_mode": table.write_mode,
+            "lock_lease_seconds": pipeline.lock_lease_seconds,
         }
         for table in tables
     ]
-    parallel = 1 if pipeline.strategy == "sequential" else min(MAX_PARALLEL_TABLES, len(items))
+    parallel = (
+        1 if pipeline.strategy == "sequential" else min(pipeline.max_parallel_tables, len(items))
+    )
     return {
         "pipeline": pipeline.name,
         "run_id": run_id,
         "mode": request.mode,
         "max_concurrent_tables": parallel,
+        "poll_seconds": poll_seconds,
         "tables": items,
     }

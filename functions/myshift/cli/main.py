@@ -21,6 +21,7 @@ from rich.table import Table
 
 from myshift import runtime, state
 from myshift.cli import sync as sync_run
+from myshift.cli.s3clean import s3clean
 from myshift.cli.resources import (
     Resources,
     local_resources,
@@ -312,6 +313,9 @@ def watermark_get(ctx: Context, pipeline_name: str, table_name: str) -> None:
     for key, value in mark.items():
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
+
+
+cli.add_command(s3clean)
 
 
 def main() -> None:

@@ -3,17 +3,17 @@
 from typing import Any
 
 from myshift import catalog, extract, plan, runtime, state
-from myshift.handlers.observability import logger
+from myshift.handlers.observability import logger, tag
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings()
     pipeline = runtime.pipeline(event["pipeline"])
     table = pipeline.table(event["table"])
     chunk = event["chunk"]
-    logger.append_keys(run_id=event["run_id"], table=table.name, chunk=chunk["index"])
+    tag(run_id=event["run_id"], table=table.name, chunk=chunk["index"])
     conn = runtime.mysql(pipeline.source)
     stored = state.get_schema(runtime.state_table(), pipeline.name, table.name)
     columns = catalog.source_columns(conn, table, stored["name_map"] if stored else None)

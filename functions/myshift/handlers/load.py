@@ -4,15 +4,21 @@ from typing import Any
 
 from myshift import runtime, state, steps
 from myshift.errors import InputError
-from myshift.handlers.observability import logger
+from myshift.handlers.observability import logger, tag
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    item = event["table"]
-    logger.append_keys(run_id=item["run_id"], table=item["table"])
     action = event.get("action")
+    if action == "prepare":
+        run = event["run"]
+        tag(run_id=run["run_id"])
+        return steps.prepare_warehouse(
+            runtime.redshift_data(), runtime.pipeline(run["pipeline"]), run
+        )
+    item = event["table"]
+    tag(run_id=item["run_id"], table=item["table"])
     if action == "submit":
         settings = current_settings()
         return steps.start_load(

@@ -3,14 +3,14 @@
 from typing import Any
 
 from myshift import catalog, plan, runtime, state
-from myshift.handlers.observability import logger
+from myshift.handlers.observability import logger, tag
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     pipeline = runtime.pipeline(event["pipeline"])
     table = pipeline.table(event["table"])
-    logger.append_keys(run_id=event["run_id"], table=table.name)
+    tag(run_id=event["run_id"], table=table.name)
     conn = runtime.mysql(pipeline.source)
     columns = catalog.resolve_columns(conn, runtime.state_table(), pipeline.name, table)
     watermark = state.get_watermark(runtime.state_table(), pipeline.name, table.name)

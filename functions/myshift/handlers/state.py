@@ -1,20 +1,27 @@
-"""Lambda: the state steps of a run (commit extraction/load, record outcomes)."""
+"""Lambda: the state steps of a run (locks, commits, outcomes, the run summary)."""
 
+import time
 from typing import Any
 
 from myshift import runtime, state, steps
 from myshift.errors import InputError
-from myshift.handlers.observability import logger
+from myshift.handlers.observability import logger, tag
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False)
+@logger.inject_lambda_context(log_event=False, clear_state=True)
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    item = event["table"]
-    logger.append_keys(run_id=item["run_id"], table=item["table"])
     action = event.get("action")
-    now = state.utc_now()
     table = runtime.state_table()
+    if action == "summarize_run":
+        return steps.summarize_run(event["results"])
+    item = event["table"]
+    tag(run_id=item["run_id"], table=item["table"], action=action)
+    now = state.utc_now()
+    if action == "acquire_lock":
+        return steps.acquire_lock(table, item, int(time.time()))
+    if action == "release_lock":
+        return steps.release_lock(table, item)
     if action == "commit_extraction":
         return steps.commit_extraction(table, item, item["extracted"], now)
     if action == "commit_load":

@@ -18,8 +18,10 @@ import json
 import logging
 import os
 import socket
+import threading
 import traceback
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,14 +95,50 @@ class _LambdaContext:
         return 900_000
 
 
+@dataclass
+class Fault:
+    """An error the engine raises instead of running a function (tests of failures)."""
+
+    function: str
+    error: Exception
+    times: int = 1
+    when: Callable[[dict[str, Any]], bool] | None = None
+    after: bool = False  # raise after the handler ran (its side effects happened)
+    fired: int = 0
+
+
+_faults: list[Fault] = []
+_faults_lock = threading.Lock()
+
+
+def _take_fault(function_name: str, event: dict[str, Any], after: bool) -> Fault | None:
+    with _faults_lock:
+        candidates = [f for f in _faults if f.function == function_name and f.after == after]
+    for fault in candidates:
+        # `when` runs outside the lock: tests use it to observe concurrent invocations.
+        if fault.when is not None and not fault.when(event):
+            continue
+        with _faults_lock:
+            if fault.fired < fault.times:
+                fault.fired += 1
+                return fault
+    return None
+
+
 def _invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
     """Replacement of moto's `LambdaFunction._invoke_lambda`: run the handler here."""
     module_name, _, attribute = self.handler.rpartition(".")
     if isinstance(event, str):
         event = json.loads(event or "{}")
     try:
+        fault = _take_fault(self.function_name, event, after=False)
+        if fault:
+            raise fault.error
         handler = getattr(importlib.import_module(module_name), attribute)
         result = handler(event, _LambdaContext(self.function_name))
+        fault = _take_fault(self.function_name, event, after=True)
+        if fault:
+            raise fault.error
         return json.dumps(result), False, ""
     except Exception as exc:
         payload = {
@@ -222,6 +260,19 @@ class LocalEngine:
     def client(self, service: str) -> Any:
         """A boto3 client of the engine."""
         return boto3.client(service, endpoint_url=self.endpoint_url, region_name=REGION)
+
+    @staticmethod
+    def inject_fault(fault: Fault) -> Fault:
+        """Make a function fail (see `Fault`); returns it, `fired` counts the failures."""
+        with _faults_lock:
+            _faults.append(fault)
+        return fault
+
+    @staticmethod
+    def clear_faults() -> None:
+        """Remove every injected fault."""
+        with _faults_lock:
+            _faults.clear()
 
     def client_table(self) -> Any:
         """The DynamoDB state table of the engine."""

@@ -1,0 +1,466 @@
+"""The Lambda functions (one shared code asset) and the dependency layer.
+
+Each function has its own role and log group, so its permissions are exactly the
+grants below: the bucket and the state table for all, the MySQL secret for the
+functions that read MySQL, the Redshift Data API for the ones that talk to Redshift.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import (
+    Acknowledgment,
+    ArnFormat,
+    Duration,
+    RemovalPolicy,
+    Stack,
+    Validations,
+)
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+from myshift.config import PipelineConfig
+from myshift.settings import ENVIRONMENT_VARIABLES
+
+# Where the code asset puts the pipeline files (LAMBDA_TASK_ROOT is /var/task).
+PIPELINES_DIR_IN_LAMBDA = "/var/task/pipelines"
+
+RUNTIMES = {
+    "3.11": lambda_.Runtime.PYTHON_3_11,
+    "3.12": lambda_.Runtime.PYTHON_3_12,
+    "3.13": lambda_.Runtime.PYTHON_3_13,
+}
+ARCHITECTURES = {"arm64": lambda_.Architecture.ARM_64, "x86_64": lambda_.Architecture.X86_64}
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """One Lambda function: its handler module, size and what it talks to."""
+
+    name: str  # handler module under myshift.handlers
+    construct_id: str  # also the ASL substitution prefix: <construct_id>FunctionArn
+    description: str
+    memory_mb: int = 512
+    timeout_seconds: int = 300
+    reads_source: bool = False  # connects to MySQL: may read the source secret
+    uses_warehouse: bool = False  # calls the Redshift Data API
+    in_workflow: bool = True  # invoked by the state machine
+
+    @property
+    def handler(self) -> str:
+        return f"myshift.handlers.{self.name}.handler"
+
+    @property
+    def timeout(self) -> Duration:
+        return Duration.seconds(self.timeout_seconds)
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        "validate_input",
+        "ValidateInput",
+        "Validate a sync request and expand it into per-table items",
+        memory_mb=256,
+        timeout_seconds=30,
+    ),
+    FunctionSpec(
+        "plan",
+        "Plan",
+        "Read the watermark, freeze the upper bound, cut chunks",
+        reads_source=True,
+    ),
+    FunctionSpec(
+        "extract",
+        "Extract",
+        "Extract one chunk from MySQL to a Parquet file on S3",
+        # Memory buys CPU: Arrow's casts and zstd are CPU bound.
+        memory_mb=2048,
+        timeout_seconds=15 * 60,
+        reads_source=True,
+    ),
+    FunctionSpec(
+        "load",
+        "Load",
+        "Submit the one-transaction Redshift load, or raise its failure",
+        uses_warehouse=True,
+    ),
+    FunctionSpec(
+        "state",
+        "State",
+        "Commit extraction/load state and record run outcomes",
+        timeout_seconds=120,
+        uses_warehouse=True,
+    ),
+    FunctionSpec(
+        "s3clean",
+        "S3Clean",
+        "Nightly clean-up of loaded files on S3",
+        timeout_seconds=15 * 60,
+        in_workflow=False,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    """Deployment choices that reach the functions (from cdk.json context)."""
+
+    python_version: str
+    architecture: str
+    poll_seconds: int
+    data_prefix: str
+    log_level: str
+    log_retention: logs.RetentionDays
+    removal_policy: RemovalPolicy
+
+
+def lambda_environment(
+    bucket_name: str, table_name: str, settings: FunctionSettings
+) -> dict[str, str]:
+    """Exactly `myshift.settings.ENVIRONMENT_VARIABLES`, plus Powertools' settings."""
+    values = {
+        "bucket": bucket_name,
+        "state_table": table_name,
+        "pipelines_dir": PIPELINES_DIR_IN_LAMBDA,
+        "poll_seconds": str(settings.poll_seconds),
+        "data_prefix": settings.data_prefix,
+    }
+    if set(values) != set(ENVIRONMENT_VARIABLES):
+        # settings.py gained or lost a field: the stack must set it, never guess.
+        raise RuntimeError(
+            "infra/functions.py is out of step with myshift.settings.ENVIRONMENT_VARIABLES: "
+            f"stack sets {sorted(values)}, settings want {sorted(ENVIRONMENT_VARIABLES)}"
+        )
+    environment = {ENVIRONMENT_VARIABLES[field]: value for field, value in values.items()}
+    environment.update(
+        {
+            "POWERTOOLS_SERVICE_NAME": "myshift",
+            "POWERTOOLS_METRICS_NAMESPACE": "Myshift",
+            "POWERTOOLS_LOG_LEVEL": settings.log_level,
+        }
+    )
+    return environment
+
+
+class Functions(Construct):
+    """The six functions, their roles and log groups, and the shared layer."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        code_dir: Path,
+        layer_dir: Path,
+        bucket: s3.IBucket,
+        table: dynamodb.ITable,
+        pipelines: Mapping[str, PipelineConfig],
+        settings: FunctionSettings,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        runtime = RUNTIMES[settings.python_version]
+        architecture = ARCHITECTURES[settings.architecture]
+        _require_dir(layer_dir / "python", "run `.venv/bin/python scripts/build_layer.py` first")
+        _require_dir(code_dir / "myshift", "stage it with infra.packaging.stage_code_asset()")
+
+        self.layer = lambda_.LayerVersion(
+            self,
+            "Dependencies",
+            code=lambda_.Code.from_asset(str(layer_dir)),
+            compatible_runtimes=[runtime],
+            compatible_architectures=[architecture],
+            description="myshift third-party packages (layers/requirements.txt)",
+        )
+        code = lambda_.Code.from_asset(str(code_dir))
+        environment = lambda_environment(bucket.bucket_name, table.table_name, settings)
+
+        self.warehouse_policy = WarehouseAccessPolicy(self, "WarehouseAccess", pipelines=pipelines)
+        source_secrets = secret_resources(
+            p.source.secret_arn for p in pipelines.values() if p.source.secret_arn
+        )
+        self.source_secrets_policy: iam.ManagedPolicy | None = None
+        if source_secrets:
+            self.source_secrets_policy = iam.ManagedPolicy(
+                self,
+                "SourceSecretsAccess",
+                description="Read the MySQL passwords named in the pipeline files",
+                statements=[
+                    iam.PolicyStatement(
+                        actions=["secretsmanager:GetSecretValue"], resources=source_secrets
+                    )
+                ],
+            )
+
+        self.functions: dict[str, lambda_.Function] = {}
+        for spec in FUNCTIONS:
+            log_group = logs.LogGroup(
+                self,
+                f"{spec.construct_id}Logs",
+                retention=settings.log_retention,
+                removal_policy=settings.removal_policy,
+            )
+            # An own role without AWSLambdaBasicExecutionRole: that managed policy may
+            # write to every log group in the account; this one only to its own.
+            role = iam.Role(
+                self,
+                f"{spec.construct_id}Role",
+                assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                description=f"myshift {spec.name} function",
+            )
+            log_group.grant_write(role)
+            function = lambda_.Function(
+                self,
+                spec.construct_id,
+                description=spec.description,
+                runtime=runtime,
+                architecture=architecture,
+                handler=spec.handler,
+                code=code,
+                layers=[self.layer],
+                memory_size=spec.memory_mb,
+                timeout=spec.timeout,
+                environment=environment,
+                role=role,
+                log_group=log_group,
+                tracing=lambda_.Tracing.ACTIVE,
+                # VPC seam: the pipeline model has no `vpc` settings yet, so the
+                # functions run outside a VPC and reach MySQL over its public endpoint.
+                # When config.py grows them, pass vpc=..., vpc_subnets=...,
+                # security_groups=... here (and grant ec2 ENI permissions via the
+                # AWSLambdaVPCAccessExecutionRole equivalent).
+            )
+            bucket.grant_read_write(role)
+            table.grant_read_write_data(role)
+            if spec.reads_source and self.source_secrets_policy is not None:
+                role.add_managed_policy(self.source_secrets_policy)
+            if spec.uses_warehouse:
+                role.add_managed_policy(self.warehouse_policy.policy)
+            _acknowledge_function(function, role, bucket, settings)
+            self.functions[spec.name] = function
+
+    def workflow_functions(self) -> dict[str, lambda_.Function]:
+        """The functions the state machine invokes, by ASL substitution prefix."""
+        return {
+            spec.construct_id: self.functions[spec.name] for spec in FUNCTIONS if spec.in_workflow
+        }
+
+
+class WarehouseAccessPolicy(Construct):
+    """Redshift Data API access, scoped to the warehouses the pipelines name."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, pipelines: Mapping[str, PipelineConfig]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        targets = [p.target for p in pipelines.values()]
+        statements: list[iam.PolicyStatement] = []
+        acknowledgments: list[Acknowledgment] = []
+
+        def cluster_arn(resource: str, name: str) -> str:
+            return stack.format_arn(
+                service="redshift",
+                resource=resource,
+                resource_name=name,
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+
+        # Redshift Serverless ARNs carry the workgroup *id* while the pipeline files
+        # name the workgroup: this account's and region's workgroups is the narrowest
+        # resource a name allows.
+        workgroups = sorted({t.workgroup for t in targets if t.workgroup})
+        clusters = sorted({t.cluster_identifier for t in targets if t.cluster_identifier})
+        workgroup_arn = stack.format_arn(
+            service="redshift-serverless",
+            resource="workgroup",
+            resource_name="*",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
+        execute_resources = [cluster_arn("cluster", c) for c in clusters]
+        if workgroups:
+            execute_resources.append(workgroup_arn)
+        if not execute_resources:
+            execute_resources = ["*"]
+        statements.append(
+            iam.PolicyStatement(
+                sid="SubmitStatements",
+                actions=["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"],
+                resources=execute_resources,
+            )
+        )
+        # Describe/Get/Cancel take a statement id, not a resource: IAM cannot scope them.
+        statements.append(
+            iam.PolicyStatement(
+                sid="FollowStatements",
+                actions=[
+                    "redshift-data:DescribeStatement",
+                    "redshift-data:GetStatementResult",
+                    "redshift-data:CancelStatement",
+                ],
+                resources=["*"],
+            )
+        )
+        acknowledgments.append(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="redshift-data Describe/GetStatementResult/CancelStatement support no "
+                "resource-level permissions (they take a statement id). The state function "
+                "describes statements the load function submitted, so the "
+                "statement-owner condition cannot be used either."
+                + (
+                    ""
+                    if execute_resources != ["*"]
+                    else " Execute/BatchExecuteStatement are also '*': no pipeline file names "
+                    "a workgroup or cluster_identifier (a local-only target); name one to "
+                    "scope them."
+                ),
+            )
+        )
+        if workgroups:
+            acknowledgments.append(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{_nag_arn(stack, workgroup_arn)}]",
+                    reason="Redshift Serverless workgroup ARNs end in the workgroup id, which "
+                    f"the pipeline files do not know (they name {', '.join(workgroups)}); "
+                    "scoped to this account and region.",
+                )
+            )
+
+        # Temporary credentials, when a target names no secret.
+        if any(t.workgroup and not t.secret_arn for t in targets):
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ServerlessCredentials",
+                    actions=["redshift-serverless:GetCredentials"],
+                    resources=[workgroup_arn],
+                )
+            )
+        for target in targets:
+            if not target.cluster_identifier or target.secret_arn:
+                continue
+            cluster = target.cluster_identifier
+            dbname = cluster_arn("dbname", f"{cluster}/{target.database}")
+            if target.db_user:
+                statements.append(
+                    iam.PolicyStatement(
+                        actions=["redshift:GetClusterCredentials"],
+                        resources=[cluster_arn("dbuser", f"{cluster}/{target.db_user}"), dbname],
+                    )
+                )
+            else:
+                # No DbUser: the Data API maps the IAM role to a database user.
+                statements.append(
+                    iam.PolicyStatement(
+                        actions=["redshift:GetClusterCredentialsWithIAM"], resources=[dbname]
+                    )
+                )
+        target_secrets = secret_resources(t.secret_arn for t in targets if t.secret_arn)
+        if target_secrets:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="WarehouseSecrets",
+                    actions=["secretsmanager:GetSecretValue"],
+                    resources=target_secrets,
+                )
+            )
+
+        self.policy = iam.ManagedPolicy(
+            self,
+            "Policy",
+            description="myshift: Redshift Data API for the pipelines' warehouses",
+            statements=statements,
+        )
+        Validations.of(self.policy).acknowledge(*acknowledgments)
+
+
+def _nag_arn(stack: Stack, arn: str) -> str:
+    """An ARN as cdk-nag prints it in a finding id (pseudo parameters in <...>)."""
+    rendered = stack.resolve(arn)
+    if isinstance(rendered, str):
+        return rendered
+    parts: list[str] = []
+    for part in rendered["Fn::Join"][1]:
+        if isinstance(part, str):
+            parts.append(part)
+        elif "Ref" in part:
+            parts.append(f"<{part['Ref']}>")
+        else:
+            raise ValueError(f"cannot render {part!r} for a cdk-nag finding id")
+    return "".join(parts)
+
+
+def _nag_attr(stack: Stack, resource: Construct, suffix: str = "") -> str:
+    """`Resource::<LogicalId.Arn><suffix>`, the way cdk-nag names a grant's resource."""
+    logical_id = stack.get_logical_id(resource.node.default_child)  # type: ignore[arg-type]
+    return f"Resource::<{logical_id}.Arn>{suffix}"
+
+
+def _acknowledge_function(
+    function: lambda_.Function,
+    role: iam.Role,
+    bucket: s3.IBucket,
+    settings: FunctionSettings,
+) -> None:
+    """The findings every function shares, each with its reason, on its role/function."""
+    stack = Stack.of(function)
+    Validations.of(function).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-L1",
+            reason=f"Pinned to python{settings.python_version}: the layer's wheels are "
+            "built for it and the tests run on the same interpreter (cdk.json context "
+            "lambda_python_version moves both).",
+        )
+    )
+    grant_reason = (
+        "Wildcards generated by CDK's bucket.grant_read_write on the myshift data bucket "
+        "only: object keys are per pipeline/table/run and not known at deploy time."
+    )
+    findings = [
+        "Action::s3:GetObject*",
+        "Action::s3:GetBucket*",
+        "Action::s3:List*",
+        "Action::s3:DeleteObject*",
+        "Action::s3:Abort*",
+        _nag_attr(stack, bucket, "/*"),
+    ]
+    Validations.of(role).acknowledge(
+        *(Acknowledgment(id=f"AwsSolutions-IAM5[{f}]", reason=grant_reason) for f in findings),
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::*]",
+            reason="X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
+            "resource-level permissions.",
+        ),
+    )
+
+
+# A complete secret ARN ends in "-" and six random characters.
+_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
+
+
+def secret_resources(arns: Iterable[str]) -> list[str]:
+    """IAM resources for the secrets named in pipeline files.
+
+    A partial ARN (no random suffix) would never match the secret's real ARN, so it
+    gets the documented `-??????` form: exactly six more characters, not a wildcard.
+    """
+    resources = set()
+    for arn in arns:
+        resources.add(arn if _SECRET_SUFFIX.search(arn) else f"{arn}-??????")
+    return sorted(resources)
+
+
+def _require_dir(path: Path, hint: str) -> None:
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path} does not exist: {hint}")
+
+
+def pipeline_copy_roles(pipelines: Iterable[PipelineConfig]) -> list[str]:
+    """The Redshift COPY roles named in the pipeline files."""
+    return sorted({p.target.copy_role_arn for p in pipelines if p.target.copy_role_arn})

@@ -1,0 +1,133 @@
+"""The Lambda code asset: plain file copies, no Docker and no bundling image.
+
+Every function ships the same directory: the `myshift` package and the pipeline files
+(read at run time from `/var/task/pipelines`). Third-party packages live in the layer
+(`scripts/build_layer.py`), so this asset stays small and synth stays fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = REPO_ROOT / "functions" / "myshift"
+PIPELINES_DIR = REPO_ROOT / "pipelines"
+DEFAULT_ASSET_DIR = REPO_ROOT / "build" / "asset"
+DEFAULT_LAYER_DIR = REPO_ROOT / "build" / "layer"
+LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "requirements.txt"
+
+# Newest glibc of the Lambda OS behind each Python runtime: python3.11 runs on Amazon
+# Linux 2 (glibc 2.26), python3.12+ on Amazon Linux 2023 (glibc 2.34). A wheel built
+# for a newer glibc installs fine with pip but fails to import on Lambda.
+RUNTIME_GLIBC: dict[str, tuple[int, int]] = {
+    "3.11": (2, 26),
+    "3.12": (2, 34),
+    "3.13": (2, 34),
+}
+
+# Lambda's limit for a function plus all of its layers, unzipped: 262,144,000 bytes,
+# i.e. 250 MB counted in MiB, the unit used by every size printed here.
+LAMBDA_UNZIPPED_LIMIT_MB = 250.0
+_MB = 1024 * 1024
+
+# Byte-code and editor droppings would only change the asset hash (a needless
+# redeploy); Lambda compiles what it imports.
+_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".*")
+
+
+def stage_code_asset(
+    out_dir: Path = DEFAULT_ASSET_DIR,
+    *,
+    package_dir: Path = PACKAGE_DIR,
+    pipelines_dir: Path = PIPELINES_DIR,
+) -> Path:
+    """Copy `myshift/` and the pipeline YAML files into `out_dir` and return it.
+
+    The directory is rebuilt from scratch each time so a deleted module or pipeline
+    never lingers in the deployed code.
+    """
+    if not (package_dir / "__init__.py").is_file():
+        raise FileNotFoundError(f"{package_dir} is not the myshift package")
+    if not pipelines_dir.is_dir():
+        raise FileNotFoundError(f"pipelines directory {pipelines_dir} does not exist")
+    out_dir = out_dir.resolve()
+    # Build next to the target, then swap: a failed copy never leaves half an asset.
+    staging = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copytree(package_dir, staging / "myshift", ignore=_IGNORE)
+    (staging / "pipelines").mkdir()
+    for pattern in ("*.yml", "*.yaml"):
+        for path in sorted(pipelines_dir.glob(pattern)):
+            shutil.copy2(path, staging / "pipelines" / path.name)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    staging.rename(out_dir)
+    return out_dir
+
+
+def directory_size_mb(path: Path) -> float:
+    """Unzipped size of a directory tree in MB (MiB; symlinks not counted)."""
+    total = 0
+    for item in path.rglob("*"):
+        if item.is_file() and not item.is_symlink():
+            total += item.stat().st_size
+    return total / _MB
+
+
+def layer_build_file(layer_dir: Path) -> Path:
+    """Where scripts/build_layer.py records what a layer directory was built for."""
+    return layer_dir.with_name(layer_dir.name + ".build.json")
+
+
+def layer_build_info(
+    requirements: Path, arch: str, python_version: str, glibc: tuple[int, int], prune: int
+) -> dict[str, Any]:
+    """What decides a layer's content: requirements, target, pruning rules."""
+    return {
+        "requirements_sha256": hashlib.sha256(requirements.read_bytes()).hexdigest(),
+        "arch": arch,
+        "python_version": python_version,
+        "max_glibc": ".".join(map(str, glibc)),
+        "prune_version": prune,
+    }
+
+
+def check_layer(
+    layer_dir: Path, *, arch: str, python_version: str, requirements: Path = LAYER_REQUIREMENTS
+) -> None:
+    """Refuse a layer that scripts/build_layer.py built for another target.
+
+    A directory without a build record (a hand-made or test layer) is accepted as is.
+    """
+    record = layer_build_file(layer_dir)
+    if not record.is_file():
+        return
+    info = json.loads(record.read_text(encoding="utf-8"))
+    problems = []
+    if info.get("arch") != arch:
+        problems.append(f"built for {info.get('arch')}, the stack wants {arch}")
+    if info.get("python_version") != python_version:
+        problems.append(
+            f"built for python{info.get('python_version')}, the stack wants python{python_version}"
+        )
+    elif python_version in RUNTIME_GLIBC:
+        built = tuple(int(part) for part in str(info.get("max_glibc", "0.0")).split("."))
+        if built > RUNTIME_GLIBC[python_version]:
+            problems.append(
+                f"holds wheels for glibc {info.get('max_glibc')}, which python{python_version} "
+                "on Lambda cannot load (a --max-glibc measuring build)"
+            )
+    if requirements.is_file():
+        current = hashlib.sha256(requirements.read_bytes()).hexdigest()
+        if info.get("requirements_sha256") != current:
+            problems.append(f"{requirements.name} changed since the build")
+    if problems:
+        raise ValueError(
+            f"layer {layer_dir}: {'; '.join(problems)}. Rebuild it: "
+            f".venv/bin/python scripts/build_layer.py --arch {arch} "
+            f"--python-version {python_version}"
+        )

@@ -1,0 +1,208 @@
+"""MyshiftStack: storage, state, functions, workflow, schedules and monitoring."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import aws_logs as logs
+from constructs import Construct, Node
+from myshift.config import PipelineConfig
+
+from infra import REPO_ROOT
+from infra.functions import ARCHITECTURES, RUNTIMES, Functions, FunctionSettings
+from infra.functions import pipeline_copy_roles as copy_roles
+from infra.monitoring import Monitoring
+from infra.schedules import Schedules
+from infra.state import StateTable
+from infra.storage import Storage
+from infra.workflow import Workflow
+
+DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
+
+
+@dataclass(frozen=True)
+class StackSettings:
+    """Deployment choices, from the CDK context (cdk.json, `-c key=value`)."""
+
+    stage: str = "dev"
+    lambda_architecture: str = "arm64"
+    lambda_python_version: str = "3.11"
+    removal_policy: str = "retain"  # retain | destroy
+    bucket_versioning: bool = False
+    access_logs: bool = True
+    log_retention_days: int = 30
+    poll_seconds: int = 5
+    data_prefix: str = "data"
+    log_level: str = "INFO"
+    alarm_email: str = ""
+    state_machine_timeout_hours: int = 12
+    s3clean_schedule: str = "cron(0 3 * * ? *)"  # 03:00 UTC
+
+    @classmethod
+    def from_context(cls, node: Node) -> StackSettings:
+        """Read every field from the context; strings from `-c` are converted."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = node.try_get_context(field.name)
+            if raw is None:
+                continue
+            values[field.name] = _convert(field.name, raw, field.type)
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse values the stack cannot honour, naming the context key."""
+        if self.lambda_architecture not in ARCHITECTURES:
+            raise ValueError(f"context lambda_architecture must be one of {sorted(ARCHITECTURES)}")
+        if self.lambda_python_version not in RUNTIMES:
+            raise ValueError(f"context lambda_python_version must be one of {sorted(RUNTIMES)}")
+        if self.removal_policy not in ("retain", "destroy"):
+            raise ValueError("context removal_policy must be 'retain' or 'destroy'")
+        if not self.stage.replace("-", "").isalnum():
+            raise ValueError("context stage must be letters, digits and '-'")
+
+    @property
+    def removal(self) -> RemovalPolicy:
+        return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN
+
+    @property
+    def log_retention(self) -> logs.RetentionDays:
+        return _retention(self.log_retention_days)
+
+
+def _convert(name: str, raw: Any, kind: Any) -> Any:
+    kind = str(kind)
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if str(raw).lower() in ("true", "1", "yes", "on"):
+            return True
+        if str(raw).lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"context {name} must be true or false, got {raw!r}")
+    if kind == "int":
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ValueError(f"context {name} must be an integer, got {raw!r}") from None
+    return str(raw)
+
+
+_RETENTION_DAYS = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    731: logs.RetentionDays.TWO_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def _retention(days: int) -> logs.RetentionDays:
+    """The CloudWatch retention of `days` days (CloudWatch only has fixed periods)."""
+    if days not in _RETENTION_DAYS:
+        raise ValueError(f"context log_retention_days={days}: use one of {sorted(_RETENTION_DAYS)}")
+    return _RETENTION_DAYS[days]
+
+
+class MyshiftStack(Stack):
+    """Everything myshift needs in one account and region."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Mapping[str, PipelineConfig],
+        code_dir: Path,
+        layer_dir: Path,
+        settings: StackSettings,
+        definition_file: Path = DEFINITION_FILE,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description=f"myshift ({settings.stage}): MySQL -> S3 Parquet -> Redshift sync",
+            **kwargs,
+        )
+        Tags.of(self).add("project", "myshift")
+        Tags.of(self).add("stage", settings.stage)
+
+        storage = Storage(
+            self,
+            "Storage",
+            removal_policy=settings.removal,
+            versioned=settings.bucket_versioning,
+            access_logs=settings.access_logs,
+        )
+        storage.grant_copy_read(copy_roles(pipelines.values()))
+        state = StateTable(self, "State", removal_policy=settings.removal)
+        functions = Functions(
+            self,
+            "Functions",
+            code_dir=code_dir,
+            layer_dir=layer_dir,
+            bucket=storage.bucket,
+            table=state.table,
+            pipelines=pipelines,
+            settings=FunctionSettings(
+                python_version=settings.lambda_python_version,
+                architecture=settings.lambda_architecture,
+                poll_seconds=settings.poll_seconds,
+                data_prefix=settings.data_prefix,
+                log_level=settings.log_level,
+                log_retention=settings.log_retention,
+                removal_policy=settings.removal,
+            ),
+        )
+        workflow = Workflow(
+            self,
+            "Workflow",
+            definition_file=definition_file,
+            functions=functions.workflow_functions(),
+            timeout=Duration.hours(settings.state_machine_timeout_hours),
+            log_retention=settings.log_retention,
+            removal_policy=settings.removal,
+            log_group_name=f"/aws/vendedlogs/states/{construct_id}-sync",
+        )
+        Schedules(
+            self,
+            "Schedules",
+            pipelines=pipelines,
+            state_machine=workflow.state_machine,
+            s3clean=functions.functions["s3clean"],
+            s3clean_schedule=settings.s3clean_schedule,
+        )
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            stage=settings.stage,
+            state_machine=workflow.state_machine,
+            functions=functions.functions,
+            alarm_email=settings.alarm_email or None,
+        )
+
+        # The CLI finds the deployed stack through these outputs: keep the names.
+        CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
+        CfnOutput(self, "StateTableName", value=state.table.table_name)
+        CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+
+        self.storage = storage
+        self.state = state
+        self.functions = functions
+        self.workflow = workflow
+        self.monitoring = monitoring

@@ -1,0 +1,614 @@
+"""Synth assertions on the CDK stack, and cdk-nag (AwsSolutions) with zero findings.
+
+The stack is synthesized once per module with a placeholder layer (building the real
+one needs pip downloads) and the repository's pipeline files. A second, small variant
+exercises the context switches and the secret/cluster scoping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# jsii prints a 12-line banner per process on Node 20; it is noise in test output.
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:  # app.py and infra/ live at the repository root
+    sys.path.insert(0, str(REPO_ROOT))
+
+import aws_cdk as cdk  # noqa: E402
+from aws_cdk.assertions import Match, Template  # noqa: E402
+from cdk_nag import AwsSolutionsChecks  # noqa: E402
+from myshift.config import load_pipelines  # noqa: E402
+from myshift.errors import transient_error_names  # noqa: E402
+from myshift.settings import ENVIRONMENT_VARIABLES, Settings  # noqa: E402
+
+import app as app_module  # noqa: E402
+from infra.functions import FUNCTIONS, secret_resources  # noqa: E402
+from infra.packaging import check_layer, layer_build_file, layer_build_info  # noqa: E402
+from infra.schedules import S3CLEAN_EVENT  # noqa: E402
+from infra.workflow import definition_placeholders  # noqa: E402
+
+PIPELINES_DIR = REPO_ROOT / "pipelines"
+DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
+
+
+class Synth:
+    """One synthesized app: the template, the assembly directory, the acknowledgments."""
+
+    def __init__(self, app: cdk.App, stack: cdk.Stack, outdir: Path) -> None:
+        self.app = app
+        self.stack = stack
+        self.outdir = outdir
+        self.acknowledgments = app_module.acknowledgments(stack)
+        self.nag_report = AwsSolutionsChecks(verbose=True).validate_scope(app)
+        # Synthesis runs cdk-nag again as a validation plugin and raises on findings.
+        assembly = app.synth()
+        artifact = assembly.get_stack_artifact(stack.artifact_id)
+        self.template_json: dict[str, Any] = json.loads(
+            Path(artifact.template_full_path).read_text(encoding="utf-8")
+        )
+        self.template = Template.from_json(self.template_json)
+
+    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
+        return {
+            logical_id: resource
+            for logical_id, resource in self.template_json["Resources"].items()
+            if resource["Type"] == kind
+        }
+
+
+def _placeholder_layer(root: Path) -> Path:
+    """A tiny stand-in for build/layer: the stack only needs `python/` to exist."""
+    package = root / "python" / "placeholder"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    return root
+
+
+def _synth(tmp: Path, context: dict[str, Any], pipelines_dir: Path = PIPELINES_DIR) -> Synth:
+    layer = _placeholder_layer(tmp / "layer")
+    app, stack = app_module.build_app(
+        {**context, "layer_dir": str(layer), "asset_dir": str(tmp / "asset")},
+        outdir=str(tmp / "cdk.out"),
+        pipelines_dir=pipelines_dir,
+    )
+    return Synth(app, stack, tmp / "cdk.out")
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """The default stack (cdk.json context) with the repository's pipelines."""
+    return _synth(tmp_path_factory.mktemp("default"), {})
+
+
+@pytest.fixture(scope="module")
+def raw_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]:
+    """cdk-nag findings with every acknowledgment switched off: (rule id, path)."""
+    tmp = tmp_path_factory.mktemp("raw")
+    patch = pytest.MonkeyPatch()
+    patch.setattr(cdk.Validations, "acknowledge", lambda self, *rules: None)
+    try:
+        app, _ = app_module.build_app(
+            {
+                "layer_dir": str(_placeholder_layer(tmp / "layer")),
+                "asset_dir": str(tmp / "asset"),
+            },
+            outdir=str(tmp / "cdk.out"),
+        )
+        report = AwsSolutionsChecks().validate_scope(app)
+    finally:
+        patch.undo()
+    return [
+        (violation.rule_name, resource.construct_path)
+        for violation in report.violations
+        for resource in violation.violating_resources
+    ]
+
+
+# A provisioned cluster reached with a database user, the MySQL password in a secret.
+CLUSTER_PIPELINE = """
+name: warehouse
+source:
+  host: mysql.example.internal
+  user: sync
+  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf
+target:
+  database: analytics
+  schema: dw
+  cluster_identifier: analytics-cluster
+  db_user: loader
+  copy_role_arn: arn:aws:iam::111122223333:role/redshift-copy
+tables:
+  - name: shop.orders
+    cursor: updated_at
+    primary_key: [id]
+"""
+
+# A serverless workgroup reached with a Secrets Manager secret.
+SERVERLESS_PIPELINE = """
+name: lake
+source:
+  host: mysql.example.internal
+  user: sync
+  password_env: LAKE_PASSWORD
+target:
+  database: lake
+  schema: raw
+  workgroup: lake-wg
+  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:redshift-GhIjKl
+tables:
+  - name: shop.items
+    cursor: updated_at
+    primary_key: [id]
+"""
+
+
+@pytest.fixture(scope="module")
+def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    """Two unscheduled pipelines (cluster, serverless + secret), context switches flipped."""
+    tmp = tmp_path_factory.mktemp("variant")
+    pipelines = tmp / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "warehouse.yml").write_text(CLUSTER_PIPELINE)
+    (pipelines / "lake.yml").write_text(SERVERLESS_PIPELINE)
+    return _synth(
+        tmp,
+        {
+            "stage": "prod",
+            "lambda_architecture": "x86_64",
+            "bucket_versioning": "true",  # strings, as `-c key=value` delivers them
+            "access_logs": "false",
+            "removal_policy": "destroy",
+        },
+        pipelines_dir=pipelines,
+    )
+
+
+# --- shape -----------------------------------------------------------------------
+
+
+def test_resource_counts(synth: Synth) -> None:
+    pipelines = load_pipelines(PIPELINES_DIR)
+    scheduled = sum(1 for p in pipelines.values() if p.schedule)
+    template = synth.template
+    template.resource_count_is("AWS::S3::Bucket", 2)  # data + its access logs
+    template.resource_count_is("AWS::DynamoDB::Table", 1)
+    template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
+    template.resource_count_is("AWS::Lambda::LayerVersion", 1)
+    template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    template.resource_count_is("AWS::Events::Rule", scheduled + 1)  # + nightly s3clean
+    template.resource_count_is("AWS::CloudWatch::Alarm", 2 + 2 * len(FUNCTIONS))
+    template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
+    template.resource_count_is("AWS::SNS::Topic", 1)
+    assert len(FUNCTIONS) == 6
+
+
+def test_functions_runtime_architecture_and_handlers(synth: Synth) -> None:
+    functions = synth.resources("AWS::Lambda::Function")
+    handlers = set()
+    for resource in functions.values():
+        props = resource["Properties"]
+        assert props["Runtime"] == "python3.11"
+        assert props["Architectures"] == ["arm64"]
+        assert props["TracingConfig"] == {"Mode": "Active"}
+        assert len(props["Layers"]) == 1
+        handlers.add(props["Handler"])
+    assert handlers == {f"myshift.handlers.{spec.name}.handler" for spec in FUNCTIONS}
+    synth.template.has_resource_properties(
+        "AWS::Lambda::Function",
+        {"Handler": "myshift.handlers.extract.handler", "MemorySize": 2048, "Timeout": 900},
+    )
+    synth.template.has_resource_properties(
+        "AWS::Lambda::LayerVersion",
+        {"CompatibleRuntimes": ["python3.11"], "CompatibleArchitectures": ["arm64"]},
+    )
+
+
+def test_table(synth: Synth) -> None:
+    synth.template.has_resource_properties(
+        "AWS::DynamoDB::Table",
+        {
+            "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            "AttributeDefinitions": Match.array_with(
+                [
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ]
+            ),
+            "PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True},
+            "TimeToLiveSpecification": {"AttributeName": "expires_at", "Enabled": True},
+        },
+    )
+
+
+def test_data_bucket(synth: Synth) -> None:
+    buckets = synth.resources("AWS::S3::Bucket")
+    data = [b for b in buckets.values() if "LoggingConfiguration" in b["Properties"]]
+    assert len(data) == 1, "exactly one bucket (the data bucket) logs to the other"
+    props = data[0]["Properties"]
+    assert "VersioningConfiguration" not in props  # off by default
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    rules = props["LifecycleConfiguration"]["Rules"]
+    assert {"AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}.items() <= rules[
+        0
+    ].items()
+    # enforce_ssl: a Deny on aws:SecureTransport=false in every bucket policy
+    for policy in synth.resources("AWS::S3::BucketPolicy").values():
+        statements = policy["Properties"]["PolicyDocument"]["Statement"]
+        tls_only = {"Bool": {"aws:SecureTransport": "false"}}
+        assert any(s["Effect"] == "Deny" and s.get("Condition") == tls_only for s in statements)
+
+
+def test_outputs(synth: Synth) -> None:
+    assert set(synth.template_json["Outputs"]) == {
+        "BucketName",
+        "StateTableName",
+        "StateMachineArn",
+        "AlarmTopicArn",
+    }
+
+
+# --- the workflow ------------------------------------------------------------------
+
+
+def _asset_file(outdir: Path, s3_key: str) -> Path:
+    return outdir / f"asset.{s3_key}"
+
+
+def test_state_machine_substitutions(synth: Synth) -> None:
+    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+    substitutions = props["DefinitionSubstitutions"]
+    # The deployed definition is the repository's file, byte for byte.
+    staged = _asset_file(synth.outdir, props["DefinitionS3Location"]["Key"])
+    text = staged.read_text(encoding="utf-8")
+    assert text == DEFINITION_FILE.read_text(encoding="utf-8")
+    assert definition_placeholders(DEFINITION_FILE) == set(substitutions)
+    for name in substitutions:
+        text = text.replace("${" + name + "}", "arn:aws:lambda:eu-west-1:111122223333:function:x")
+    assert "${" not in text
+    json.loads(text)
+    # Each placeholder points at the function with the matching handler.
+    functions = synth.resources("AWS::Lambda::Function")
+    by_prefix = {spec.construct_id: spec.name for spec in FUNCTIONS}
+    for name, value in substitutions.items():
+        logical_id = value["Fn::GetAtt"][0]
+        handler = functions[logical_id]["Properties"]["Handler"]
+        assert handler == f"myshift.handlers.{by_prefix[name.removesuffix('FunctionArn')]}.handler"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def _retry_error_names(node: Any) -> set[str]:
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for retry in node.get("Retry", []):
+            found.update(retry["ErrorEquals"])
+        for value in node.values():
+            found |= _retry_error_names(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _retry_error_names(value)
+    return found
+
+
+def test_transient_errors_are_retried() -> None:
+    retried = _retry_error_names(json.loads(DEFINITION_FILE.read_text(encoding="utf-8")))
+    missing = set(transient_error_names()) - retried
+    assert not missing, f"transient errors never retried by the state machine: {missing}"
+
+
+def test_state_machine_may_invoke_exactly_the_workflow_functions(synth: Synth) -> None:
+    functions = synth.resources("AWS::Lambda::Function")
+    workflow_ids = {
+        logical_id
+        for logical_id, f in functions.items()
+        if not f["Properties"]["Handler"].startswith("myshift.handlers.s3clean.")
+    }
+    invoked: set[str] = set()
+    for policy in synth.resources("AWS::IAM::Policy").values():
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+            if statement["Action"] == "lambda:InvokeFunction":
+                invoked |= {r["Fn::GetAtt"][0] for r in statement["Resource"]}
+    assert invoked == workflow_ids
+
+
+def test_schedules(synth: Synth) -> None:
+    pipelines = load_pipelines(PIPELINES_DIR)
+    rules = synth.resources("AWS::Events::Rule").values()
+    machine_id = next(iter(synth.resources("AWS::StepFunctions::StateMachine")))
+    sync_inputs = {}
+    for rule in rules:
+        (target,) = rule["Properties"]["Targets"]
+        payload = json.loads(target["Input"])
+        if target["Arn"] == {"Ref": machine_id}:
+            sync_inputs[payload["pipeline"]] = (rule["Properties"]["ScheduleExpression"], payload)
+        else:
+            assert payload == S3CLEAN_EVENT
+            assert rule["Properties"]["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    expected = {name: p for name, p in pipelines.items() if p.schedule}
+    assert set(sync_inputs) == set(expected)
+    for name, (schedule, payload) in sync_inputs.items():
+        assert schedule == expected[name].schedule
+        assert payload == {
+            "pipeline": name,
+            "tables": [t.name for t in expected[name].tables],
+            "mode": "full",
+        }  # no limit / max_chunks
+
+
+# --- the functions' environment ----------------------------------------------------
+
+
+def _dummy(value: Any) -> str:
+    """A CDK token ({"Ref": ...}, {"Fn::GetAtt": ...}) as a plausible plain string."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (kind, arg) = next(iter(value.items()))
+        name = arg if isinstance(arg, str) else "-".join(map(str, arg))
+        return f"dummy-{kind.replace('::', '-').lower()}-{name.lower()}"
+    raise AssertionError(f"unexpected environment value {value!r}")
+
+
+def test_environment_is_what_settings_expect(synth: Synth) -> None:
+    for logical_id, resource in synth.resources("AWS::Lambda::Function").items():
+        variables = resource["Properties"]["Environment"]["Variables"]
+        assert set(ENVIRONMENT_VARIABLES.values()) <= set(variables), logical_id
+        env = {key: _dummy(value) for key, value in variables.items()}
+        settings = Settings.from_environment(env)
+        assert str(settings.pipelines_dir) == "/var/task/pipelines"
+        assert variables["MYSHIFT_BUCKET"] == {"Ref": _logical_id_of_data_bucket(synth)}
+        assert variables["POWERTOOLS_SERVICE_NAME"] == "myshift"
+        assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "Myshift"
+        assert "POWERTOOLS_LOG_LEVEL" in variables
+        extra = set(variables) - set(ENVIRONMENT_VARIABLES.values())
+        assert all(name.startswith("POWERTOOLS_") for name in extra), extra
+
+
+def _logical_id_of_data_bucket(synth: Synth) -> str:
+    buckets = synth.resources("AWS::S3::Bucket")
+    return next(i for i, b in buckets.items() if "LoggingConfiguration" in b["Properties"])
+
+
+def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
+    functions = synth.resources("AWS::Lambda::Function")
+    keys = {f["Properties"]["Code"]["S3Key"] for f in functions.values()}
+    assert len(keys) == 1, "all functions share one code asset"
+    manifest = json.loads((synth.outdir / f"{synth.stack.artifact_id}.assets.json").read_text())
+    (source,) = [
+        entry["source"]["path"]
+        for entry in manifest["files"].values()
+        if any(d["objectKey"] == next(iter(keys)) for d in entry["destinations"].values())
+    ]
+    staged = synth.outdir / source
+    assert (staged / "myshift" / "handlers" / "__init__.py").is_file()
+    assert sorted(p.name for p in (staged / "pipelines").iterdir()) == sorted(
+        p.name for p in PIPELINES_DIR.iterdir() if p.suffix in (".yml", ".yaml")
+    )
+    assert not list(staged.rglob("__pycache__"))
+
+
+# --- IAM -------------------------------------------------------------------------
+
+
+def _allow_statements(synth: Synth) -> Iterator[tuple[str, dict[str, Any]]]:
+    for logical_id, resource in synth.template_json["Resources"].items():
+        props = resource.get("Properties", {})
+        documents = []
+        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+            documents.append(props["PolicyDocument"])
+        if resource["Type"] == "AWS::IAM::Role":
+            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
+        if resource["Type"] in ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
+            documents.append(props["PolicyDocument"])
+        for document in documents:
+            for statement in document["Statement"]:
+                if statement["Effect"] == "Allow":
+                    yield logical_id, statement
+
+
+@pytest.mark.parametrize("which", ["synth", "variant"])
+def test_no_wildcard_actions(which: str, request: pytest.FixtureRequest) -> None:
+    synthesized: Synth = request.getfixturevalue(which)
+    wildcard = re.compile(r"^(\*|[a-z0-9-]+:\*)$")
+    for logical_id, statement in _allow_statements(synthesized):
+        actions = statement.get("Action", [])
+        for action in [actions] if isinstance(actions, str) else actions:
+            assert not wildcard.match(action), f"{logical_id} allows {action}"
+
+
+def test_no_aws_managed_policies(synth: Synth) -> None:
+    for logical_id, role in synth.resources("AWS::IAM::Role").items():
+        for arn in role["Properties"].get("ManagedPolicyArns", []):
+            assert "iam::aws:policy" not in json.dumps(arn), f"{logical_id} uses {arn}"
+
+
+def _statements_with(synth: Synth, action: str) -> list[dict[str, Any]]:
+    found = []
+    for _, statement in _allow_statements(synth):
+        actions = statement["Action"]
+        if action in ([actions] if isinstance(actions, str) else actions):
+            found.append(statement)
+    return found
+
+
+def test_warehouse_scoping_with_a_cluster_and_secrets(variant: Synth) -> None:
+    (submit,) = _statements_with(variant, "redshift-data:BatchExecuteStatement")
+    resources = json.dumps(submit["Resource"])
+    assert ":cluster:analytics-cluster" in resources
+    assert ":workgroup/*" in resources  # serverless ARNs hold the id, not the name
+    assert submit["Resource"] != "*"
+    (creds,) = _statements_with(variant, "redshift:GetClusterCredentials")
+    assert "dbuser:analytics-cluster/loader" in json.dumps(creds["Resource"])
+    assert "dbname:analytics-cluster/analytics" in json.dumps(creds["Resource"])
+    # The serverless target authenticates with its secret: no temporary credentials.
+    assert not _statements_with(variant, "redshift-serverless:GetCredentials")
+    secrets = [
+        json.dumps(s["Resource"])
+        for s in _statements_with(variant, "secretsmanager:GetSecretValue")
+    ]
+    assert any("secret:mysql-AbCdEf" in s for s in secrets)
+    assert any("secret:redshift-GhIjKl" in s for s in secrets)
+    assert all("*" not in s for s in secrets)
+    # The COPY role may read the bucket through the bucket policy.
+    principals = [json.dumps(s.get("Principal")) for _, s in _allow_statements(variant)]
+    assert any("role/redshift-copy" in p for p in principals)
+
+
+def test_source_secret_only_for_functions_that_read_mysql(variant: Synth) -> None:
+    policies = variant.resources("AWS::IAM::ManagedPolicy")
+    (source_policy,) = [
+        logical_id
+        for logical_id, p in policies.items()
+        if "mysql-AbCdEf" in json.dumps(p["Properties"]["PolicyDocument"])
+    ]
+    users = {
+        variant.resources("AWS::IAM::Role")[role_id]["Properties"]["Description"]
+        for role_id, role in variant.resources("AWS::IAM::Role").items()
+        if {"Ref": source_policy} in role["Properties"].get("ManagedPolicyArns", [])
+    }
+    assert users == {"myshift plan function", "myshift extract function"}
+
+
+def test_partial_secret_arns_get_the_six_character_suffix() -> None:
+    base = "arn:aws:secretsmanager:eu-west-1:111122223333:secret"
+    assert secret_resources([f"{base}:db-AbCdEf", f"{base}:db", f"{base}:db"]) == [
+        f"{base}:db-??????",
+        f"{base}:db-AbCdEf",
+    ]
+
+
+def test_context_switches(variant: Synth) -> None:
+    assert variant.stack.stack_name == "Myshift-prod"
+    variant.template.resource_count_is("AWS::S3::Bucket", 1)  # access_logs=false
+    variant.template.has_resource_properties(
+        "AWS::S3::Bucket", {"VersioningConfiguration": {"Status": "Enabled"}}
+    )
+    variant.template.has_resource(
+        "AWS::DynamoDB::Table", {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+    )
+    for resource in variant.resources("AWS::Lambda::Function").values():
+        assert resource["Properties"]["Architectures"] == ["x86_64"]
+    # No schedule in the file: only the nightly clean-up rule.
+    variant.template.resource_count_is("AWS::Events::Rule", 1)
+
+
+# --- cdk-nag ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["synth", "variant"])
+def test_cdk_nag_reports_nothing_unsuppressed(which: str, request: pytest.FixtureRequest) -> None:
+    synthesized: Synth = request.getfixturevalue(which)
+    findings = [
+        f"{v.rule_name} ({v.severity}) at {r.construct_path}"
+        for v in synthesized.nag_report.violations
+        for r in v.violating_resources
+    ]
+    assert not findings, "\n".join(findings)
+
+
+def test_every_acknowledgment_has_a_reason_and_a_finding(
+    synth: Synth, raw_findings: list[tuple[str, str]]
+) -> None:
+    assert synth.acknowledgments, "expected the documented acknowledgments"
+    for path, rule, reason in synth.acknowledgments:
+        assert len(reason) > 40, f"{rule} at {path}: say why"
+        assert any(
+            found_rule == rule and (found_path == path or found_path.startswith(path + "/"))
+            for found_rule, found_path in raw_findings
+        ), f"stale acknowledgment {rule} at {path}: cdk-nag reports nothing there"
+
+
+# --- the entry point -------------------------------------------------------------
+
+
+def test_check_layer_refuses_a_layer_built_for_another_target(tmp_path: Path) -> None:
+    layer = _placeholder_layer(tmp_path / "layer")
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("pyarrow==26.0.1\n")
+    check = {"requirements": requirements}
+    check_layer(layer, arch="arm64", python_version="3.11", **check)  # no record: accepted
+
+    def record(arch: str, python: str, glibc: tuple[int, int]) -> None:
+        info = layer_build_info(requirements, arch, python, glibc, 1)
+        layer_build_file(layer).write_text(json.dumps(info))
+
+    record("arm64", "3.11", (2, 26))
+    check_layer(layer, arch="arm64", python_version="3.11", **check)
+    with pytest.raises(ValueError, match="built for arm64, the stack wants x86_64"):
+        check_layer(layer, arch="x86_64", python_version="3.11", **check)
+    with pytest.raises(ValueError, match=re.escape("python3.12")):
+        check_layer(layer, arch="arm64", python_version="3.12", **check)
+    record("arm64", "3.11", (2, 28))
+    with pytest.raises(ValueError, match=re.escape("glibc 2.28")):
+        check_layer(layer, arch="arm64", python_version="3.11", **check)
+    record("arm64", "3.11", (2, 26))
+    requirements.write_text("pyarrow==20.0.0\n")
+    with pytest.raises(ValueError, match="changed since the build"):
+        check_layer(layer, arch="arm64", python_version="3.11", **check)
+
+
+def test_app_py_synthesizes(tmp_path: Path) -> None:
+    layer = _placeholder_layer(tmp_path / "layer")
+    outdir = tmp_path / "cdk.out"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "app.py",
+            "-c",
+            f"layer_dir={layer}",
+            "-c",
+            f"asset_dir={tmp_path / 'asset'}",
+            "-c",
+            "stage=ci",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, "CDK_OUTDIR": str(outdir)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cdk-nag AwsSolutions: 0 errors, 0 warnings unsuppressed" in result.stdout
+    template = json.loads((outdir / "Myshift-ci.template.json").read_text())
+    kinds = [r["Type"] for r in template["Resources"].values()]
+    assert kinds.count("AWS::StepFunctions::StateMachine") == 1
+    assert kinds.count("AWS::Lambda::Function") == len(FUNCTIONS)
+
+
+def test_app_main_fails_on_unacknowledged_findings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cdk.Validations, "acknowledge", lambda self, *rules: None)
+    monkeypatch.setenv("CDK_OUTDIR", str(tmp_path / "cdk.out"))
+    layer = _placeholder_layer(tmp_path / "layer")
+    code = app_module.main(["-c", f"layer_dir={layer}", "-c", f"asset_dir={tmp_path / 'asset'}"])
+    out = capsys.readouterr().out
+    assert code == 1
+    summary = out.splitlines()[0]
+    assert re.match(r"cdk-nag AwsSolutions: [1-9]\d* errors, 0 warnings unsuppressed", summary)
+    assert "AwsSolutions-L1: Myshift-dev/Functions/Extract/Resource" in out

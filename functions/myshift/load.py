@@ -104,7 +104,7 @@ def load_statements(
         f"END AS INTEGER) FROM {stage}"
     )
     if write_mode == "merge":
-        delete = f"DELETE FROM {target.qualified} USING {stage} WHERE {match} AND {not_loaded}"
+        delete = f"DELETE FROM {target.qualified} USING {stage} WHERE {match} AND {not_loaded}"  # noqa: S608
         insert = (
             f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
             f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} "
@@ -112,7 +112,8 @@ def load_statements(
             f") AS newest WHERE myshift_rn = 1 AND {not_loaded}"
         )
     elif write_mode == "append":
-        delete = f"DELETE FROM {stage} WHERE FALSE"  # keeps the statement positions fixed
+        # A no-op that keeps the statement positions fixed.
+        delete = f"DELETE FROM {stage} WHERE FALSE"  # noqa: S608
         insert = (
             f"INSERT INTO {target.qualified} ({columns}) "  # noqa: S608
             f"SELECT {columns} FROM {stage} WHERE {not_loaded}"
@@ -132,7 +133,7 @@ def load_statements(
         check,
         delete,
         insert,
-        f"INSERT INTO {ledger} SELECT {sql_string(run_id)}, {sql_string(source_table)}, "  # noqa: S608
+        f"INSERT INTO {ledger} SELECT {sql_string(run_id)}, {sql_string(source_table)}, "
         f"{int(file_count)}, {int(expected_rows)}, CAST({sql_string(loaded_at)} AS TIMESTAMP) "
         f"WHERE {not_loaded}",
     ]

@@ -11,7 +11,6 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
-
 from myshift import load, state, steps
 from myshift.catalog import target_table
 from myshift.config import load_pipeline
@@ -19,6 +18,7 @@ from myshift.errors import SourceQueryError, SourceUnavailableError
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 from myshift.verify import run_query
+
 from tests.conftest import MYSQL
 from tests.e2e.conftest import DATABASE, run
 
@@ -79,7 +79,7 @@ def source_rows(table: str) -> list[tuple]:
     conn = pymysql.connect(**MYSQL, password="")
     try:
         with conn.cursor() as cursor:
-            cursor.execute(f"SELECT id, amount, note, updated_at FROM {table} ORDER BY id")  # noqa: S608
+            cursor.execute(f"SELECT id, amount, note, updated_at FROM {table} ORDER BY id")
             return [tuple(r) for r in cursor.fetchall()]
     finally:
         conn.close()
@@ -94,7 +94,7 @@ def warehouse_rows(dsn: str, table: str) -> list[tuple]:
         return [
             tuple(r)
             for r in pg.execute(
-                f"SELECT id, amount, note, updated_at FROM {SCHEMA}.{name} ORDER BY id"  # noqa: S608
+                f"SELECT id, amount, note, updated_at FROM {SCHEMA}.{name} ORDER BY id"
             ).fetchall()
         ]
 
@@ -163,7 +163,7 @@ def test_rerunning_a_committed_load_changes_nothing(
     counts = load.verified_counts(description, 1_000)
     assert counts.already_loaded and counts.rows_inserted == 0 and counts.rows_replaced == 0
     assert warehouse_rows(warehouse_dsn, TABLE_A) == before
-    ledger = run_query(redshift_data, pipeline, f"SELECT COUNT(*) FROM {SCHEMA}.myshift_ledger")  # noqa: S608
+    ledger = run_query(redshift_data, pipeline, f"SELECT COUNT(*) FROM {SCHEMA}.myshift_ledger")
     assert int(ledger[0][0]) == 1
 
 

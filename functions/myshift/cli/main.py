@@ -21,7 +21,6 @@ from rich.table import Table
 
 from myshift import runtime, state
 from myshift.cli import sync as sync_run
-from myshift.cli.s3clean import s3clean
 from myshift.cli.resources import (
     Resources,
     local_resources,
@@ -29,6 +28,7 @@ from myshift.cli.resources import (
     stack_resources,
     state_dir,
 )
+from myshift.cli.s3clean import s3clean
 from myshift.config import PipelineConfig, load_pipeline
 from myshift.errors import MyshiftError
 from myshift.workflow import parse_execution_input

@@ -75,15 +75,19 @@ def at_or_before(columns: Sequence[str], key: Sequence[KeyValue]) -> tuple[str, 
 def key_range(
     columns: Sequence[str], lower: Sequence[KeyValue] | None, upper: Sequence[KeyValue] | None
 ) -> tuple[str, list]:
-    """Predicate for `lower < key <= upper` (either side open when None), cursor not NULL."""
+    """Predicate for `lower < key <= upper` (either side open when None), cursor not NULL.
+
+    A bound may be a prefix of the key: `[cursor value]` alone (a watermark set to a
+    timestamp by an operator) compares the cursor column only.
+    """
     parts = [f"{quote_mysql(columns[0])} IS NOT NULL"]
     params: list[KeyValue] = []
     if lower is not None:
-        sql, values = after(columns, lower)
+        sql, values = after(columns[: len(lower)], lower)
         parts.append(sql)
         params.extend(values)
     if upper is not None:
-        sql, values = at_or_before(columns, upper)
+        sql, values = at_or_before(columns[: len(upper)], upper)
         parts.append(sql)
         params.extend(values)
     return " AND ".join(parts), params

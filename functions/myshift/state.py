@@ -34,6 +34,7 @@ WATERMARK_DEFAULTS: dict[str, Any] = {
     "last_redshift_load_time": None,
     "backup_strategy": None,
     "last_run_id": None,
+    "redshift_from_timestamp": None,
     "version": 0,
 }
 
@@ -101,6 +102,13 @@ def put_watermark(
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "put watermark") from None
     return updated
+
+
+def reset_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
+    """Back to the beginning: no key, every count zero, statuses pending."""
+    current = get_watermark(table, pipeline, name)
+    fresh = {k: v for k, v in WATERMARK_DEFAULTS.items() if k != "version"}
+    return put_watermark(table, pipeline, name, current["version"], fresh)
 
 
 def get_schema(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:

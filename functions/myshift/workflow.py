@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Literal
 
@@ -90,3 +91,33 @@ def table_items(
         "poll_seconds": poll_seconds,
         "tables": items,
     }
+
+
+TIMESTAMP_FORMATS = (
+    "%Y-%m-%d %H:%M:%S.%f",
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S.%f",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+)
+
+
+def parse_cursor_timestamp(text: str) -> str:
+    """A cursor timestamp as given by an operator, normalized to MySQL's form.
+
+    The cursor column holds the source's own (time zone-less) values, so a value with
+    a zone or an offset is refused rather than silently shifted.
+    """
+    value = text.strip()
+    if value.endswith("Z") or re.search(r"[+-]\d{2}:?\d{2}$", value.split(" ")[-1].split("T")[-1]):
+        raise InputError(
+            f"timestamp {text!r} has a time zone; give the source's local time, "
+            "e.g. '2025-08-09 20:00:01'"
+        )
+    for fmt in TIMESTAMP_FORMATS:
+        try:
+            parsed = dt.datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+        return parsed.strftime("%Y-%m-%d %H:%M:%S.%f")
+    raise InputError(f"timestamp {text!r} is not 'YYYY-MM-DD HH:MM:SS[.ffffff]'")

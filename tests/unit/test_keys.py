@@ -74,3 +74,9 @@ def test_predicates_equal_tuple_comparison(key: tuple[int, int, int]) -> None:
     for row in itertools.product(range(4), repeat=3):
         assert _evaluate(columns, list(key), ">", row) == (row > key)
         assert _evaluate(columns, list(key), "<=", row) == (row <= key)
+
+
+def test_prefix_bound_compares_the_cursor_only() -> None:
+    sql, params = keys.key_range(["c", "id"], ["2025-08-09 20:00:01.000000"], None)
+    assert sql == "`c` IS NOT NULL AND ((`c` > %s))"
+    assert params == ["2025-08-09 20:00:01.000000"]

@@ -19,7 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from myshift import runtime, state
+from myshift import runtime
 from myshift.cli import sync as sync_run
 from myshift.cli.resources import (
     Resources,
@@ -28,12 +28,14 @@ from myshift.cli.resources import (
     stack_resources,
     state_dir,
 )
+from myshift.cli.runs import runs
 from myshift.cli.s3clean import s3clean
+from myshift.cli.watermark import watermark, watermark_count
 from myshift.config import PipelineConfig, load_pipeline
 from myshift.errors import MyshiftError
 from myshift.workflow import parse_execution_input
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 120)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -190,6 +192,10 @@ def sync() -> None:
 @click.option("--limit", type=int, help="Rows per chunk (default: the pipeline's chunk_rows).")
 @click.option("--max-chunks", type=int, help="Stop after this many chunks (default: all).")
 @click.option("--backup-only", is_flag=True, help="MySQL -> S3 only; do not load Redshift.")
+@click.option(
+    "--redshift-only", is_flag=True, help="Load extracted, not yet loaded files; read no MySQL."
+)
+@click.option("--no-wait", is_flag=True, help="Start the run and return its name at once.")
 @click.pass_obj
 def sync_pipeline(
     ctx: Context,
@@ -198,15 +204,23 @@ def sync_pipeline(
     limit: int | None,
     max_chunks: int | None,
     backup_only: bool,
+    redshift_only: bool,
+    no_wait: bool,
 ) -> None:
-    """Sync tables of a pipeline, follow the run, verify counts in both databases."""
+    """Sync tables of a pipeline, follow the run, verify counts in both databases.
+
+    Ctrl-C detaches: the run goes on; `myshift runs show NAME` shows it later.
+    """
+    if backup_only and redshift_only:
+        raise click.UsageError("--backup-only and --redshift-only exclude each other")
+    mode = "backup_only" if backup_only else "redshift_only" if redshift_only else "full"
     request = parse_execution_input(
         {
             "pipeline": pipeline_name,
             "tables": list(tables) or None,
             "limit": limit,
             "max_chunks": max_chunks,
-            "mode": "backup_only" if backup_only else "full",
+            "mode": mode,
         }
     )
     pipeline = ctx.pipeline(pipeline_name)
@@ -216,20 +230,65 @@ def sync_pipeline(
     # The summary counts rows in MySQL from here: check the credentials before starting.
     password = runtime.source_password(pipeline.source)
     resources = ctx.resources()
-    execution_input = request.model_dump(exclude_none=True)
+    execution_input = request.model_dump(exclude_none=True, exclude_defaults=True)
+    execution_input["pipeline"] = pipeline_name
     name = sync_run.execution_name(pipeline_name)
     arn = sync_run.start(resources, execution_input, name)
+    if no_wait:
+        click.echo(json.dumps({"execution": name}) if ctx.as_json else f"started {name}")
+        return
     started = time.monotonic()
-    if ctx.as_json:
-        description = sync_run.wait(resources, arn)
-    else:
-        with console.status(f"run {name}: starting") as status:
+    try:
+        if ctx.as_json:
+            description = sync_run.wait(resources, arn)
+        else:
+            description = _follow(resources, name, arn, started)
+    except KeyboardInterrupt:
+        click.echo(
+            f"\ndetached: run {name} goes on; see it with: myshift runs show {name}", err=True
+        )
+        sys.exit(130)
+    _finish(ctx, resources, pipeline, names, name, description, started, password, mode)
 
-            def show(description: dict[str, Any]) -> None:
-                elapsed = time.monotonic() - started
-                status.update(f"run {name}: {description['status'].lower()} ({elapsed:.0f}s)")
 
-            description = sync_run.wait(resources, arn, on_poll=show)
+def _follow(resources: Resources, name: str, arn: str, started: float) -> dict[str, Any]:
+    """Wait for the execution with a live per-table progress display."""
+    from rich.live import Live
+
+    def render(description: dict[str, Any]) -> Table:
+        elapsed = time.monotonic() - started
+        view = Table(title=f"run {name}: {description['status'].lower()} ({elapsed:.0f}s)")
+        for column in ("table", "phase", "chunks", "rows", "bytes"):
+            view.add_column(column, justify="left" if column in ("table", "phase") else "right")
+        for table_name, entry in sorted(sync_run.progress(resources, arn).items()):
+            planned = "?" if entry.chunks_planned is None else f"{entry.chunks_planned:,}"
+            view.add_row(
+                table_name,
+                entry.phase,
+                f"{entry.chunks_done:,}/{planned}",
+                f"{entry.rows:,}",
+                f"{entry.bytes:,}",
+            )
+        return view
+
+    if not console.is_terminal:  # a log file gets the summary, not redraws
+        return sync_run.wait(resources, arn)
+    with Live(console=console, refresh_per_second=2, transient=True) as live:
+        return sync_run.wait(resources, arn, on_poll=lambda d: live.update(render(d)))
+
+
+def _finish(
+    ctx: Context,
+    resources: Resources,
+    pipeline: PipelineConfig,
+    names: list[str],
+    name: str,
+    description: dict[str, Any],
+    started: float,
+    password: str,
+    mode: str,
+) -> None:
+    """Verify the counts in both databases, print the summary, exit with its verdict."""
     output = json.loads(description.get("output") or "{}")
     summaries = sync_run.verified_summaries(resources, pipeline, names, output, password)
     succeeded = description["status"] == "SUCCEEDED"
@@ -237,7 +296,7 @@ def sync_pipeline(
         for summary in summaries:
             summary.status = "failed" if summary.status == "unknown" else summary.status
     verified = succeeded and all(
-        s.match or (backup_only and s.status == "succeeded") for s in summaries
+        s.match or (mode == "backup_only" and s.status == "succeeded") for s in summaries
     )
     if ctx.as_json:
         click.echo(
@@ -246,7 +305,7 @@ def sync_pipeline(
                     "execution": name,
                     "status": description["status"],
                     "error": description.get("error"),
-                    "cause": description.get("cause"),
+                    "cause": sync_run.readable_cause(description),
                     "elapsed_seconds": round(time.monotonic() - started, 1),
                     "tables": [s.as_dict() for s in summaries],
                     "verified": verified,
@@ -285,36 +344,13 @@ def _print_summary(
         table.add_row(label, *values)
     console.print(table)
     if description["status"] != "SUCCEEDED":
-        error, cause = description.get("error", ""), description.get("cause", "")
-        click.echo(f"run failed: {error}: {cause}", err=True)
+        error = description.get("error", "")
+        click.echo(f"run failed: {error}: {sync_run.readable_cause(description)}", err=True)
 
 
-# --- watermark ------------------------------------------------------------------
-
-
-@cli.group()
-def watermark() -> None:
-    """Inspect and change watermarks."""
-
-
-@watermark.command("get")
-@click.option("-p", "--pipeline", "pipeline_name", required=True, help="Pipeline name.")
-@click.option("-t", "--table", "table_name", required=True, help="database.table")
-@click.pass_obj
-def watermark_get(ctx: Context, pipeline_name: str, table_name: str) -> None:
-    """Show a table's watermark (both sides, counts of the last run)."""
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
-    mark = state.get_watermark(ctx.resources().table(), pipeline.name, table_name)
-    if ctx.as_json:
-        click.echo(json.dumps(mark, indent=2, default=str))
-        return
-    table = Table(title=f"watermark {pipeline.name} {table_name}", show_header=False)
-    for key, value in mark.items():
-        table.add_row(key, "-" if value is None else str(value))
-    console.print(table)
-
-
+cli.add_command(watermark)
+cli.add_command(watermark_count)
+cli.add_command(runs)
 cli.add_command(s3clean)
 
 

@@ -24,7 +24,7 @@ from myshift.cli.resources import Resources
 from myshift.config import PipelineConfig, load_pipelines
 from myshift.errors import InputError
 
-console = Console()
+console = Console(width=None if Console().is_terminal else 120)
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
 

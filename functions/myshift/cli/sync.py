@@ -14,6 +14,18 @@ from myshift.config import PipelineConfig
 from myshift.source import connect
 
 
+def readable_cause(description: dict[str, Any]) -> str:
+    """The execution's cause: a Lambda error's message without its stack trace."""
+    cause = str(description.get("cause") or "")
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, dict) and "errorMessage" in parsed:
+        return str(parsed["errorMessage"])
+    return cause
+
+
 def execution_name(pipeline: str) -> str:
     """A unique, sortable execution name (it is also the run id)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
@@ -40,6 +52,54 @@ def wait(
         if description["status"] != "RUNNING":
             return description
         time.sleep(poll_seconds)
+
+
+@dataclass
+class TableProgress:
+    """How far one table of a running execution is."""
+
+    chunks_planned: int | None = None
+    chunks_done: int = 0
+    rows: int = 0
+    bytes: int = 0
+    phase: str = "waiting"
+
+
+def progress(resources: Resources, execution_arn: str) -> dict[str, TableProgress]:
+    """Per-table progress read from the execution's history (plan and chunk outputs)."""
+    sfn = resources.client("stepfunctions")
+    tables: dict[str, TableProgress] = {}
+    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        for event in page["events"]:
+            details = event.get("taskSucceededEventDetails")
+            if not details or "output" not in details:
+                continue
+            try:
+                payload = json.loads(details["output"]).get("Payload")
+            except (ValueError, AttributeError):
+                continue
+            if not isinstance(payload, dict):
+                continue
+            if "chunk_count" in payload and "table" in payload:
+                entry = tables.setdefault(payload["table"], TableProgress())
+                entry.chunks_planned = int(payload["chunk_count"])
+                entry.phase = "extracting"
+            elif "s3_key" in payload and "rows" in payload:
+                # data/<pipeline>/<database>/<table>/run=<id>/chunk-N.parquet
+                parts = str(payload["s3_key"]).split("/")
+                name = f"{parts[-4]}.{parts[-3]}" if len(parts) >= 4 else "?"
+                entry = tables.setdefault(name, TableProgress())
+                entry.chunks_done += 1
+                entry.rows += int(payload["rows"])
+                entry.bytes += int(payload.get("bytes", 0))
+            elif "rows_extracted" in payload and "table" in payload:
+                entry = tables.setdefault(payload["table"], TableProgress())
+                entry.phase = "done" if "status" in payload else "loading"
+        if "nextToken" not in page:
+            return tables
+        kwargs["nextToken"] = page["nextToken"]
 
 
 @dataclass

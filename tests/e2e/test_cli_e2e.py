@@ -1,0 +1,240 @@
+"""The operator CLI against the local engine: every command, and bad flags.
+
+The commands run in-process through click's runner with `--local`, pointed at the
+test engine by its state file, as `myshift local up` would leave it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+from click.testing import CliRunner
+from myshift import state
+from myshift.cli.main import cli
+from myshift.local import sample
+from myshift.local.engine import LocalEngine
+
+from tests.conftest import MYSQL
+from tests.e2e.conftest import DATABASE
+
+PIPELINE = "e2e_cli"
+TABLE = f"{DATABASE}.cli_orders"
+
+
+@pytest.fixture(scope="module")
+def cli_env(
+    engine: LocalEngine, pipelines_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
+    (pipelines_dir / f"{PIPELINE}.yml").write_text(
+        f"""name: {PIPELINE}
+source: {{host: {MYSQL["host"]}, port: {MYSQL["port"]}, user: {MYSQL["user"]}, password_env: MYSQL_PASSWORD}}
+target: {{database: dev, schema: cli_dw, workgroup: local}}
+chunk_rows: 400
+safety_lag_seconds: 0
+tables:
+  - {{name: {TABLE}, cursor: updated_at, primary_key: [id]}}
+"""
+    )
+    conn = pymysql.connect(**MYSQL, password="", autocommit=True)
+    sample.seed(conn, DATABASE, "cli_orders", 1_500)
+    conn.close()
+    state_dir = tmp_path_factory.mktemp("state")
+    assert engine.resources is not None
+    record = {**engine.resources.as_dict(), "pid": os.getpid()}
+    (state_dir / "local.json").write_text(json.dumps(record))
+    yield {
+        "MYSHIFT_STATE_DIR": str(state_dir),
+        "MYSHIFT_PIPELINES_DIR": str(pipelines_dir),
+        "MYSQL_PASSWORD": "",
+    }
+
+
+def invoke(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["--local", *args], env=env, catch_exceptions=False)
+    # The engine's handlers run in this process and log JSON lines to the same stdout.
+    out = "\n".join(line for line in result.stdout.splitlines() if not line.startswith('{"level"'))
+    return result.exit_code, out, result.stderr
+
+
+def test_sync_watermark_runs_and_counts(cli_env: dict[str, str]) -> None:
+    code, out, _ = invoke(
+        cli_env, "--json", "sync", "pipeline", "-p", PIPELINE, "--limit", "500", "--max-chunks", "2"
+    )
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["verified"] is True
+    assert report["tables"][0]["rows_extracted"] == 1_000
+    assert report["tables"][0]["target_rows"] == report["tables"][0]["source_rows"] == 1_000
+    execution = report["execution"]
+
+    code, out, _ = invoke(cli_env, "--json", "watermark", "get", "-p", PIPELINE, "-t", TABLE)
+    mark = json.loads(out)
+    assert (
+        code == 0
+        and mark["mysql_rows_extracted"] == 1_000
+        and mark["redshift_rows_loaded"] == 1_000
+    )
+
+    code, out, _ = invoke(
+        cli_env, "--json", "watermark", "get", "-p", PIPELINE, "-t", TABLE, "--show-files"
+    )
+    assert code == 0 and len(json.loads(out)["files"]) == 2
+
+    code, out, _ = invoke(cli_env, "--json", "watermark", "list", "-p", PIPELINE)
+    assert code == 0 and TABLE in json.loads(out)
+
+    code, out, _ = invoke(cli_env, "--json", "runs", "list", "-p", PIPELINE)
+    assert code == 0 and json.loads(out)[0]["run_id"] == execution
+
+    code, out, _ = invoke(cli_env, "--json", "runs", "show", execution)
+    shown = json.loads(out)
+    assert code == 0 and shown["status"] == "SUCCEEDED"
+    assert shown["tables"][TABLE]["rows_loaded"] == 1_000
+
+    code, out, _ = invoke(
+        cli_env, "--json", "watermark-count", "validate-counts", "-p", PIPELINE, "-t", TABLE
+    )
+    assert code == 0 and json.loads(out)["differ"] == []
+
+    code, out, _ = invoke(
+        cli_env,
+        "--json",
+        "watermark-count",
+        "set-count",
+        "-p",
+        PIPELINE,
+        "-t",
+        TABLE,
+        "--count",
+        "7",
+        "--side",
+        "redshift",
+    )
+    assert code == 0 and json.loads(out)["redshift_rows_loaded"] == 7
+    code, out, _ = invoke(
+        cli_env, "--json", "watermark-count", "validate-counts", "-p", PIPELINE, "-t", TABLE
+    )
+    assert code == 1 and json.loads(out)["differ"] == ["last run: extracted = loaded"]
+
+    # The rest, then a reset: the next run reads everything again, merging by key.
+    code, out, _ = invoke(cli_env, "--json", "sync", "pipeline", "-p", PIPELINE)
+    assert code == 0 and json.loads(out)["tables"][0]["rows_extracted"] == 500
+    code, out, _ = invoke(
+        cli_env, "--json", "watermark", "reset", "-p", PIPELINE, "-t", TABLE, "--yes"
+    )
+    assert code == 0 and json.loads(out)["last_key"] is None
+    assert json.loads(out)["mysql_rows_extracted"] == 0
+    code, out, _ = invoke(cli_env, "--json", "sync", "pipeline", "-p", PIPELINE)
+    tables = json.loads(out)["tables"][0]
+    assert code == 0 and tables["rows_extracted"] == 1_500 and tables["target_rows"] == 1_500
+    assert tables["duplicate_keys"] == 0
+
+
+def test_watermark_set_and_backup_then_redshift_only(
+    cli_env: dict[str, str], engine: LocalEngine
+) -> None:
+    conn = pymysql.connect(**MYSQL, password="", autocommit=True)
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT updated_at FROM {TABLE} ORDER BY updated_at, id LIMIT 1 OFFSET 999")
+        stamp = cursor.fetchone()[0]
+        cursor.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE updated_at > %s", (stamp,))
+        newer = cursor.fetchone()[0]
+    conn.close()
+    code, out, _ = invoke(
+        cli_env,
+        "--json",
+        "watermark",
+        "set",
+        "-p",
+        PIPELINE,
+        "-t",
+        TABLE,
+        "--timestamp",
+        stamp.strftime("%Y-%m-%d %H:%M:%S.%f"),
+    )
+    assert code == 0, out
+    code, out, _ = invoke(cli_env, "--json", "sync", "pipeline", "-p", PIPELINE, "--backup-only")
+    assert code == 0, out
+    assert json.loads(out)["tables"][0]["rows_extracted"] == newer
+    pending = state.list_files(engine.client_table(), PIPELINE, TABLE, status="extracted")
+    assert sum(f["rows"] for f in pending) == newer
+    code, out, _ = invoke(cli_env, "--json", "sync", "pipeline", "-p", PIPELINE, "--redshift-only")
+    report = json.loads(out)
+    assert code == 0 and report["verified"], out
+    assert report["tables"][0]["rows_loaded"] == newer
+    assert state.list_files(engine.client_table(), PIPELINE, TABLE, status="extracted") == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sync", "pipeline", "-p", PIPELINE, "--limit", "0"], "limit"),
+        (["sync", "pipeline", "-p", PIPELINE, "--limit", "-3"], "limit"),
+        (["sync", "pipeline", "-p", PIPELINE, "--max-chunks", "0"], "max_chunks"),
+        (["sync", "pipeline", "-p", PIPELINE, "--limit", "ten"], "'ten' is not a valid integer"),
+        (["sync", "pipeline", "-p", PIPELINE, "--backup-only", "--redshift-only"], "exclude"),
+        (["sync", "pipeline", "-p", "nope"], "unknown pipeline 'nope'"),
+        (["sync", "pipeline", "-p", PIPELINE, "-t", "x.y"], "has no table 'x.y'"),
+        (["sync", "pipeline", "-p", PIPELINE, "-t", "`; DROP TABLE x; --"], "has no table"),
+        (["watermark", "get", "-p", PIPELINE], "Missing option '-t'"),
+        (
+            ["watermark", "set", "-p", PIPELINE, "-t", TABLE, "--timestamp", "2025-02-30"],
+            "timestamp",
+        ),
+        (
+            [
+                "watermark",
+                "set",
+                "-p",
+                PIPELINE,
+                "-t",
+                TABLE,
+                "--timestamp",
+                "2025-08-09T20:00:01+09:00",
+            ],
+            "time zone",
+        ),
+        (["watermark", "reset", "-p", PIPELINE, "-t", TABLE], "--yes"),
+        (["watermark-count", "set-count", "-p", PIPELINE, "-t", TABLE, "--count", "-1"], "--count"),
+        (
+            [
+                "watermark-count",
+                "set-count",
+                "-p",
+                PIPELINE,
+                "-t",
+                TABLE,
+                "--count",
+                "1",
+                "--mode",
+                "incremental",
+            ],
+            "absolute",
+        ),
+        (["runs", "show", "no-such-run"], "no run named"),
+        (["runs", "show", "../../etc"], "execution name"),
+    ],
+)
+def test_bad_flags_fail_with_one_line_and_change_nothing(
+    cli_env: dict[str, str], engine: LocalEngine, args: list[str], message: str
+) -> None:
+    table = engine.client_table()
+    before = sorted((i["pk"], i["sk"], str(i)) for i in table.scan()["Items"])
+    executions = engine.client("stepfunctions").list_executions(
+        stateMachineArn=engine.resources.state_machine_arn
+    )["executions"]
+    code, out, err = invoke(cli_env, *args)
+    assert code == 2, (out, err)
+    assert message in err
+    after = sorted((i["pk"], i["sk"], str(i)) for i in table.scan()["Items"])
+    assert after == before
+    assert len(
+        engine.client("stepfunctions").list_executions(
+            stateMachineArn=engine.resources.state_machine_arn
+        )["executions"]
+    ) == len(executions)

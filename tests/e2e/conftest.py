@@ -21,21 +21,36 @@ PIPELINE = "e2e"
 WAREHOUSE_DB = "myshift_warehouse_e2e"
 TARGET_SCHEMA = "e2e_dw"
 
-PIPELINE_YAML = f"""
-name: {PIPELINE}
-source:
-  host: {MYSQL["host"]}
-  port: {MYSQL["port"]}
-  user: {MYSQL["user"]}
-  password_env: MYSQL_PASSWORD
-target: {{database: dev, schema: {TARGET_SCHEMA}, workgroup: local}}
-strategy: sequential
-chunk_rows: 500
-max_concurrent_chunks: 2
-safety_lag_seconds: 0
-tables:
-  - {{name: {DATABASE}.{TABLE}, cursor: updated_at, primary_key: [id]}}
-"""
+
+def pipeline_yaml(
+    name: str,
+    tables: list[str],
+    *,
+    schema: str,
+    strategy: str = "sequential",
+    chunk_rows: int = 500,
+    extra: str = "",
+) -> str:
+    """A pipeline file for the test MariaDB and the stand-in warehouse."""
+    lines = [
+        f"name: {name}",
+        "source:",
+        f"  host: {MYSQL['host']}",
+        f"  port: {MYSQL['port']}",
+        f"  user: {MYSQL['user']}",
+        "  password_env: MYSQL_PASSWORD",
+        f"target: {{database: dev, schema: {schema}, workgroup: local}}",
+        f"strategy: {strategy}",
+        f"chunk_rows: {chunk_rows}",
+        "max_concurrent_chunks: 2",
+        "safety_lag_seconds: 0",
+        "tables:",
+        *[f"  - {{name: {t}, cursor: updated_at, primary_key: [id]}}" for t in tables],
+    ]
+    return "\n".join(lines) + "\n" + extra
+
+
+PIPELINE_YAML = pipeline_yaml(PIPELINE, [f"{DATABASE}.{TABLE}"], schema=TARGET_SCHEMA)
 
 
 @pytest.fixture(scope="session")

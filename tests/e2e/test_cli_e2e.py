@@ -20,7 +20,7 @@ from myshift.local import sample
 from myshift.local.engine import LocalEngine
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE
+from tests.e2e.conftest import DATABASE, pipeline_yaml
 
 PIPELINE = "e2e_cli"
 TABLE = f"{DATABASE}.cli_orders"
@@ -31,14 +31,7 @@ def cli_env(
     engine: LocalEngine, pipelines_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     (pipelines_dir / f"{PIPELINE}.yml").write_text(
-        f"""name: {PIPELINE}
-source: {{host: {MYSQL["host"]}, port: {MYSQL["port"]}, user: {MYSQL["user"]}, password_env: MYSQL_PASSWORD}}
-target: {{database: dev, schema: cli_dw, workgroup: local}}
-chunk_rows: 400
-safety_lag_seconds: 0
-tables:
-  - {{name: {TABLE}, cursor: updated_at, primary_key: [id]}}
-"""
+        pipeline_yaml(PIPELINE, [TABLE], schema="cli_dw", chunk_rows=400)
     )
     conn = pymysql.connect(**MYSQL, password="", autocommit=True)
     sample.seed(conn, DATABASE, "cli_orders", 1_500)

@@ -20,7 +20,7 @@ from myshift.local.engine import Fault, LocalEngine
 from myshift.verify import run_query
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, run
+from tests.e2e.conftest import DATABASE, pipeline_yaml, run
 
 PIPELINE = "e2e_ops"
 SCHEMA = "ops_dw"
@@ -29,31 +29,19 @@ TABLE_B = f"{DATABASE}.ops_b"
 MISSING = f"{DATABASE}.ops_missing"
 
 
-def pipeline_yaml(name: str, strategy: str, tables: list[str]) -> str:
-    lines = [
-        f"name: {name}",
-        "source:",
-        f"  host: {MYSQL['host']}",
-        f"  port: {MYSQL['port']}",
-        f"  user: {MYSQL['user']}",
-        "  password_env: MYSQL_PASSWORD",
-        f"target: {{database: dev, schema: {SCHEMA}, workgroup: local}}",
-        f"strategy: {strategy}",
-        "chunk_rows: 300",
-        "safety_lag_seconds: 0",
-        "tables:",
-        *[f"  - {{name: {t}, cursor: updated_at, primary_key: [id]}}" for t in tables],
-    ]
-    return "\n".join(lines) + "\n"
-
-
 @pytest.fixture(scope="module")
 def pipelines(pipelines_dir: Path) -> Path:
     (pipelines_dir / f"{PIPELINE}.yml").write_text(
-        pipeline_yaml(PIPELINE, "sequential", [TABLE_A, TABLE_B])
+        pipeline_yaml(PIPELINE, [TABLE_A, TABLE_B], schema=SCHEMA, chunk_rows=300)
     )
     (pipelines_dir / "e2e_par.yml").write_text(
-        pipeline_yaml("e2e_par", "inter-table", [TABLE_A, TABLE_B, MISSING])
+        pipeline_yaml(
+            "e2e_par",
+            [TABLE_A, TABLE_B, MISSING],
+            schema=SCHEMA,
+            strategy="inter-table",
+            chunk_rows=300,
+        )
     )
     return pipelines_dir
 

@@ -1,6 +1,9 @@
 # myshift — run `make help` for the targets.
 SHELL := /bin/bash
-PYTHON ?= python3
+# The newest of Python 3.12 (the Lambda runtime, see cdk.json) or any python3 >= 3.11:
+# on PATH, or installed by pyenv but not selected.
+PYTHON ?= $(shell for p in python3.12 $(wildcard $(HOME)/.pyenv/versions/3.12*/bin/python3.12) python3; do \
+	$$p -c 'import sys; assert sys.version_info >= (3, 11)' >/dev/null 2>&1 && { echo $$p; break; }; done)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -11,6 +14,7 @@ help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: need Python >= 3.11 (3.12 preferred): apt-get install python3 python3-venv" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -26,15 +30,15 @@ demo: venv services ## Seed a sample table and sync it three times through the l
 	$(PY) scripts/demo.py
 
 test: venv services ## Run the whole test suite (unit, integration, infra, e2e)
-	$(PY) -m pytest tests/unit tests/integration tests/infra -q
-	$(PY) -m pytest tests/e2e -q
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) -m pytest tests/unit tests/integration tests/infra -q -p no:logging
+	$(PY) -m pytest tests/e2e -q -p no:logging
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-synth: venv ## Synthesize the CDK app into cdk.out/ (no AWS account, no Docker)
-	$(PY) scripts/build_layer.py
-	$(PY) app.py
+synth: venv ## Synthesize the CDK app into cdk.out/ (no AWS account, no Docker); prints sizes and cdk-nag
+	$(PY) scripts/build_layer.py --python-version $$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["lambda_python_version"])')
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py
 
 bench: venv services ## Benchmarks (print figures)
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b; done || echo "no benchmarks yet"

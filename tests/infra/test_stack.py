@@ -193,12 +193,22 @@ def test_resource_counts(synth: Synth) -> None:
     assert len(FUNCTIONS) == 6
 
 
+def test_lambda_runtime_is_the_tests_interpreter() -> None:
+    # The functions run on the Python version the suite runs on (the Makefile makes the
+    # venv with it); pyarrow's wheels need python3.12's glibc (Amazon Linux 2023).
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    assert context["lambda_python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
 def test_functions_runtime_architecture_and_handlers(synth: Synth) -> None:
     functions = synth.resources("AWS::Lambda::Function")
     handlers = set()
+    runtime = "python" + json.loads((REPO_ROOT / "cdk.json").read_text())["context"][
+        "lambda_python_version"
+    ]
     for resource in functions.values():
         props = resource["Properties"]
-        assert props["Runtime"] == "python3.11"
+        assert props["Runtime"] == runtime
         assert props["Architectures"] == ["arm64"]
         assert props["TracingConfig"] == {"Mode": "Active"}
         assert len(props["Layers"]) == 1
@@ -210,7 +220,7 @@ def test_functions_runtime_architecture_and_handlers(synth: Synth) -> None:
     )
     synth.template.has_resource_properties(
         "AWS::Lambda::LayerVersion",
-        {"CompatibleRuntimes": ["python3.11"], "CompatibleArchitectures": ["arm64"]},
+        {"CompatibleRuntimes": [runtime], "CompatibleArchitectures": ["arm64"]},
     )
 
 

@@ -29,9 +29,14 @@ services: ## Make sure MariaDB and PostgreSQL are reachable (start them if insta
 demo: venv services ## Seed a sample table and sync it three times through the local state machine
 	$(PY) scripts/demo.py
 
-test: venv services ## Run the whole test suite (unit, integration, infra, e2e)
-	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) -m pytest tests/unit tests/integration tests/infra -q -p no:logging
-	$(PY) -m pytest tests/e2e -q -p no:logging
+PYTEST := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) -m pytest -q -p no:logging
+
+test: venv services ## Run the test suite: unit, integration, infra, e2e (all but the slow proofs)
+	$(PYTEST) -m "not slow" tests/unit tests/integration tests/infra
+	$(PYTEST) -m "not slow" tests/e2e
+
+test-slow: venv services ## The slow proofs (10,000-chunk limits, fault matrix, races); CI runs them too
+	$(PYTEST) -m slow tests/unit tests/integration tests/infra tests/e2e
 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
@@ -46,4 +51,4 @@ bench: venv services ## Benchmarks (print figures)
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf cdk.out build .pytest_cache
 
-.PHONY: help venv services demo test lint synth bench clean
+.PHONY: help venv services demo test test-slow lint synth bench clean

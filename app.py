@@ -1,6 +1,7 @@
 """CDK entry point: `python app.py [-c key=value ...]` synthesizes Myshift-<stage>.
 
-Reads every pipeline file (`pipelines/*.yml`), stages the Lambda code asset
+Reads every pipeline file of the stage (`pipelines/<stage>/*.yml` when that directory
+exists, else `pipelines/*.yml`), stages the Lambda code asset
 (`build/asset/`), takes the layer from `build/layer/` (scripts/build_layer.py), checks
 the stack with cdk-nag's AwsSolutions pack and writes the cloud assembly to `cdk.out/`
 (or $CDK_OUTDIR). Works with the CDK CLI too (`cdk synth`, via cdk.json's "app").
@@ -48,6 +49,16 @@ def cli_context(argv: list[str]) -> dict[str, str]:
     return context
 
 
+def stage_pipelines_dir(pipelines_dir: Path, stage: str) -> Path:
+    """`<pipelines_dir>/<stage>/` when it exists, else `pipelines_dir` itself.
+
+    Stages deployed to one account then sync different pipelines (a dev stack must not
+    schedule the production pipelines a second time).
+    """
+    stage_dir = pipelines_dir / stage
+    return stage_dir if stage_dir.is_dir() else pipelines_dir
+
+
 def build_app(
     context: dict[str, Any],
     *,
@@ -71,6 +82,7 @@ def build_app(
         arch=settings.lambda_architecture,
         python_version=settings.lambda_python_version,
     )
+    pipelines_dir = stage_pipelines_dir(pipelines_dir, settings.stage)
     pipelines = load_pipelines(pipelines_dir)
     code_dir = stage_code_asset(asset_dir, pipelines_dir=pipelines_dir)
     stack = MyshiftStack(

@@ -21,12 +21,13 @@ from aws_cdk import (
     Validations,
 )
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from myshift.config import PipelineConfig
+from myshift.config import PipelineConfig, VpcConfig
 from myshift.settings import ENVIRONMENT_VARIABLES
 
 # Where the code asset puts the pipeline files (LAMBDA_TASK_ROOT is /var/task).
@@ -115,6 +116,7 @@ class FunctionSettings:
     python_version: str
     architecture: str
     poll_seconds: int
+    inline_map_max_chunks: int
     data_prefix: str
     log_level: str
     log_retention: logs.RetentionDays
@@ -131,6 +133,7 @@ def lambda_environment(
         "pipelines_dir": PIPELINES_DIR_IN_LAMBDA,
         "poll_seconds": str(settings.poll_seconds),
         "data_prefix": settings.data_prefix,
+        "inline_map_max_chunks": str(settings.inline_map_max_chunks),
     }
     if set(values) != set(ENVIRONMENT_VARIABLES):
         # settings.py gained or lost a field: the stack must set it, never guess.
@@ -198,6 +201,12 @@ class Functions(Construct):
                 ],
             )
 
+        # MySQL is private: the functions that read it run in the pipelines' VPC.
+        self.vpc_config = pipelines_vpc(pipelines)
+        self.network: SourceNetwork | None = None
+        if self.vpc_config is not None:
+            self.network = SourceNetwork(self, "SourceNetwork", vpc=self.vpc_config)
+
         self.functions: dict[str, lambda_.Function] = {}
         for spec in FUNCTIONS:
             log_group = logs.LogGroup(
@@ -230,12 +239,9 @@ class Functions(Construct):
                 role=role,
                 log_group=log_group,
                 tracing=lambda_.Tracing.ACTIVE,
-                # VPC seam: the pipeline model has no `vpc` settings yet, so the
-                # functions run outside a VPC and reach MySQL over its public endpoint.
-                # When config.py grows them, pass vpc=..., vpc_subnets=...,
-                # security_groups=... here (and grant ec2 ENI permissions via the
-                # AWSLambdaVPCAccessExecutionRole equivalent).
             )
+            if spec.reads_source and self.network is not None:
+                self.network.place(function, role)
             bucket.grant_read_write(role)
             table.grant_read_write_data(role)
             if spec.reads_source and self.source_secrets_policy is not None:
@@ -250,6 +256,130 @@ class Functions(Construct):
         return {
             spec.construct_id: self.functions[spec.name] for spec in FUNCTIONS if spec.in_workflow
         }
+
+
+def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
+    """The one VPC placement of the pipelines that give one (None: no VPC).
+
+    A Lambda function sits in one set of subnets, and plan/extract serve every
+    pipeline of the stack: pipelines in different VPCs need separate stacks (stages,
+    each with its own `pipelines/<stage>/`). A pipeline without `vpc` is reached from
+    the others' subnets (or, when none has one, from outside any VPC).
+    """
+    placements: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for name, pipeline in sorted(pipelines.items()):
+        if pipeline.vpc is not None:
+            key = (
+                tuple(sorted(pipeline.vpc.subnet_ids)),
+                tuple(sorted(pipeline.vpc.security_group_ids)),
+            )
+            placements.setdefault(key, []).append(name)
+    if len(placements) > 1:
+        groups = "; ".join(
+            f"{', '.join(names)}: subnets {', '.join(subnets)}, security groups {', '.join(sgs)}"
+            for (subnets, sgs), names in sorted(placements.items(), key=lambda kv: kv[1])
+        )
+        raise ValueError(
+            "pipelines name different vpc settings, but one stack places its functions in "
+            f"one VPC ({groups}). Give them the same vpc block, or deploy them as separate "
+            "stages (pipelines/<stage>/*.yml, -c stage=<stage>)."
+        )
+    if not placements:
+        return None
+    subnets, security_groups = next(iter(placements))
+    return VpcConfig(subnet_ids=list(subnets), security_group_ids=list(security_groups))
+
+
+class SourceNetwork(Construct):
+    """The pipelines' subnets and security groups (imported, not managed here) and the
+    network-interface permissions a function in them needs.
+
+    The roles are our own (no AWSLambdaBasicExecutionRole), so CDK does not add
+    AWSLambdaVPCAccessExecutionRole: this policy is its scoped equivalent (its log
+    permissions are already granted per log group).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, vpc: VpcConfig) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.subnets = [
+            ec2.Subnet.from_subnet_id(self, f"Subnet{i}", subnet_id)
+            for i, subnet_id in enumerate(vpc.subnet_ids)
+        ]
+        self.security_groups = [
+            ec2.SecurityGroup.from_security_group_id(self, f"SecurityGroup{i}", group_id)
+            for i, group_id in enumerate(vpc.security_group_ids)
+        ]
+
+        def ec2_arn(resource: str, name: str) -> str:
+            return stack.format_arn(
+                service="ec2",
+                resource=resource,
+                resource_name=name,
+                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+            )
+
+        interfaces = ec2_arn("network-interface", "*")
+        self.policy = iam.ManagedPolicy(
+            self,
+            "NetworkInterfaces",
+            description="myshift: network interfaces in the pipelines' subnets (VPC access)",
+            statements=[
+                iam.PolicyStatement(
+                    sid="CreateInterfacesInThePipelineSubnets",
+                    actions=["ec2:CreateNetworkInterface"],
+                    resources=[
+                        *(ec2_arn("subnet", s.subnet_id) for s in self.subnets),
+                        *(
+                            ec2_arn("security-group", g.security_group_id)
+                            for g in self.security_groups
+                        ),
+                        interfaces,
+                    ],
+                ),
+                iam.PolicyStatement(
+                    sid="ManageInterfaces",
+                    actions=[
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    resources=[interfaces],
+                ),
+                iam.PolicyStatement(
+                    sid="DescribeNetwork",
+                    actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
+                    resources=["*"],
+                ),
+            ],
+        )
+        Validations.of(self.policy).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::{_nag_arn(stack, interfaces)}]",
+                reason="Lambda creates and deletes the functions' network interfaces; their "
+                "ids are not known at deploy time. Creation is limited to the pipeline "
+                "file's subnets and security groups; this account and region only.",
+            ),
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no "
+                "resource-level permissions (Lambda's VPC access needs both).",
+            ),
+        )
+
+    def place(self, function: lambda_.Function, role: iam.Role) -> None:
+        """Run `function` in the subnets with the security groups; grant the ENI policy.
+
+        Set on the CloudFormation resource: the L2 `vpc=` wants an IVpc (a VPC id the
+        pipeline file does not give) only to select subnets we already name.
+        """
+        role.add_managed_policy(self.policy)
+        cfn = function.node.default_child
+        assert isinstance(cfn, lambda_.CfnFunction)
+        cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
+            subnet_ids=[s.subnet_id for s in self.subnets],
+            security_group_ids=[g.security_group_id for g in self.security_groups],
+        )
 
 
 class WarehouseAccessPolicy(Construct):

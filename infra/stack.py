@@ -30,12 +30,13 @@ class StackSettings:
 
     stage: str = "dev"
     lambda_architecture: str = "arm64"
-    lambda_python_version: str = "3.11"
+    lambda_python_version: str = "3.12"
     removal_policy: str = "retain"  # retain | destroy
     bucket_versioning: bool = False
     access_logs: bool = True
     log_retention_days: int = 30
     poll_seconds: int = 5
+    inline_map_max_chunks: int = 200
     data_prefix: str = "data"
     log_level: str = "INFO"
     alarm_email: str = ""
@@ -162,6 +163,7 @@ class MyshiftStack(Stack):
                 python_version=settings.lambda_python_version,
                 architecture=settings.lambda_architecture,
                 poll_seconds=settings.poll_seconds,
+                inline_map_max_chunks=settings.inline_map_max_chunks,
                 data_prefix=settings.data_prefix,
                 log_level=settings.log_level,
                 log_retention=settings.log_retention,
@@ -173,6 +175,8 @@ class MyshiftStack(Stack):
             "Workflow",
             definition_file=definition_file,
             functions=functions.workflow_functions(),
+            bucket=storage.bucket,
+            data_prefix=settings.data_prefix,
             timeout=Duration.hours(settings.state_machine_timeout_hours),
             log_retention=settings.log_retention,
             removal_policy=settings.removal,

@@ -10,12 +10,15 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, ArnFormat, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from infra.functions import _nag_arn
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -35,6 +38,8 @@ class Workflow(Construct):
         *,
         definition_file: Path,
         functions: Mapping[str, lambda_.IFunction],
+        bucket: s3.IBucket,
+        data_prefix: str,
         timeout: Duration,
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
@@ -44,6 +49,9 @@ class Workflow(Construct):
         substitutions = {
             f"{prefix}FunctionArn": function.function_arn for prefix, function in functions.items()
         }
+        substitutions["DataBucketName"] = bucket.bucket_name
+        # Static: moto evaluates a dynamic ResultWriter prefix against the results.
+        substitutions["MapResultsPrefix"] = f"{data_prefix}/_map-results"
         missing = definition_placeholders(definition_file) - set(substitutions)
         if missing:
             # A placeholder left in would deploy and fail at the first execution.
@@ -64,6 +72,8 @@ class Workflow(Construct):
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
+            # Named, so that the Distributed Map's child-execution permission can name it.
+            state_machine_name=f"{Stack.of(self).stack_name}-sync",
             definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
             definition_substitutions=substitutions,
             state_machine_type=sfn.StateMachineType.STANDARD,
@@ -83,6 +93,54 @@ class Workflow(Construct):
                 actions=["lambda:InvokeFunction"],
                 resources=[fn.function_arn for fn in functions.values()],
             )
+        )
+        # Large plans: the Distributed Map reads the chunk list from the bucket
+        # (ItemReader), writes its results there (ResultWriter) and runs child
+        # executions of this state machine.
+        stack = Stack.of(self)
+        data_objects = bucket.arn_for_objects(f"{data_prefix}/*")
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DistributedMapPlanAndResults",
+                actions=["s3:GetObject", "s3:PutObject"],
+                resources=[data_objects],
+            )
+        )
+        children = [
+            stack.format_arn(
+                service="states",
+                resource=kind,
+                resource_name=f"{stack.stack_name}-*",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for kind in ("stateMachine", "execution")
+        ]
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="DistributedMapChildren",
+                actions=[
+                    "states:StartExecution",
+                    "states:DescribeExecution",
+                    "states:StopExecution",
+                ],
+                resources=children,
+            )
+        )
+        logical_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        Validations.of(self.state_machine).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{data_prefix}/*]",
+                reason="The Distributed Map reads a run's chunk plan and writes its results "
+                "under the data prefix; keys are per pipeline/table/run.",
+            ),
+            *(
+                Acknowledgment(
+                    id=f"AwsSolutions-IAM5[Resource::{_nag_arn(stack, arn)}]",
+                    reason="Distributed Map child executions of this stack's own state "
+                    "machine; its name is generated, so it is matched by the stack prefix.",
+                )
+                for arn in children
+            ),
         )
         # The WaitForLoad/DescribeLoad loop polls the Redshift Data API directly.
         self.state_machine.add_to_role_policy(

@@ -1,4 +1,4 @@
-"""A source table's columns: read from MySQL, named for Redshift once and for good."""
+"""A source table's columns: read from MySQL, named and ordered for Redshift for good."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ from typing import Any
 
 import pymysql
 
-from myshift import state
+from myshift import evolve, state
 from myshift.config import TableConfig
 from myshift.errors import SchemaError
-from myshift.load import TargetTable
-from myshift.schema import (
-    COLUMNS_QUERY,
-    Column,
-    columns_from_information_schema,
-    redshift_columns_ddl,
-    target_name_map,
-)
+from myshift.schema import COLUMNS_QUERY, Column, columns_from_information_schema, target_name_map
 from myshift.source import query_dicts
 
 
@@ -31,36 +24,23 @@ def source_columns(
     return columns_from_information_schema(rows, names)
 
 
-def resolve_columns(
+def table_columns(
     conn: pymysql.Connection, state_table: Any, pipeline: str, table: TableConfig
-) -> list[Column]:
-    """Read the columns and store the name map and target DDL the first time."""
-    stored = state.get_schema(state_table, pipeline, table.name)
-    columns = source_columns(conn, table, stored.get("name_map") if stored else None)
-    if stored is None:
-        state.put_schema(state_table, pipeline, table.name, schema_record(columns, table))
-    return columns
+) -> tuple[list[Column], dict[str, Any]]:
+    """The columns to extract, in the Redshift table's order, and this run's schema record.
 
-
-def schema_record(columns: list[Column], table: TableConfig) -> dict[str, Any]:
-    """What the load needs to know about the target table, as stored in DynamoDB."""
-    by_source = {c.source_name: c.target_name for c in columns}
-    return {
-        "name_map": by_source,
-        "columns_ddl": redshift_columns_ddl(columns),
-        "column_names": [c.target_name for c in columns],
-        "primary_key": [by_source[k] for k in table.primary_key],
-        "cursor": by_source[table.cursor],
+    The order and the target types come from the layout of the table's earlier files
+    (see `myshift.evolve`); a change Redshift cannot follow is a SchemaError here,
+    before anything is read. The record is stored when the extraction commits.
+    """
+    stored = state.get_schema(state_table, pipeline, table.name) or {}
+    current = source_columns(conn, table, stored.get("name_map"))
+    evolution = evolve.reconcile(table.name, stored.get("layout"), current)
+    targets = {c.source_name: c.target_name for c in evolution.columns}
+    record = {
+        "name_map": {**stored.get("name_map", {}), **targets},
+        "layout": evolution.stored_columns(),
+        "primary_key": [targets[k] for k in table.primary_key],
+        "cursor": targets[table.cursor],
     }
-
-
-def target_table(schema: dict[str, Any], target_schema: str, table: TableConfig) -> TargetTable:
-    """The Redshift table `<target schema>.<mysql table name>` from the stored record."""
-    return TargetTable(
-        schema=target_schema,
-        name=table.table.lower(),
-        columns_ddl=schema["columns_ddl"],
-        column_names=list(schema["column_names"]),
-        primary_key=list(schema["primary_key"]),
-        cursor=schema["cursor"],
-    )
+    return evolution.columns, record

@@ -26,6 +26,67 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# OpenSSH's fingerprint form, as `ssh-keygen -lf KEY.pub` and `ssh` print it.
+SSH_FINGERPRINT = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}$")
+
+
+class SshConfig(_Strict):
+    """An SSH bastion the operator's CLI tunnels through to reach MySQL.
+
+    Only the CLI on the operator's machine uses it (validate-counts, the counts after
+    `sync pipeline`); the Lambda functions sit in the VPC and connect to `source.host`
+    directly. `source.host`/`port` are as the bastion sees them. The bastion's host key
+    is checked: against `known_hosts` (default ~/.ssh/known_hosts), or against a pinned
+    `host_key_fingerprint`; `strict_host_key_checking: false` accepts any key.
+    """
+
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    # An unencrypted private key; `~` is expanded; checked when the tunnel opens (the
+    # Lambdas load the same file and have no key).
+    key_file: Path
+    known_hosts: Path | None = None
+    strict_host_key_checking: bool = True
+    host_key_fingerprint: str | None = None
+
+    @field_validator("host_key_fingerprint")
+    @classmethod
+    def _valid_fingerprint(cls, value: str | None) -> str | None:
+        if value is not None and not SSH_FINGERPRINT.match(value):
+            raise ValueError(
+                "host_key_fingerprint must look like SHA256:<43 base64 characters> "
+                "(as `ssh-keygen -lf` prints it)"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _one_host_key_check(self) -> SshConfig:
+        if self.host_key_fingerprint and self.known_hosts:
+            raise ValueError("give known_hosts or host_key_fingerprint, not both")
+        if not self.strict_host_key_checking and (self.host_key_fingerprint or self.known_hosts):
+            raise ValueError(
+                "strict_host_key_checking: false ignores known_hosts/host_key_fingerprint; "
+                "drop one of them"
+            )
+        return self
+
+    @property
+    def where(self) -> str:
+        """`user@host:port` of the bastion, for messages."""
+        return f"{self.user}@{self.host}:{self.port}"
+
+    def key_path(self) -> Path:
+        """The private key's path, or a ConfigError naming the field (never its content)."""
+        path = self.key_file.expanduser()
+        if not path.is_file():
+            raise ConfigError(
+                f"source.ssh.key_file: {path} does not exist "
+                f"(the private key for SSH bastion {self.where})"
+            )
+        return path
+
+
 class SourceConfig(_Strict):
     """Where the MySQL server is and how to authenticate."""
 
@@ -36,6 +97,8 @@ class SourceConfig(_Strict):
     secret_arn: str | None = None
     connect_timeout_seconds: int = Field(default=10, ge=1, le=300)
     read_timeout_seconds: int = Field(default=600, ge=1, le=3600)
+    # The operator's CLI reaches MySQL through this bastion (see myshift.tunnel).
+    ssh: SshConfig | None = None
 
     @model_validator(mode="after")
     def _one_password_source(self) -> SourceConfig:
@@ -84,13 +147,60 @@ class TargetConfig(_Strict):
         return self
 
 
+# Subnet and security group ids: the prefix and 8 or 17 hex digits.
+SUBNET_ID = re.compile(r"^subnet-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+SECURITY_GROUP_ID = re.compile(r"^sg-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
+def _ids(values: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
+    for value in values:
+        if not pattern.match(value):
+            raise ValueError(f"{value!r} is not a {what} id ({pattern.pattern})")
+    if len(set(values)) != len(values):
+        raise ValueError(f"{what} ids repeat")
+    return values
+
+
+class VpcConfig(_Strict):
+    """Where the functions that read MySQL run: subnets (private, with a route to
+    MySQL and to S3/DynamoDB/Secrets Manager) and the security groups MySQL admits."""
+
+    subnet_ids: list[str] = Field(min_length=1)
+    security_group_ids: list[str] = Field(min_length=1)
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _valid_subnets(cls, value: list[str]) -> list[str]:
+        return _ids(value, SUBNET_ID, "subnet")
+
+    @field_validator("security_group_ids")
+    @classmethod
+    def _valid_security_groups(cls, value: list[str]) -> list[str]:
+        return _ids(value, SECURITY_GROUP_ID, "security group")
+
+
 class TableConfig(_Strict):
-    """One table to sync: `database.table`, its cursor column and its key."""
+    """One table to sync: `database.table`, its cursor column and its key.
+
+    The key identifies a row: `primary_key` (the table's PRIMARY KEY), or for a table
+    without one `unique_key` (the columns of a UNIQUE index of NOT NULL columns). Given
+    `unique_key`, `primary_key` holds the same columns, so everything keyed on
+    `primary_key` (merge, counts) uses it. The plan checks the key against the table's
+    indexes before anything runs.
+    """
 
     name: str
     cursor: str
     primary_key: list[str] = Field(min_length=1)
+    unique_key: list[str] | None = Field(default=None, min_length=1)
     safety_lag_seconds: int | None = Field(default=None, ge=0, le=86_400)
+    # Rows whose cursor is NULL are counted and reported every run; with this option
+    # they are loaded too: ordered before every other row, by the key alone, so the
+    # first run(s) after a reset load them once (see plan.py).
+    load_null_cursor: bool = False
+    # How chunks are read: "text" (the server builds CSV lines, parsed by Arrow) or
+    # "rows" (pymysql's rows, converted a column at a time; slower, the reference).
+    reader: Literal["text", "rows"] = "text"
     write_mode: Literal["merge", "append", "replace"] = "merge"
 
     @field_validator("name")
@@ -117,6 +227,36 @@ class TableConfig(_Strict):
             raise ValueError("primary key columns repeat")
         return value
 
+    @field_validator("unique_key")
+    @classmethod
+    def _valid_unique_key(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return value
+        for column in value:
+            validate_identifier(column, what="unique key column")
+        if len(set(value)) != len(value):
+            raise ValueError("unique key columns repeat")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_from_unique_key(cls, data: object) -> object:
+        """`unique_key` alone stands for the key; with `primary_key` it must not differ."""
+        if isinstance(data, dict) and data.get("unique_key") is not None:
+            if "primary_key" not in data:
+                return {**data, "primary_key": data["unique_key"]}
+            if data["primary_key"] != data["unique_key"]:
+                raise ValueError(
+                    "give primary_key (the table's PRIMARY KEY) or unique_key (for a table "
+                    "without one), not both"
+                )
+        return data
+
+    @property
+    def key_source(self) -> str:
+        """`unique_key` or `primary_key`: which setting named the key (for messages)."""
+        return "unique_key" if self.unique_key is not None else "primary_key"
+
     @property
     def database(self) -> str:
         return self.name.split(".")[0]
@@ -132,6 +272,8 @@ class PipelineConfig(_Strict):
     name: str
     source: SourceConfig
     target: TargetConfig
+    # The deployed plan/extract functions run in these subnets (MySQL is private).
+    vpc: VpcConfig | None = None
     strategy: Literal["sequential", "inter-table"] = "sequential"
     schedule: str | None = None
     chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_CHUNK_ROWS

@@ -41,7 +41,13 @@ def to_key_value(value: Any) -> KeyValue:
 
 
 def to_key(row: Sequence[Any]) -> Key:
-    """A row of key-column values as a key."""
+    """A row of key-column values as a key.
+
+    Only the cursor (the first value) may be NULL: rows with a NULL cursor are read
+    only when a table loads them (`null_cursor_range`), and their key is `[None, pk...]`.
+    """
+    if row and row[0] is None:
+        return [None, *[to_key_value(v) for v in row[1:]]]  # type: ignore[list-item]
     return [to_key_value(v) for v in row]
 
 
@@ -73,24 +79,71 @@ def at_or_before(columns: Sequence[str], key: Sequence[KeyValue]) -> tuple[str, 
 
 
 def key_range(
-    columns: Sequence[str], lower: Sequence[KeyValue] | None, upper: Sequence[KeyValue] | None
+    columns: Sequence[str],
+    lower: Sequence[KeyValue | None] | None,
+    upper: Sequence[KeyValue | None] | None,
+    *,
+    include_null_cursor: bool = False,
 ) -> tuple[str, list]:
     """Predicate for `lower < key <= upper` (either side open when None), cursor not NULL.
 
     A bound may be a prefix of the key: `[cursor value]` alone (a watermark set to a
     timestamp by an operator) compares the cursor column only.
+
+    With `include_null_cursor` rows whose cursor is NULL are part of the order too, before
+    every other row (as MySQL sorts them): a key `[None, pk...]` is such a row's key, and
+    those rows are ordered by the primary key alone (`null_cursor_range`).
     """
+    if include_null_cursor:
+        return null_cursor_range(columns, lower, upper)
     parts = [f"{quote_mysql(columns[0])} IS NOT NULL"]
     params: list[KeyValue] = []
     if lower is not None:
-        sql, values = after(columns[: len(lower)], lower)
+        sql, values = after(columns[: len(lower)], lower)  # type: ignore[arg-type]
         parts.append(sql)
         params.extend(values)
     if upper is not None:
-        sql, values = at_or_before(columns[: len(upper)], upper)
+        sql, values = at_or_before(columns[: len(upper)], upper)  # type: ignore[arg-type]
         parts.append(sql)
         params.extend(values)
     return " AND ".join(parts), params
+
+
+def null_cursor_range(
+    columns: Sequence[str],
+    lower: Sequence[KeyValue | None] | None,
+    upper: Sequence[KeyValue | None] | None,
+) -> tuple[str, list]:
+    """`lower < key <= upper` where a NULL cursor sorts before every value.
+
+    The NULL-cursor rows `(NULL, pk)` come first, ordered by the primary key; MySQL's
+    `(cursor, pk)` index holds them in that order, so ranges and ORDER BY still use it.
+    """
+    cursor = quote_mysql(columns[0])
+    # `<=> NULL`, not `IS NULL`: MariaDB then reads the NULL rows of the index in key
+    # order (with IS NULL, EXPLAIN shows a filesort per chunk).
+    is_null = f"{cursor} <=> NULL"
+    parts: list[str] = []
+    params: list[KeyValue] = []
+    if lower is not None:
+        if lower[0] is None:  # inside the NULL rows: the rest of them, then every value
+            sql, values = after(columns[1 : len(lower)], lower[1:])  # type: ignore[arg-type]
+            parts.append(f"(({is_null} AND {sql}) OR {cursor} IS NOT NULL)")
+            params.extend(values)
+        else:
+            sql, values = after(columns[: len(lower)], lower)  # type: ignore[arg-type]
+            parts.append(f"({cursor} IS NOT NULL AND {sql})")
+            params.extend(values)
+    if upper is not None:
+        if upper[0] is None:
+            sql, values = at_or_before(columns[1 : len(upper)], upper[1:])  # type: ignore[arg-type]
+            parts.append(f"({is_null} AND {sql})")
+            params.extend(values)
+        else:
+            sql, values = at_or_before(columns[: len(upper)], upper)  # type: ignore[arg-type]
+            parts.append(f"({is_null} OR {sql})")
+            params.extend(values)
+    return (" AND ".join(parts) or "TRUE"), params
 
 
 def order_by(columns: Sequence[str], descending: bool = False) -> str:

@@ -77,6 +77,7 @@ def load_statements(
     file_count: int,
     loaded_at: str,
     write_mode: str = "merge",
+    add_columns: list[str] | None = None,
 ) -> list[str]:
     """The SQL of one load, in order (positions are fixed: see the *_STATEMENT constants).
 
@@ -127,6 +128,8 @@ def load_statements(
     else:
         raise LoadError(f"unknown write mode {write_mode!r}")
     return [
+        # New source columns join in the same transaction as their first rows.
+        *(add_columns or []),
         f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl}, PRIMARY KEY ({pk}))",
         f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})",
         f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} FORMAT AS PARQUET MANIFEST",
@@ -139,10 +142,11 @@ def load_statements(
     ]
 
 
-COPY_STATEMENT = 2
-DELETE_STATEMENT = 4
-INSERT_STATEMENT = 5
-LEDGER_STATEMENT = 6
+# Positions from the end: ADD COLUMN statements may come first.
+COPY_STATEMENT = -5
+DELETE_STATEMENT = -3
+INSERT_STATEMENT = -2
+LEDGER_STATEMENT = -1
 
 
 def prepare_statements(schema: str) -> list[str]:
@@ -174,18 +178,39 @@ def connection_params(target: TargetConfig) -> dict[str, Any]:
     return params
 
 
-def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str) -> str:
-    """Submit the batch; returns the statement id."""
+def _submitted(call: Any, what: str, **kwargs: Any) -> str:
+    """Run a Data API submission; refusals are terminal, transport errors transient."""
     try:
-        response = redshift_data.batch_execute_statement(
-            Sqls=sqls, StatementName=name[:500], **connection_params(target)
-        )
+        return str(call(**kwargs)["Id"])
     except (ClientError, BotoCoreError) as exc:
         code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
         if code in ("ValidationException", "ResourceNotFoundException"):
-            raise LoadError(f"Redshift Data API refused the load: {exc}".splitlines()[0]) from None
+            raise LoadError(
+                f"Redshift Data API refused the {what}: {exc}".splitlines()[0]
+            ) from None
         raise WarehouseUnavailableError(f"Redshift Data API: {exc}".splitlines()[0]) from None
-    return str(response["Id"])
+
+
+def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str) -> str:
+    """Submit a batch (one transaction); returns the statement id."""
+    return _submitted(
+        redshift_data.batch_execute_statement,
+        "load",
+        Sqls=sqls,
+        StatementName=name[:500],
+        **connection_params(target),
+    )
+
+
+def submit_single(redshift_data: Any, target: TargetConfig, sql: str, name: str) -> str:
+    """Submit one statement outside any transaction block; returns the statement id."""
+    return _submitted(
+        redshift_data.execute_statement,
+        "statement",
+        Sql=sql,
+        StatementName=name[:500],
+        **connection_params(target),
+    )
 
 
 def describe(redshift_data: Any, statement_id: str) -> dict[str, Any]:
@@ -222,7 +247,7 @@ def verified_counts(description: dict[str, Any], expected_rows: int) -> LoadCoun
     if description.get("Status") != "FINISHED":
         raise failure_of(description)
     subs = description.get("SubStatements", [])
-    if len(subs) <= LEDGER_STATEMENT:
+    if len(subs) < -COPY_STATEMENT + 2:
         raise LoadError(f"load statement has {len(subs)} sub-statements, expected more")
     counts = LoadCounts(
         rows_staged=int(subs[COPY_STATEMENT].get("ResultRows", -1)),

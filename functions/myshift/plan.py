@@ -3,8 +3,31 @@
 The bound is frozen once, before any chunk is read, so every chunk and the load see
 the same rows: not later than the source's `NOW() - safety_lag`, and not later than
 the start of the oldest open transaction (a row it writes may carry an earlier
-timestamp and commit after we read past it). Chunk boundaries come from one
-server-side query numbering the keys, so chunks can be extracted in parallel.
+timestamp and commit after we read past it).
+
+Chunk boundaries are cut before any chunk is read, so chunks can be extracted in
+parallel. Two ways, one result (a test checks they agree):
+- `seek` (the default when an index starts with the cursor column): per chunk, the key
+  `limit` rows further along the index (`ORDER BY key LIMIT 1 OFFSET limit-1`), all in
+  one read-only snapshot. Each query walks `limit` entries of the covering index, so a
+  run costs one scan of the keys it will extract: measured on MariaDB 10.11 with 1M
+  rows, 0.16 s against 1.0 s for the window query, and with `--max-chunks` it reads
+  only the keys of the chunks it plans.
+- `window`: one query numbering every key up to the bound (`ROW_NUMBER() OVER`), one
+  sort whatever the indexes; used when no index starts with the cursor. A server
+  without window functions (MySQL 5.7, MariaDB < 10.2) answers it with a syntax
+  error, and the plan falls back to `seek`.
+
+The key must identify a row: `check_key` refuses, before anything runs, a key that is
+not the PRIMARY KEY or a UNIQUE index of NOT NULL columns.
+
+Rows whose cursor is NULL are counted every run (`null_cursor_rows`). A table with
+`load_null_cursor` orders them before every other row, by the primary key alone
+(`keys.null_cursor_range`): the watermark passes through them once, so each is loaded
+exactly once, in the first run(s) after a reset, in chunks like any other rows.
+NULL-cursor rows that appear after the watermark has left them behind cannot be told
+from old ones (there is no cursor to see them by): they are in the count, and a reset
+loads them.
 """
 
 from __future__ import annotations
@@ -16,10 +39,10 @@ from typing import Any
 import pymysql
 
 from myshift import keys
-from myshift.errors import SchemaError
+from myshift.errors import MyshiftError, SchemaError
 from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.schema import Column
-from myshift.source import query_all
+from myshift.source import classify, query_all
 
 TIME_CURSOR_TYPES = {"datetime", "timestamp", "date"}
 
@@ -43,6 +66,8 @@ class TablePlan:
     bound: str | None
     chunks: list[Chunk]
     null_cursor_rows: int
+    chunking: str = "seek"
+    load_null_cursor: bool = False
 
     @property
     def planned_rows(self) -> int:
@@ -57,6 +82,8 @@ class TablePlan:
             "chunk_count": len(self.chunks),
             "planned_rows": self.planned_rows,
             "null_cursor_rows": self.null_cursor_rows,
+            "load_null_cursor": self.load_null_cursor,
+            "chunking": self.chunking,
             "chunks": [asdict(chunk) for chunk in self.chunks],
         }
 
@@ -70,8 +97,95 @@ def key_columns(columns: list[Column], cursor: str, primary_key: list[str]) -> l
     return [cursor, *[name for name in primary_key if name != cursor]]
 
 
+INDEXES_QUERY = (
+    "SELECT s.INDEX_NAME AS INDEX_NAME, s.NON_UNIQUE AS NON_UNIQUE, "
+    "s.COLUMN_NAME AS COLUMN_NAME, c.IS_NULLABLE AS IS_NULLABLE "
+    "FROM information_schema.STATISTICS s JOIN information_schema.COLUMNS c "
+    "ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME "
+    "AND c.COLUMN_NAME = s.COLUMN_NAME "
+    "WHERE s.TABLE_SCHEMA = %s AND s.TABLE_NAME = %s "
+    "ORDER BY s.INDEX_NAME, s.SEQ_IN_INDEX"
+)
+
+
+@dataclass(frozen=True)
+class Index:
+    """One index of the source table, from information_schema.STATISTICS."""
+
+    name: str
+    unique: bool
+    columns: list[str]
+    nullable: list[str]
+
+    @property
+    def is_key(self) -> bool:
+        """PRIMARY, or UNIQUE over NOT NULL columns (NULLs are never equal to each other)."""
+        return self.unique and not self.nullable
+
+    def describe(self) -> str:
+        kind = "PRIMARY KEY" if self.name == "PRIMARY" else f"UNIQUE {self.name}"
+        return f"{kind} ({', '.join(self.columns)})"
+
+
+def table_indexes(conn: pymysql.Connection, database: str, table: str) -> list[Index]:
+    """The table's indexes, PRIMARY first."""
+    by_name: dict[str, Index] = {}
+    for name, non_unique, column, nullable in query_all(conn, INDEXES_QUERY, (database, table)):
+        index = by_name.setdefault(str(name), Index(str(name), int(non_unique) == 0, [], []))
+        index.columns.append(str(column))
+        if str(nullable).upper() == "YES":
+            index.nullable.append(str(column))
+    return sorted(by_name.values(), key=lambda i: (i.name != "PRIMARY", i.name))
+
+
+def check_key(
+    indexes: list[Index], qualified: str, key: list[str], key_source: str = "primary_key"
+) -> None:
+    """SchemaError unless `key` is the PRIMARY KEY or a UNIQUE index of NOT NULL columns.
+
+    Without such a key two rows cannot be told apart, and no run could promise to load
+    each exactly once. `key_source` names the setting the key came from.
+    """
+    wanted = sorted(c.lower() for c in key)
+    keys_found = [i for i in indexes if i.is_key]
+    primary = next((i for i in indexes if i.name == "PRIMARY"), None)
+    if not keys_found:
+        raise SchemaError(
+            f"{qualified} has no PRIMARY KEY and no UNIQUE index of NOT NULL columns: rows "
+            "cannot be told apart, so it cannot be synced exactly once (add a primary key)"
+        )
+    candidates = "; ".join(i.describe() for i in keys_found)
+    if primary is None and key_source == "primary_key":
+        raise SchemaError(
+            f"{qualified} has no PRIMARY KEY: configure unique_key with the columns of a "
+            f"UNIQUE index of NOT NULL columns (it has: {candidates})"
+        )
+    if any(sorted(c.lower() for c in i.columns) == wanted for i in keys_found):
+        return
+    nullable = [i for i in indexes if i.unique and sorted(c.lower() for c in i.columns) == wanted]
+    why = (
+        f"UNIQUE {nullable[0].name} allows NULL in {', '.join(nullable[0].nullable)}"
+        if nullable
+        else "no such PRIMARY KEY or UNIQUE index"
+    )
+    raise SchemaError(
+        f"{qualified}: {key_source} ({', '.join(key)}) does not identify a row: {why} "
+        f"(keys of the table: {candidates})"
+    )
+
+
+def has_cursor_index(indexes: list[Index], cursor: str) -> bool:
+    """An index starts with the cursor column (chunk ranges and seeks can use it)."""
+    return any(i.columns and i.columns[0].lower() == cursor.lower() for i in indexes)
+
+
 def freeze_bound(conn: pymysql.Connection, cursor_type: str, safety_lag_seconds: int) -> str | None:
-    """The newest cursor value this run may read (None when the cursor is not a time)."""
+    """The newest cursor value this run may read (None when the cursor is not a time).
+
+    InnoDB serves information_schema.innodb_trx from a cache refreshed at most every
+    0.1 s: a transaction younger than that may be missed. Its rows are stamped after
+    `NOW() - safety_lag` for any lag of a second or more (the default is 5 s).
+    """
     if cursor_type not in TIME_CURSOR_TYPES:
         return None
     # TIMESTAMP values read in our UTC session are UTC; DATETIME values are whatever
@@ -86,19 +200,26 @@ def freeze_bound(conn: pymysql.Connection, cursor_type: str, safety_lag_seconds:
         if local_time:
             query_all(conn, "SET time_zone = '+00:00'")
     bound: dt.datetime = now
-    if oldest is not None and oldest < bound:
+    if oldest is not None and oldest - dt.timedelta(seconds=1) < bound:
         # A transaction open since `oldest` may still commit rows stamped after it.
-        bound = oldest - dt.timedelta(microseconds=1)
+        # trx_started has whole seconds, and a statement's NOW() may precede its
+        # transaction's start: one second more covers both.
+        bound = oldest - dt.timedelta(seconds=1)
     return bound.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
 def _oldest_open_transaction(conn: pymysql.Connection) -> dt.datetime | None:
-    """Start of the oldest open InnoDB transaction but ours; None if unreadable."""
+    """Start of the oldest open InnoDB transaction that has written rows; None if unreadable.
+
+    A transaction that has written nothing yet stamps its future rows with a later
+    NOW(): only writers can commit rows older than the bound. (Idle read-only
+    transactions, common behind connection pools, would otherwise stall every table.)
+    """
     try:
         with conn.cursor() as cursor:
             cursor.execute(
                 "SELECT MIN(trx_started) FROM information_schema.innodb_trx "
-                "WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+                "WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_rows_modified > 0"
             )
             row = cursor.fetchone()
     except pymysql.MySQLError:
@@ -116,6 +237,111 @@ def count_null_cursor(conn: pymysql.Connection, database: str, table: str, curso
     return int(query_all(conn, sql)[0][0])
 
 
+def _bounded(
+    key_cols: list[str],
+    lower: keys.Key | None,
+    bound: str | None,
+    include_null_cursor: bool,
+) -> tuple[str, list]:
+    """`key > lower` and `cursor <= bound` (NULL cursors too when they are loaded)."""
+    where, params = keys.key_range(key_cols, lower, None, include_null_cursor=include_null_cursor)
+    if bound is not None:
+        cursor = quote_mysql(key_cols[0])
+        null_ok = f"{cursor} IS NULL OR " if include_null_cursor else ""
+        where += f" AND ({null_ok}{cursor} <= %s)"
+        params.append(bound)
+    return where, params
+
+
+def window_sql(qualified: str, key_cols: list[str], where: str) -> str:
+    """The window query: every `limit`-th key (the last parameter) and the last key."""
+    aliases = [f"k{i}" for i in range(len(key_cols))]
+    select = ", ".join(f"{quote_mysql(c)} AS {a}" for c, a in zip(key_cols, aliases, strict=True))
+    return (
+        f"SELECT {', '.join(aliases)}, rn FROM ("  # noqa: S608 (identifiers quoted)
+        f"SELECT {select}, ROW_NUMBER() OVER (ORDER BY {keys.order_by(key_cols)}) AS rn, "
+        f"COUNT(*) OVER () AS total "
+        f"FROM {qualified} WHERE {where}"
+        f") AS numbered WHERE MOD(rn, %s) = 0 OR rn = total ORDER BY rn"
+    )
+
+
+def _cut_by_window(
+    conn: pymysql.Connection,
+    qualified: str,
+    key_cols: list[str],
+    where: str,
+    params: list,
+    lower: keys.Key | None,
+    limit: int,
+    max_chunks: int | None,
+) -> list[Chunk]:
+    """One query numbers the keys in order and keeps every `limit`-th one and the last."""
+    sql = window_sql(qualified, key_cols, where)
+    params = [*params, limit]
+    if max_chunks is not None:
+        sql += " LIMIT %s"
+        params.append(max_chunks)
+    with conn.cursor() as cursor:  # errors are classified by the caller
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    chunks: list[Chunk] = []
+    previous_key, previous_rn = lower, 0
+    for row in rows:
+        upper, rn = keys.to_key(row[:-1]), int(row[-1])
+        chunks.append(Chunk(len(chunks), previous_key, upper, rn - previous_rn))
+        previous_key, previous_rn = upper, rn
+    return chunks
+
+
+def _cut_by_seek(
+    conn: pymysql.Connection,
+    qualified: str,
+    key_cols: list[str],
+    lower: keys.Key | None,
+    bound: str | None,
+    limit: int,
+    max_chunks: int | None,
+    include_null_cursor: bool,
+) -> list[Chunk]:
+    """Per chunk, the key `limit` rows on; the last chunk ends at the last key."""
+    select = ", ".join(quote_mysql(c) for c in key_cols)
+    order = keys.order_by(key_cols)
+    chunks: list[Chunk] = []
+    previous = lower
+    while max_chunks is None or len(chunks) < max_chunks:
+        where, params = _bounded(key_cols, previous, bound, include_null_cursor)
+        rows = query_all(
+            conn,
+            f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
+            f"ORDER BY {order} LIMIT 1 OFFSET %s",
+            [*params, limit - 1],
+        )
+        if rows:
+            upper = keys.to_key(rows[0])
+            if upper == previous:  # a key that compares equal to itself: never loop
+                raise SchemaError(f"{qualified}: the key {upper} does not order the rows")
+            chunks.append(Chunk(len(chunks), previous, upper, limit))
+            previous = upper
+            continue
+        # Fewer than `limit` rows are left: one last, shorter chunk (if any).
+        count_sql = f"SELECT COUNT(*) FROM {qualified} WHERE {where}"  # noqa: S608 (quoted)
+        count = int(query_all(conn, count_sql, params)[0][0])
+        if count:
+            last = query_all(
+                conn,
+                f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
+                f"ORDER BY {keys.order_by(key_cols, descending=True)} LIMIT 1",
+                params,
+            )
+            chunks.append(Chunk(len(chunks), previous, keys.to_key(last[0]), count))
+        break
+    return chunks
+
+
+_NO_WINDOW_FUNCTIONS = {1064, 1235}  # a syntax error; "this version doesn't yet support"
+
+
 def cut_chunks(
     conn: pymysql.Connection,
     database: str,
@@ -125,35 +351,44 @@ def cut_chunks(
     bound: str | None,
     limit: int,
     max_chunks: int | None,
+    *,
+    method: str = "seek",
+    include_null_cursor: bool = False,
 ) -> list[Chunk]:
     """Chunks of `limit` rows after `lower` up to `bound`; at most `max_chunks` of them.
 
-    One query numbers the keys in order and keeps every `limit`-th one and the last,
-    so the boundaries cost one index scan of the range.
+    `method` is `seek` or `window` (see the module's doc); `window` falls back to
+    `seek` on a server without window functions. The boundaries are read in one
+    read-only snapshot, so every chunk's row count is that of one moment.
     """
-    where, params = keys.key_range(key_cols, lower, None)
-    if bound is not None:
-        where += f" AND {quote_mysql(key_cols[0])} <= %s"
-        params.append(bound)
-    aliases = [f"k{i}" for i in range(len(key_cols))]
-    select = ", ".join(f"{quote_mysql(c)} AS {a}" for c, a in zip(key_cols, aliases, strict=True))
-    sql = (
-        f"SELECT {', '.join(aliases)}, rn FROM ("  # noqa: S608 (identifiers quoted)
-        f"SELECT {select}, ROW_NUMBER() OVER (ORDER BY {keys.order_by(key_cols)}) AS rn, "
-        f"COUNT(*) OVER () AS total "
-        f"FROM {quote_mysql_table(database, table)} WHERE {where}"
-        f") AS numbered WHERE MOD(rn, %s) = 0 OR rn = total ORDER BY rn"
-    )
-    params.append(limit)
-    if max_chunks is not None:
-        sql += " LIMIT %s"
-        params.append(max_chunks)
-    chunks: list[Chunk] = []
-    previous_key, previous_rn = lower, 0
-    for row in query_all(conn, sql, params):
-        upper, rn = keys.to_key(row[:-1]), int(row[-1])
-        chunks.append(Chunk(len(chunks), previous_key, upper, rn - previous_rn))
-        previous_key, previous_rn = upper, rn
+    if method not in ("seek", "window"):
+        raise ValueError(f"unknown chunking method {method!r}")
+    qualified = quote_mysql_table(database, table)
+    query_all(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    query_all(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    try:
+        chunks = None
+        if method == "window":
+            where, params = _bounded(key_cols, lower, bound, include_null_cursor)
+            try:
+                chunks = _cut_by_window(
+                    conn, qualified, key_cols, where, params, lower, limit, max_chunks
+                )
+            except pymysql.MySQLError as exc:
+                code = exc.args[0] if exc.args else None
+                if code not in _NO_WINDOW_FUNCTIONS:
+                    raise classify(exc, f"{conn.host}:{conn.port}") from None
+        if chunks is None:
+            chunks = _cut_by_seek(
+                conn, qualified, key_cols, lower, bound, limit, max_chunks, include_null_cursor
+            )
+    except BaseException:
+        try:
+            query_all(conn, "ROLLBACK")
+        except MyshiftError:
+            pass  # the connection is gone: so is the transaction
+        raise
+    query_all(conn, "COMMIT")
     return chunks
 
 
@@ -169,12 +404,32 @@ def plan_table(
     limit: int,
     max_chunks: int | None,
     safety_lag_seconds: int,
+    load_null_cursor: bool = False,
+    chunking: str = "auto",
 ) -> TablePlan:
-    """Plan one run: freeze the bound, count NULL cursors, cut the chunks."""
+    """Plan one run: freeze the bound, count NULL cursors, cut the chunks.
+
+    `chunking="auto"` seeks along an index that starts with the cursor and numbers the
+    keys with a window query otherwise.
+    """
     key_cols = key_columns(columns, cursor, primary_key)
     cursor_type = next(c.data_type for c in columns if c.source_name == cursor)
     bound = freeze_bound(conn, cursor_type, safety_lag_seconds)
     null_rows = count_null_cursor(conn, database, table, cursor)
-    chunks = cut_chunks(conn, database, table, key_cols, lower, bound, limit, max_chunks)
+    if chunking == "auto":
+        indexes = table_indexes(conn, database, table)
+        chunking = "seek" if has_cursor_index(indexes, cursor) else "window"
+    chunks = cut_chunks(
+        conn,
+        database,
+        table,
+        key_cols,
+        lower,
+        bound,
+        limit,
+        max_chunks,
+        method=chunking,
+        include_null_cursor=load_null_cursor,
+    )
     upper = chunks[-1].upper if chunks else lower
-    return TablePlan(lower, upper, bound, chunks, null_rows)
+    return TablePlan(lower, upper, bound, chunks, null_rows, chunking, load_null_cursor)

@@ -21,6 +21,7 @@ ENVIRONMENT_VARIABLES = {
     "pipelines_dir": "MYSHIFT_PIPELINES_DIR",
     "poll_seconds": "MYSHIFT_POLL_SECONDS",
     "data_prefix": "MYSHIFT_DATA_PREFIX",
+    "inline_map_max_chunks": "MYSHIFT_INLINE_MAP_MAX_CHUNKS",
 }
 
 
@@ -34,6 +35,9 @@ class Settings(BaseModel):
     pipelines_dir: Path = Path("pipelines")
     poll_seconds: int = Field(default=5, ge=1, le=300)
     data_prefix: str = "data"
+    # Above this many chunks the plan goes to S3 and a Distributed Map reads it, so no
+    # payload nears 256 KB and no execution history nears 25,000 events.
+    inline_map_max_chunks: int = Field(default=200, ge=1, le=2_000)
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from myshift import catalog, keys, load, state
+from myshift import evolve, keys, load, state
 from myshift.config import PipelineConfig
-from myshift.errors import CountMismatchError, LoadError, RunFailedError
+from myshift.errors import CountMismatchError, LoadError, RunFailedError, StorageUnavailableError
 from myshift.extract import table_prefix
 
 
@@ -19,36 +19,73 @@ def _cursor_value(key: keys.Key | None) -> keys.KeyValue | None:
     return key[0] if key else None
 
 
-def commit_extraction(
-    state_table: Any, item: dict[str, Any], extracted: list[dict[str, Any]], now: str
+def publish_plan(
+    s3: Any, item: dict[str, Any], *, bucket: str, data_prefix: str, inline_max_chunks: int
 ) -> dict[str, Any]:
-    """Record the run's files as extracted and advance the MySQL side of the watermark.
+    """Keep a small plan in the payload; put a large one on S3 for the Distributed Map."""
+    if item["chunk_count"] <= inline_max_chunks:
+        return {**item, "distributed": False}
+    prefix = f"{table_prefix(data_prefix, item['pipeline'], item['table'])}run={item['run_id']}/"
+    key = f"{prefix}plan.json"
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(item["chunks"]).encode())
+    except Exception as exc:
+        raise StorageUnavailableError(f"S3 put of {key}: {exc}".splitlines()[0]) from None
+    return {
+        **item,
+        "chunks": [],
+        "distributed": True,
+        "plan_key": key,
+    }
 
-    Counts are absolute for this run. The watermark lands on the plan's upper key,
-    which is the last chunk's upper key (the last extracted key, or beyond it when the
-    newest rows were deleted meanwhile).
+
+def record_chunk(
+    state_table: Any, event: dict[str, Any], result: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """Record one extracted chunk's file as `written` (one item per file, idempotent).
+
+    The run's commit turns its files into `extracted` once every chunk is in, so the
+    chunk results never travel through the state machine's payload.
+    """
+    last_key = result.get("last_key")
+    state.put_files(
+        state_table,
+        event["pipeline"],
+        event["table"],
+        [
+            {
+                "sk": state.file_sort_key(event["run_id"], int(result["index"])),
+                "s3_key": result["s3_key"],
+                "rows": int(result["rows"]),
+                "bytes": int(result["bytes"]),
+                "run_id": event["run_id"],
+                "chunk": int(result["index"]),
+                "status": "written",
+                "extracted_at": now,
+                "max_cursor": _cursor_value(last_key),
+                "report": result.get("report", {}),
+            }
+        ],
+    )
+    return {"index": result["index"], "rows": result["rows"], "bytes": result["bytes"]}
+
+
+def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+    """Mark the run's files extracted and advance the MySQL side of the watermark.
+
+    Every planned chunk must have recorded its file. Counts are absolute for this
+    run. The watermark lands on the plan's upper key: the last chunk's upper key.
     """
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    planned = {chunk["index"] for chunk in item["chunks"]}
-    done = {result["index"] for result in extracted}
-    if planned != done:
-        raise CountMismatchError(f"{table}: chunks {sorted(planned - done)} were not extracted")
-    rows = sum(int(r["rows"]) for r in extracted)
-    files = [
-        {
-            "sk": state.file_sort_key(run_id, int(r["index"])),
-            "s3_key": r["s3_key"],
-            "rows": int(r["rows"]),
-            "bytes": int(r["bytes"]),
-            "run_id": run_id,
-            "chunk": int(r["index"]),
-            "status": "extracted",
-            "extracted_at": now,
-            "max_cursor": _cursor_value(r.get("last_key")),
-        }
-        for r in sorted(extracted, key=lambda r: r["index"])
-    ]
-    state.put_files(state_table, pipeline, table, files)
+    files = [f for f in state.list_files(state_table, pipeline, table) if f["run_id"] == run_id]
+    missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
+    if missing:
+        raise CountMismatchError(f"{table}: chunks {missing[:20]} recorded no file")
+    state.mark_files(state_table, files, "extracted", extracted_at=now)
+    schema = state.get_schema(state_table, pipeline, table) or {}
+    schema.update(item["schema"])  # the files' layout, the name map, the key
+    state.put_schema(state_table, pipeline, table, schema)
+    rows = sum(int(f["rows"]) for f in files)
     watermark = state.get_watermark(state_table, pipeline, table)
     state.put_watermark(
         state_table,
@@ -66,21 +103,21 @@ def commit_extraction(
         },
     )
     report: dict[str, dict[str, int]] = {}
-    for result in extracted:
-        for kind, by_column in result.get("report", {}).items():
+    for file in files:
+        for kind, by_column in (file.get("report") or {}).items():
             for column, count in by_column.items():
                 report.setdefault(kind, {})
                 report[kind][column] = report[kind].get(column, 0) + int(count)
     summary = {
         "rows_extracted": rows,
         "files_extracted": len(files),
-        "bytes_extracted": sum(f["bytes"] for f in files),
+        "bytes_extracted": sum(int(f["bytes"]) for f in files),
         "conversion_report": report,
     }
     state.put_run(
         state_table, pipeline, table, run_id, {"status": "extracted", "started_at": now, **summary}
     )
-    keep = {k: v for k, v in item.items() if k not in ("chunks", "extracted")}
+    keep = {k: v for k, v in item.items() if k not in ("chunks", "extracted", "schema")}
     return {**keep, **summary}
 
 
@@ -121,9 +158,12 @@ def start_load(
     if not pending:
         return {"statement_id": None, "expected_rows": 0, "manifest_key": None}
     schema = state.get_schema(state_table, pipeline.name, table.name)
-    if schema is None:
+    if schema is None or not schema.get("layout"):
         raise LoadError(f"{table.name}: no stored schema; plan the table first")
-    target = catalog.target_table(schema, pipeline.target.schema_name, table)
+    target = target_table(schema, pipeline.target.schema_name, table.table)
+    adds, widens = evolve.pending_ddl(target.qualified, schema["layout"], schema.get("table"))
+    if widens:  # the AlterColumns step runs these first; a retry after a failure gets here
+        raise LoadError(f"{table.name}: columns still to widen before loading: {widens}")
     key = manifest_key(data_prefix, pipeline.name, table.name, item["run_id"])
     load.put_manifest(s3, bucket, key, pending)
     expected = sum(int(f["rows"]) for f in pending)
@@ -137,9 +177,56 @@ def start_load(
         file_count=len(pending),
         loaded_at=now,
         write_mode=table.write_mode,
+        add_columns=adds,
     )
     statement_id = load.submit(redshift_data, pipeline.target, sqls, f"myshift-{item['run_id']}")
     return {"statement_id": statement_id, "expected_rows": expected, "manifest_key": key}
+
+
+def target_table(schema: dict[str, Any], target_schema: str, mysql_table: str) -> load.TargetTable:
+    """The Redshift table `<target schema>.<mysql table name>` as the files lay it out."""
+    layout = schema["layout"]
+    return load.TargetTable(
+        schema=target_schema,
+        name=mysql_table.lower(),
+        columns_ddl=evolve.table_ddl(layout),
+        column_names=[c["target"] for c in layout],
+        primary_key=list(schema["primary_key"]),
+        cursor=schema["cursor"],
+    )
+
+
+def column_alters(
+    state_table: Any, pipeline: PipelineConfig, item: dict[str, Any]
+) -> dict[str, Any]:
+    """VARCHAR widenings to run, one statement each, before the load's transaction."""
+    schema = state.get_schema(state_table, pipeline.name, item["table"]) or {}
+    if not schema.get("layout"):
+        return {"alter_statements": []}
+    target = target_table(schema, pipeline.target.schema_name, item["table"].split(".")[1])
+    _, widens = evolve.pending_ddl(target.qualified, schema["layout"], schema.get("table"))
+    return {"alter_statements": widens}
+
+
+def commit_alters(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """After the widenings ran: the Redshift table now has the layout's VARCHAR sizes."""
+    schema = state.get_schema(state_table, item["pipeline"], item["table"]) or {}
+    if schema.get("table"):
+        layout = {c["target"]: c for c in schema["layout"]}
+        schema["table"] = [
+            layout.get(c["target"], c)
+            if evolve.VARCHAR.match(c["redshift_type"])
+            and evolve.VARCHAR.match(layout.get(c["target"], c)["redshift_type"])
+            else c
+            for c in schema["table"]
+        ]
+        state.put_schema(state_table, item["pipeline"], item["table"], schema)
+    return {k: v for k, v in item.items() if k != "alters"}
+
+
+def submit_statement(redshift_data: Any, pipeline: PipelineConfig, sql: str, name: str) -> dict:
+    """One statement on its own (not in a transaction block), e.g. ALTER COLUMN TYPE."""
+    return {"statement_id": load.submit_single(redshift_data, pipeline.target, sql, name)}
 
 
 def pending_files(
@@ -186,6 +273,9 @@ def commit_load(
     counts = load.verified_counts(description, int(item["load"]["expected_rows"]))
     files = loaded_files(state_table, s3, bucket, item)
     state.mark_files(state_table, files, "loaded", loaded_at=now, loaded_by=run_id)
+    schema = state.get_schema(state_table, pipeline, table) or {}
+    if schema.get("layout"):  # the Redshift table now has the files' columns
+        state.put_schema(state_table, pipeline, table, {**schema, "table": schema["layout"]})
     watermark = state.get_watermark(state_table, pipeline, table)
     state.put_watermark(
         state_table,

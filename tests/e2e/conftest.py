@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,8 @@ from tests.conftest import MYSQL, POSTGRES_ADMIN_DSN
 DATABASE = "myshift_e2e"
 TABLE = "settle_orders"
 PIPELINE = "e2e"
-WAREHOUSE_DB = "myshift_warehouse_e2e"
+# One warehouse database per test session, so two sessions never share one.
+WAREHOUSE_DB = f"myshift_warehouse_e2e_{os.getpid()}"
 TARGET_SCHEMA = "e2e_dw"
 
 
@@ -54,11 +56,13 @@ PIPELINE_YAML = pipeline_yaml(PIPELINE, [f"{DATABASE}.{TABLE}"], schema=TARGET_S
 
 
 @pytest.fixture(scope="session")
-def warehouse_dsn() -> str:
+def warehouse_dsn() -> Iterator[str]:
     with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {WAREHOUSE_DB} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {WAREHOUSE_DB}")
-    return POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + WAREHOUSE_DB
+    yield POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + WAREHOUSE_DB
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {WAREHOUSE_DB} WITH (FORCE)")
 
 
 @pytest.fixture(scope="session")

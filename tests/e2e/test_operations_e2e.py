@@ -12,7 +12,6 @@ import psycopg
 import pymysql
 import pytest
 from myshift import load, state, steps
-from myshift.catalog import target_table
 from myshift.config import load_pipeline
 from myshift.errors import SourceQueryError, SourceUnavailableError
 from myshift.local import sample
@@ -130,7 +129,7 @@ def test_rerunning_a_committed_load_changes_nothing(
     run_id = first["output_json"]["results"][0]["run_id"]
     manifest = steps.manifest_key("data", PIPELINE, TABLE_A, run_id)
     sqls = load.load_statements(
-        target_table(schema, SCHEMA, table),
+        steps.target_table(schema, SCHEMA, table.table),
         manifest_url=f"s3://{engine.bucket}/{manifest}",
         copy_role_arn=None,
         expected_rows=1_000,

@@ -303,7 +303,11 @@ def test_state_machine_substitutions(synth: Synth) -> None:
     # Each placeholder points at the function with the matching handler.
     functions = synth.resources("AWS::Lambda::Function")
     by_prefix = {spec.construct_id: spec.name for spec in FUNCTIONS}
+    buckets = synth.resources("AWS::S3::Bucket")
+    assert substitutions["DataBucketName"]["Ref"] in buckets
     for name, value in substitutions.items():
+        if not name.endswith("FunctionArn"):  # DataBucketName, MapResultsPrefix
+            continue
         logical_id = value["Fn::GetAtt"][0]
         handler = functions[logical_id]["Properties"]["Handler"]
         assert handler == f"myshift.handlers.{by_prefix[name.removesuffix('FunctionArn')]}.handler"

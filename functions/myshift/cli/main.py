@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from myshift import runtime
 from myshift.cli import sync as sync_run
+from myshift.cli.common import console
 from myshift.cli.resources import (
     Resources,
     local_resources,
@@ -34,8 +34,6 @@ from myshift.cli.watermark import watermark, watermark_count
 from myshift.config import PipelineConfig, load_pipeline
 from myshift.errors import MyshiftError
 from myshift.workflow import parse_execution_input
-
-console = Console(width=None if Console().is_terminal else 120)
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Protocol
+from typing import Any
 
 import click
 from botocore.exceptions import ClientError
-from rich.console import Console
 from rich.table import Table
 
 from myshift import state
 from myshift.cli import sync as sync_run
-from myshift.cli.resources import Resources
-from myshift.config import PipelineConfig
+from myshift.cli.common import CliContext, console
 from myshift.errors import InputError
 from myshift.workflow import RUN_ID
-
-console = Console(width=None if Console().is_terminal else 120)
-
-
-class CliContext(Protocol):
-    """What the commands need of main's `Context` (not imported: main imports us)."""
-
-    as_json: bool
-
-    def resources(self) -> Resources: ...
-
-    def pipeline(self, name: str) -> PipelineConfig: ...
 
 
 @click.group()

@@ -13,30 +13,19 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from myshift import clean
-from myshift.cli.resources import Resources
-from myshift.config import PipelineConfig, load_pipelines
+from myshift.cli.common import CliContext, console, table_options
+from myshift.config import load_pipelines
 from myshift.errors import InputError
 
-console = Console(width=None if Console().is_terminal else 120)
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
-
-
-class CliContext(Protocol):
-    """What the commands need of main's `Context` (not imported: main imports us)."""
-
-    as_json: bool
-
-    def resources(self) -> Resources: ...
-
-    def pipeline(self, name: str) -> PipelineConfig: ...
 
 
 def _pipelines_dir() -> Path:
@@ -63,15 +52,6 @@ def _data_prefix(command: F) -> F:
     )(command)
 
 
-def _table_options(command: F) -> F:
-    command = click.option("-t", "--table", "table_name", required=True, help="database.table")(
-        command
-    )
-    return click.option("-p", "--pipeline", "pipeline_name", required=True, help="Pipeline name.")(
-        command
-    )
-
-
 def _number(value: int) -> str:
     return f"{value:,}"
 
@@ -96,7 +76,7 @@ def s3clean() -> None:
 
 
 @s3clean.command("list")
-@_table_options
+@table_options
 @_data_prefix
 @click.pass_obj
 def list_files(ctx: CliContext, pipeline_name: str, table_name: str, data_prefix: str) -> None:
@@ -239,7 +219,7 @@ _INCLUDE_UNLOADED_HELP = (
 
 
 @s3clean.command("clean")
-@_table_options
+@table_options
 @click.option("--older-than", help="Only files older than this: 7d, 12h or 30m (default: any).")
 @click.option(
     "--pattern",

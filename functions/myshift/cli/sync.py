@@ -11,7 +11,7 @@ from typing import Any
 from myshift import state, verify
 from myshift.cli.resources import Resources
 from myshift.config import PipelineConfig
-from myshift.source import connect
+from myshift.tunnel import open_source
 
 
 def readable_cause(description: dict[str, Any]) -> str:
@@ -146,8 +146,8 @@ def verified_summaries(
     redshift_data = resources.client("redshift-data")
     state_table = resources.table()
     summaries: list[TableSummary] = []
-    conn = connect(pipeline.source, password)
-    try:
+    # Through the pipeline's SSH bastion when it has one (source.ssh).
+    with open_source(pipeline.source, password) as conn:
         for name in tables:
             table = pipeline.table(name)
             result = results.get(name, {})
@@ -168,6 +168,4 @@ def verified_summaries(
             else:
                 summary.target_rows, summary.duplicate_keys = 0, 0
             summaries.append(summary)
-    finally:
-        conn.close()
     return summaries

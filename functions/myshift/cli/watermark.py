@@ -8,39 +8,17 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Protocol
+from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from myshift import runtime, state, verify
-from myshift.cli.resources import Resources
-from myshift.config import PipelineConfig
-from myshift.source import connect
+from myshift.cli.common import CliContext, console, table_options
+from myshift.tunnel import open_source
 from myshift.workflow import parse_cursor_timestamp
 
-console = Console(width=None if Console().is_terminal else 120)
 EXIT_FAILED = 1
-
-
-class CliContext(Protocol):
-    """What the commands need of main's `Context` (not imported: main imports us)."""
-
-    as_json: bool
-
-    def resources(self) -> Resources: ...
-
-    def pipeline(self, name: str) -> PipelineConfig: ...
-
-
-def _table_options(command: Any) -> Any:
-    command = click.option("-t", "--table", "table_name", required=True, help="database.table")(
-        command
-    )
-    return click.option("-p", "--pipeline", "pipeline_name", required=True, help="Pipeline name.")(
-        command
-    )
 
 
 def _show(ctx: CliContext, title: str, values: dict[str, Any]) -> None:
@@ -59,7 +37,7 @@ def watermark() -> None:
 
 
 @watermark.command("get")
-@_table_options
+@table_options
 @click.option("--show-files", is_flag=True, help="Also list the table's files and their status.")
 @click.pass_obj
 def watermark_get(ctx: CliContext, pipeline_name: str, table_name: str, show_files: bool) -> None:
@@ -85,7 +63,7 @@ def watermark_get(ctx: CliContext, pipeline_name: str, table_name: str, show_fil
 
 
 @watermark.command("set")
-@_table_options
+@table_options
 @click.option(
     "--timestamp",
     required=True,
@@ -123,7 +101,7 @@ def watermark_set(
 
 
 @watermark.command("reset")
-@_table_options
+@table_options
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def watermark_reset(ctx: CliContext, pipeline_name: str, table_name: str, yes: bool) -> None:
@@ -174,7 +152,7 @@ def watermark_count() -> None:
 
 
 @watermark_count.command("set-count")
-@_table_options
+@table_options
 @click.option("--count", type=click.IntRange(min=0), required=True, help="Rows (absolute).")
 @click.option(
     "--mode",
@@ -207,7 +185,7 @@ def set_count(
 
 
 @watermark_count.command("validate-counts")
-@_table_options
+@table_options
 @click.pass_obj
 def validate_counts(ctx: CliContext, pipeline_name: str, table_name: str) -> None:
     """Compare MySQL (rows up to the watermark), Redshift and the watermark's counts."""
@@ -218,11 +196,9 @@ def validate_counts(ctx: CliContext, pipeline_name: str, table_name: str) -> Non
     table_state = resources.table()
     mark = state.get_watermark(table_state, pipeline.name, table_name)
     schema = state.get_schema(table_state, pipeline.name, table_name)
-    conn = connect(pipeline.source, password)
-    try:
+    # Through the pipeline's SSH bastion when it has one (source.ssh).
+    with open_source(pipeline.source, password) as conn:
         source_rows = verify.source_rows_up_to(conn, table, mark["last_key"])
-    finally:
-        conn.close()
     redshift_data = resources.client("redshift-data")
     target_rows, duplicates = 0, 0
     if schema and verify.table_exists(redshift_data, pipeline, table):

@@ -1,13 +1,14 @@
 """Lambda: extract one chunk to a Parquet file on S3."""
 
+import time
 from typing import Any
 
-from myshift import catalog, extract, plan, runtime, state
-from myshift.handlers.observability import logger, tag
+from myshift import catalog, extract, plan, runtime, state, steps
+from myshift.handlers.observability import instrumented, logger, record_chunk_metrics, tag
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings()
     pipeline = runtime.pipeline(event["pipeline"])
@@ -15,8 +16,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     chunk = event["chunk"]
     tag(run_id=event["run_id"], table=table.name, chunk=chunk["index"])
     conn = runtime.mysql(pipeline.source)
-    stored = state.get_schema(runtime.state_table(), pipeline.name, table.name)
-    columns = catalog.source_columns(conn, table, stored["name_map"] if stored else None)
+    started = time.monotonic()
+    columns, _ = catalog.table_columns(conn, runtime.state_table(), pipeline.name, table)
     result = extract.extract_chunk(
         conn,
         runtime.s3(),
@@ -31,6 +32,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         key_cols=plan.key_columns(columns, table.cursor, table.primary_key),
         lower=chunk["lower"],
         upper=chunk["upper"],
+        reader=table.reader,
+        include_null_cursor=table.load_null_cursor,
     )
     logger.info("extracted", extra={"rows": result.rows, "bytes": result.bytes})
-    return result.as_dict()
+    record_chunk_metrics(
+        pipeline.name,
+        table.name,
+        rows=result.rows,
+        bytes_written=result.bytes,
+        seconds=time.monotonic() - started,
+    )
+    return steps.record_chunk(runtime.state_table(), event, result.as_dict(), state.utc_now())

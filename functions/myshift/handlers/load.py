@@ -4,11 +4,11 @@ from typing import Any
 
 from myshift import runtime, state, steps
 from myshift.errors import InputError
-from myshift.handlers.observability import logger, tag
+from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     if action == "prepare":
@@ -30,6 +30,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
             now=state.utc_now(),
+        )
+    if action == "alters":
+        return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)
+    if action == "execute":
+        return steps.submit_statement(
+            runtime.redshift_data(),
+            runtime.pipeline(item["pipeline"]),
+            event["sql"],
+            f"myshift-alter-{item['run_id']}",
         )
     if action == "raise_failure":
         steps.raise_load_failure(runtime.redshift_data(), item)

@@ -11,11 +11,11 @@ from typing import Any
 from myshift import clean, runtime
 from myshift.config import load_pipelines
 from myshift.errors import InputError
-from myshift.handlers.observability import logger
+from myshift.handlers.observability import instrumented, logger
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@instrumented
 def handler(event: dict[str, Any] | None, context: Any) -> dict[str, Any]:
     event = event or {}
     older_than = event.get("older_than") or clean.DEFAULT_SCHEDULED_AGE

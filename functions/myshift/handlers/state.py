@@ -5,11 +5,17 @@ from typing import Any
 
 from myshift import runtime, state, steps
 from myshift.errors import InputError
-from myshift.handlers.observability import logger, tag
+from myshift.handlers.observability import (
+    freshness_lag_seconds,
+    instrumented,
+    record_freshness,
+    record_load_metrics,
+    tag,
+)
 from myshift.settings import current_settings
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     table = runtime.state_table()
@@ -23,9 +29,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "release_lock":
         return steps.release_lock(table, item)
     if action == "commit_extraction":
-        return steps.commit_extraction(table, item, item["extracted"], now)
+        return steps.commit_extraction(table, item, now)
     if action == "commit_load":
-        return steps.commit_load(
+        summary = steps.commit_load(
             table,
             runtime.s3(),
             runtime.redshift_data(),
@@ -33,7 +39,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             item=item,
             now=now,
         )
+        record_load_metrics(
+            item["pipeline"], item["table"], rows_loaded=int(summary["rows_loaded"])
+        )
+        record_freshness(item["pipeline"], item["table"], freshness_lag_seconds(item, now))
+        return summary
+    if action == "commit_alters":
+        return steps.commit_alters(table, item)
     if action == "record_empty_run":
+        record_freshness(item["pipeline"], item["table"], freshness_lag_seconds(item, now))
         return steps.record_empty_run(table, item, now)
     if action == "record_failure":
         return steps.record_failure(table, item, now)

@@ -3,12 +3,12 @@
 from typing import Any
 
 from myshift import runtime
-from myshift.handlers.observability import logger
+from myshift.handlers.observability import instrumented
 from myshift.settings import current_settings
 from myshift.workflow import parse_execution_input, table_items
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_execution_input(event.get("input"))
     pipeline = runtime.pipeline(request.pipeline)

@@ -97,13 +97,18 @@ class _LambdaContext:
 
 @dataclass
 class Fault:
-    """An error the engine raises instead of running a function (tests of failures)."""
+    """An error the engine raises instead of running a function (tests of failures).
+
+    With `result` instead of `error`, the function is replaced by that callable (a stub
+    for scale tests that must not do the real work).
+    """
 
     function: str
-    error: Exception
+    error: Exception | None
     times: int = 1
     when: Callable[[dict[str, Any]], bool] | None = None
     after: bool = False  # raise after the handler ran (its side effects happened)
+    result: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     fired: int = 0
 
 
@@ -132,12 +137,14 @@ def _invoke_in_process(self: Any, event: Any = None) -> tuple[str, bool, str]:
         event = json.loads(event or "{}")
     try:
         fault = _take_fault(self.function_name, event, after=False)
-        if fault:
+        if fault and fault.result is not None:
+            return json.dumps(fault.result(event)), False, ""
+        if fault and fault.error is not None:
             raise fault.error
         handler = getattr(importlib.import_module(module_name), attribute)
         result = handler(event, _LambdaContext(self.function_name))
         fault = _take_fault(self.function_name, event, after=True)
-        if fault:
+        if fault and fault.error is not None:
             raise fault.error
         return json.dumps(result), False, ""
     except Exception as exc:
@@ -182,6 +189,7 @@ class LocalEngine:
         bucket: str = "myshift-local-data",
         state_table: str = "myshift-local-state",
         poll_seconds: int = 1,
+        inline_map_max_chunks: int = 200,
     ) -> None:
         self.port = port or free_port()
         self.warehouse_dsn = warehouse_dsn or os.environ.get(
@@ -193,6 +201,7 @@ class LocalEngine:
         self.bucket = bucket
         self.state_table = state_table
         self.poll_seconds = poll_seconds
+        self.inline_map_max_chunks = inline_map_max_chunks
         self._server: Any = None
         self._standin: Any = None
         self.resources: LocalResources | None = None
@@ -209,6 +218,7 @@ class LocalEngine:
             "pipelines_dir": str(self.pipelines_dir),
             "poll_seconds": str(self.poll_seconds),
             "data_prefix": "data",
+            "inline_map_max_chunks": str(self.inline_map_max_chunks),
         }
         return {ENVIRONMENT_VARIABLES[k]: v for k, v in values.items()}
 
@@ -302,7 +312,10 @@ class LocalEngine:
             AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}),
         )["Role"]["Arn"]
         lambda_client = self.client("lambda")
-        substitutions: dict[str, str] = {}
+        substitutions: dict[str, str] = {
+            "DataBucketName": self.bucket,
+            "MapResultsPrefix": "data/_map-results",
+        }
         for placeholder, (name, handler) in FUNCTIONS.items():
             function = lambda_client.create_function(
                 FunctionName=name,

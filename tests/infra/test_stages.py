@@ -1,0 +1,176 @@
+"""Stages: `-c stage=<stage>` gives separate stacks that can share one account.
+
+dev and prod are synthesized into one app (as `cdk deploy --all` would see them) and
+no physical name may be the same in both; each stage reads its own pipelines from
+`pipelines/<stage>/` when that directory exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from myshift.config import load_pipelines
+
+import app as app_module
+from infra import cdk_json_context
+from infra.packaging import stage_code_asset
+from infra.stack import MyshiftStack, StackSettings
+from tests.infra.test_stack import PIPELINES_DIR, _placeholder_layer, _synth
+
+STAGES = ("dev", "prod")
+
+# The property that holds a resource's physical name, where CloudFormation has one.
+NAME_PROPERTIES = {
+    "AWS::S3::Bucket": "BucketName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::Lambda::LayerVersion": "LayerName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::StepFunctions::StateMachine": "StateMachineName",
+    "AWS::Events::Rule": "Name",
+    "AWS::Scheduler::Schedule": "Name",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::SecretsManager::Secret": "Name",
+    "AWS::EC2::SecurityGroup": "GroupName",
+}
+
+
+def _render(value: Any, stack_name: str) -> str | None:
+    """A name as deployed: Refs to the stack name resolved; None when generated."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and value.get("Ref") == "AWS::StackName":
+        return stack_name
+    if isinstance(value, dict) and value.get("Ref") in ("AWS::Region", "AWS::AccountId"):
+        return f"<{value['Ref']}>"  # the same in both stacks of one account/region
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        rendered = [_render(part, stack_name) for part in parts]
+        return None if None in rendered else separator.join(rendered)  # type: ignore[arg-type]
+    return None  # a reference to another resource: unique per stack
+
+
+def physical_names(template: dict[str, Any], stack_name: str) -> dict[tuple[str, str], str]:
+    """(resource type, name) -> logical id, for every explicitly named resource."""
+    names: dict[tuple[str, str], str] = {}
+    for logical_id, resource in template["Resources"].items():
+        prop = NAME_PROPERTIES.get(resource["Type"])
+        if prop is None or prop not in resource.get("Properties", {}):
+            continue
+        name = _render(resource["Properties"][prop], stack_name)
+        assert name is not None, f"{logical_id}.{prop} could not be rendered"
+        names[(resource["Type"], name)] = logical_id
+    return names
+
+
+@pytest.fixture(scope="module")
+def two_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """Myshift-dev and Myshift-prod synthesized into one app: their templates."""
+    tmp = tmp_path_factory.mktemp("stages")
+    layer = _placeholder_layer(tmp / "layer")
+    app = cdk.App(context=cdk_json_context(), outdir=str(tmp / "cdk.out"))
+    base = StackSettings.from_context(app.node)
+    stacks = {}
+    for stage in STAGES:
+        pipelines_dir = app_module.stage_pipelines_dir(PIPELINES_DIR, stage)
+        stacks[stage] = MyshiftStack(
+            app,
+            f"Myshift-{stage}",
+            pipelines=load_pipelines(pipelines_dir),
+            code_dir=stage_code_asset(tmp / f"asset-{stage}", pipelines_dir=pipelines_dir),
+            layer_dir=layer,
+            settings=dataclasses.replace(base, stage=stage),
+        )
+    assembly = app.synth()
+    return {
+        stage: json.loads(
+            Path(assembly.get_stack_artifact(stack.artifact_id).template_full_path).read_text()
+        )
+        for stage, stack in stacks.items()
+    }
+
+
+def test_stack_names_differ_by_stage(two_stages: dict[str, dict[str, Any]]) -> None:
+    assert "(dev)" in two_stages["dev"]["Description"]
+    assert "(prod)" in two_stages["prod"]["Description"]
+
+
+def test_no_physical_name_collides(two_stages: dict[str, dict[str, Any]]) -> None:
+    dev = physical_names(two_stages["dev"], "Myshift-dev")
+    prod = physical_names(two_stages["prod"], "Myshift-prod")
+    assert dev, "expected at least the state machine's log group to be named"
+    clashes = sorted(set(dev) & set(prod))
+    assert not clashes, f"dev and prod would fight over: {clashes}"
+    for kind, name in dev:
+        if kind == "AWS::Logs::LogGroup":
+            assert "Myshift-dev" in name
+
+
+def test_stage_tags(two_stages: dict[str, dict[str, Any]]) -> None:
+    for stage, template in two_stages.items():
+        (machine,) = [
+            r
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::StepFunctions::StateMachine"
+        ]
+        assert {"Key": "stage", "Value": stage} in machine["Properties"]["Tags"]
+
+
+def test_distributed_map_policy_matches_the_state_machine_name(
+    two_stages: dict[str, dict[str, Any]],
+) -> None:
+    template = two_stages["dev"]
+    (machine,) = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
+    name = _render(machine["Properties"].get("StateMachineName"), "Myshift-dev")
+    assert name is not None and name.startswith("Myshift-dev-")
+
+
+# --- per-stage pipeline directories ------------------------------------------------
+
+PIPELINE = """
+name: {name}
+source: {{host: mysql.internal.example, user: sync, password_env: MYSQL_PASSWORD}}
+target: {{database: dev, schema: dw, workgroup: wg}}
+schedule: rate(1 hour)
+tables:
+  - {{name: shop.{name}, cursor: updated_at, primary_key: [id]}}
+"""
+
+
+def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
+    pipelines = tmp_path / "pipelines"
+    (pipelines / "prod").mkdir(parents=True)
+    (pipelines / "shared.yml").write_text(PIPELINE.format(name="shared"))
+    (pipelines / "prod" / "orders.yml").write_text(PIPELINE.format(name="orders"))
+    assert app_module.stage_pipelines_dir(pipelines, "prod") == pipelines / "prod"
+    assert app_module.stage_pipelines_dir(pipelines, "dev") == pipelines
+
+    prod = _synth(tmp_path / "prod", {"stage": "prod"}, pipelines_dir=pipelines)
+    dev = _synth(tmp_path / "dev", {"stage": "dev"}, pipelines_dir=pipelines)
+
+    def scheduled(synth: Any) -> set[str]:
+        inputs = [
+            json.loads(target["Input"])
+            for rule in synth.resources("AWS::Events::Rule").values()
+            for target in rule["Properties"]["Targets"]
+        ]
+        return {i["pipeline"] for i in inputs if "pipeline" in i}
+
+    assert scheduled(prod) == {"orders"}
+    assert scheduled(dev) == {"shared"}
+    # The functions read the same files the stack was built from.
+    for synth, expected in ((prod, ["orders.yml"]), (dev, ["shared.yml"])):
+        staged = tmp_path / synth.stack.stack_name.split("-")[1] / "asset" / "pipelines"
+        assert sorted(p.name for p in staged.iterdir()) == expected

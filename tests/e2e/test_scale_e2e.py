@@ -12,10 +12,10 @@ import json
 
 import pymysql
 import pytest
-
 from myshift import state, steps
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
+
 from tests.conftest import MYSQL
 from tests.e2e.conftest import DATABASE, pipeline_yaml, run
 

@@ -52,12 +52,13 @@ def test_ten_thousand_chunks_stay_within_payload_and_history_limits(
         }
         return steps.record_chunk(table_state, event, result, state.utc_now())
 
-    stub = engine.inject_fault(
-        Fault("myshift-extract", None, times=CHUNKS + 10, result=stub_extract)
-    )
-    description = run(
-        engine, {"pipeline": PIPELINE, "limit": 1, "mode": "backup_only"}, timeout=1_500
-    )
+    stub = engine.inject_fault(Fault("myshift-extract", None, times=CHUNKS, result=stub_extract))
+    try:
+        description = run(
+            engine, {"pipeline": PIPELINE, "limit": 1, "mode": "backup_only"}, timeout=1_500
+        )
+    finally:
+        engine.clear_faults()
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert stub.fired == CHUNKS
     result = description["output_json"]["results"][0]

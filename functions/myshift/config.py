@@ -323,7 +323,7 @@ def load_pipeline_file(path: Path) -> PipelineConfig:
     """Parse and validate one pipeline file; ConfigError names the file and the field."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: cannot read pipeline file: {exc}".splitlines()[0]) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline file must be a mapping")
@@ -338,21 +338,28 @@ def load_pipeline_file(path: Path) -> PipelineConfig:
     return pipeline
 
 
-def load_pipelines(directory: Path) -> dict[str, PipelineConfig]:
-    """Every pipeline in `directory` (`*.yml` and `*.yaml`), by name."""
+def _pipeline_files(directory: Path) -> dict[str, Path]:
+    """`<name>.yml`/`<name>.yaml` files by name; one pipeline in two files is an error."""
     if not directory.is_dir():
         raise ConfigError(f"pipelines directory {directory} does not exist")
-    pipelines: dict[str, PipelineConfig] = {}
+    files: dict[str, Path] = {}
     for path in sorted([*directory.glob("*.yml"), *directory.glob("*.yaml")]):
-        pipeline = load_pipeline_file(path)
-        pipelines[pipeline.name] = pipeline
-    return pipelines
+        if path.stem in files:
+            raise ConfigError(f"pipeline {path.stem!r} is in two files: {files[path.stem]}, {path}")
+        files[path.stem] = path
+    return files
+
+
+def load_pipelines(directory: Path) -> dict[str, PipelineConfig]:
+    """Every pipeline in `directory` (`*.yml` and `*.yaml`), by name."""
+    return {name: load_pipeline_file(path) for name, path in _pipeline_files(directory).items()}
 
 
 def load_pipeline(directory: Path, name: str) -> PipelineConfig:
-    """The pipeline called `name`, or a ConfigError listing the ones that exist."""
-    pipelines = load_pipelines(directory)
-    if name not in pipelines:
-        known = ", ".join(sorted(pipelines)) or "none"
+    """The pipeline called `name` (only its file is read: another file's error is not
+    this pipeline's), or a ConfigError listing the ones that exist."""
+    files = _pipeline_files(directory)
+    if name not in files:
+        known = ", ".join(sorted(files)) or "none"
         raise ConfigError(f"unknown pipeline {name!r} (known: {known}) in {directory}")
-    return pipelines[name]
+    return load_pipeline_file(files[name])

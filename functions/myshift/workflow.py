@@ -29,6 +29,8 @@ class ExecutionInput(BaseModel):
 
     @model_validator(mode="after")
     def _one_mode(self) -> ExecutionInput:
+        if self.tables and len(set(self.tables)) != len(self.tables):
+            raise ValueError("a table is listed twice in tables")
         if self.backup_only and self.redshift_only:
             raise ValueError("backup_only and redshift_only exclude each other")
         flagged = (
@@ -61,8 +63,6 @@ def table_items(
     if not RUN_ID.match(run_id):
         raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
     names = request.tables or [t.name for t in pipeline.tables]
-    if len(set(names)) != len(names):
-        raise InputError("execution input tables: a table is listed twice")
     tables = [pipeline.table(name) for name in names]  # ConfigError for an unknown table
     items = [
         {

@@ -653,12 +653,6 @@ def test_bad_pipeline_file_fails_with_the_file_and_field_and_changes_nothing(
     before.assert_unchanged(engine, warehouse)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.load_pipeline_file reads the file with read_text(encoding='utf-8') "
-    "and catches only OSError/YAMLError: a non-UTF-8 file escapes as UnicodeDecodeError, "
-    "without the file's name",
-)
 def test_pipeline_file_that_is_not_utf8_fails_with_a_config_error_naming_it(
     engine: LocalEngine, warehouse: str, bad_file: Path
 ) -> None:
@@ -669,11 +663,6 @@ def test_pipeline_file_that_is_not_utf8_fails_with_a_config_error_naming_it(
     before.assert_unchanged(engine, warehouse)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.load_pipeline loads every file of the directory, so one bad "
-    "pipeline file fails the runs of every other pipeline",
-)
 def test_a_bad_pipeline_file_does_not_stop_the_other_pipelines(
     engine: LocalEngine, warehouse: str, bad_file: Path
 ) -> None:
@@ -682,11 +671,6 @@ def test_a_bad_pipeline_file_does_not_stop_the_other_pipelines(
     assert description["status"] == "SUCCEEDED", description.get("cause")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.load_pipelines keeps the last of <name>.yml and <name>.yaml "
-    "silently (a dict by name); two files for one pipeline should be a ConfigError",
-)
 def test_one_pipeline_in_two_files_is_refused(
     engine: LocalEngine, warehouse: str, bad_file: Path
 ) -> None:
@@ -801,11 +785,6 @@ def test_bad_cli_flags_fail_with_exit_2_and_change_nothing(
     assert execution_count(engine) == executions  # nothing was started
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: cli/main.py sync_pipeline does not refuse a table given twice (-t X -t X) "
-    "before starting: the execution starts, fails in ValidateInput, and the CLI exits 1",
-)
 def test_cli_refuses_a_table_given_twice_before_starting_anything(
     engine: LocalEngine, warehouse: str, cli_env: dict[str, str]
 ) -> None:

@@ -203,9 +203,10 @@ def test_lambda_runtime_is_the_tests_interpreter() -> None:
 def test_functions_runtime_architecture_and_handlers(synth: Synth) -> None:
     functions = synth.resources("AWS::Lambda::Function")
     handlers = set()
-    runtime = "python" + json.loads((REPO_ROOT / "cdk.json").read_text())["context"][
-        "lambda_python_version"
-    ]
+    runtime = (
+        "python"
+        + json.loads((REPO_ROOT / "cdk.json").read_text())["context"]["lambda_python_version"]
+    )
     for resource in functions.values():
         props = resource["Properties"]
         assert props["Runtime"] == runtime

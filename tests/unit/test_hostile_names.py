@@ -115,11 +115,6 @@ def test_chunk_query_survives_percent_signs_in_column_names() -> None:
         assert "`percent%s`" in formatted
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: config.load_pipeline_file catches only OSError/YAMLError around "
-    "read_text(encoding='utf-8'); a non-UTF-8 file raises a bare UnicodeDecodeError",
-)
 def test_a_pipeline_file_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
     path = tmp_path / "latin.yml"
     path.write_bytes("name: latin\n# café\n".encode("latin-1"))

@@ -23,10 +23,16 @@ def validate_identifier(name: str, *, what: str = "identifier") -> str:
 
 
 def quote_mysql(name: str) -> str:
-    """Quote one MySQL identifier with backticks (any character allowed but NUL)."""
+    """Quote one MySQL identifier with backticks (any character allowed but NUL).
+
+    The result is for SQL that goes through pymysql's `%`-formatting, as every query
+    myshift sends does (`source.query_all`, `source.stream_lines`, cursors given a
+    parameter tuple, even an empty one): a `%` in the name is doubled so that it
+    reaches the server as one `%` and never swallows a parameter.
+    """
     if not name or "\x00" in name or len(name) > 64:
         raise IdentifierError(f"cannot quote MySQL identifier {name!r}")
-    return "`" + name.replace("`", "``") + "`"
+    return "`" + name.replace("`", "``").replace("%", "%%") + "`"
 
 
 def quote_mysql_table(database: str, table: str) -> str:

@@ -128,7 +128,7 @@ def stream_lines(
     iteration early the connection is closed: the rest of the result would otherwise
     still be on the wire.
     """
-    query = sql % tuple(conn.escape(value) for value in params) if params else sql
+    query = sql % tuple(conn.escape(value) for value in params)  # always: see quote_mysql
     conn.query(query, unbuffered=True)
     result = conn._result
     if result is None or not result.unbuffered_active:

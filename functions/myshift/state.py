@@ -186,6 +186,16 @@ def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str,
         raise _storage_error(exc, "put run") from None
 
 
+def get_run(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
+    """The history record of one run of one table, or None."""
+    key = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}
+    try:
+        item = table.get_item(Key=key, ConsistentRead=True).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get run") from None
+    return _plain(item) if item else None
+
+
 def acquire_lock(
     table: Any, pipeline: str, name: str, owner: str, now_epoch: int, lease_seconds: int
 ) -> dict[str, Any]:

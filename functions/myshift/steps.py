@@ -122,14 +122,19 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
 
 
 def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: dict[str, Any]) -> dict:
-    """Submit the schema/ledger DDL of a run (none for backup-only runs)."""
+    """Submit the schema/ledger DDL of a run (none for backup-only runs).
+
+    `attempt` counts submissions: the workflow submits a failed prepare again (a
+    concurrent execution creating the same schema fails ours once) a few times.
+    """
+    attempt = int((run.get("prepare") or {}).get("attempt") or 0) + 1
     if run["mode"] == "backup_only":
-        return {"statement_id": None}
+        return {"statement_id": None, "attempt": attempt}
     sqls = load.prepare_statements(pipeline.target.schema_name)
     statement_id = load.submit(
         redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}"
     )
-    return {"statement_id": statement_id}
+    return {"statement_id": statement_id, "attempt": attempt}
 
 
 def manifest_key(data_prefix: str, pipeline: str, table: str, run_id: str) -> str:
@@ -334,23 +339,53 @@ def failure_message(error: dict[str, Any]) -> tuple[str, str]:
     return error_type, cause.replace("\n", " ")[:2000]
 
 
+def failed_side(item: dict[str, Any], run: dict[str, Any], watermark: dict[str, Any]) -> str | None:
+    """The watermark status a failed table run turns to "failed", or None.
+
+    None when the run had committed all its work before the failure (a lost lock
+    release after a committed load, or after a backup-only run's extraction): the
+    watermark already tells the truth. A `redshift_only` run never extracts, so its
+    failure is always the load's; otherwise the extraction's commit decides.
+    """
+    mode = item.get("mode", "full")
+    if run.get("status") == "succeeded":
+        return None
+    if mode == "redshift_only":
+        return "redshift_status"
+    extracted = (
+        watermark.get("last_run_id") == item["run_id"] and watermark["mysql_status"] == "success"
+    )
+    if not extracted:
+        return "mysql_status"
+    return None if mode == "backup_only" else "redshift_status"
+
+
 def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
     """Record a failed run of a table: run history and the watermark's status."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
     error_type, message = failure_message(item.get("error", {}))
     locked_out = error_type == "TableLockedError"
+    run = state.get_run(state_table, pipeline, table, run_id) or {}
     if not locked_out:  # a locked-out run touched nothing; the table is another run's
         watermark = state.get_watermark(state_table, pipeline, table)
-        extracted = (
-            watermark.get("last_run_id") == run_id and watermark["mysql_status"] == "success"
-        )
-        side = "redshift_status" if extracted else "mysql_status"
-        state.put_watermark(state_table, pipeline, table, watermark["version"], {side: "failed"})
-    record = {"status": "failed", "error": error_type, "cause": message, "finished_at": now}
+        side = failed_side(item, run, watermark)
+        if side:
+            state.put_watermark(
+                state_table, pipeline, table, watermark["version"], {side: "failed"}
+            )
+    # What the run did before failing (rows extracted, loaded) stays in its record.
+    record = {
+        **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
+        "status": "failed",
+        "error": error_type,
+        "cause": message,
+        "finished_at": now,
+    }
     state.put_run(state_table, pipeline, table, run_id, record)
     if not locked_out:
         state.release_lock(state_table, pipeline, table, run_id)
-    return {"pipeline": pipeline, "table": table, "run_id": run_id, **record}
+    outcome = {k: record[k] for k in ("status", "error", "cause", "finished_at")}
+    return {"pipeline": pipeline, "table": table, "run_id": run_id, **outcome}
 
 
 def acquire_lock(state_table: Any, item: dict[str, Any], now_epoch: int) -> dict[str, Any]:

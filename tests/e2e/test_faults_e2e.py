@@ -685,12 +685,6 @@ def test_load_statement_fails_on_a_corrupt_file_and_loads_once_it_is_restored(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: steps.record_failure picks the watermark side from last_run_id == run_id; "
-    "a redshift_only run never commits an extraction, so its failed load is recorded as "
-    "mysql_status 'failed' while redshift_status stays 'success'",
-)
 def test_a_failed_redshift_only_load_is_recorded_on_the_redshift_side(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
@@ -779,11 +773,6 @@ def test_lock_release_fails_and_the_failure_handler_releases_it(
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: steps.record_failure marks redshift_status 'failed' after a load that "
-    "commit_load already committed (a failed lock release after a successful load)",
-)
 def test_lock_release_failure_does_not_mark_a_committed_load_failed(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:

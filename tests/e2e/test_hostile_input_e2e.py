@@ -870,12 +870,6 @@ def test_hostile_column_names_sync_under_sanitized_names_with_every_value(
     assert record["conversion_report"]["values_truncated"] == {"big_text": 16}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a '%' in a source column name reaches pymysql's `query % params` "
-    "formatting (extract.chunk_query / source.stream_lines / plan queries put quoted "
-    "identifiers into SQL that is then %-formatted with parameters)",
-)
 def test_percent_signs_in_column_names_sync(
     engine: LocalEngine, warehouse: str, hostile: Path
 ) -> None:

@@ -390,12 +390,6 @@ def test_two_executions_started_at_once_exactly_one_runs(
     assert result.equal and result.target_rows == SEED_ROWS, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: PrepareWarehouse's CREATE SCHEMA/TABLE IF NOT EXISTS fails the whole "
-    "execution (duplicate key on pg_namespace) when another execution creates the same "
-    "schema at the same moment; the prepare is not retried",
-)
 def test_a_prepare_racing_another_executions_prepare_does_not_fail_the_run(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:

@@ -92,11 +92,6 @@ def test_bad_operator_timestamps_are_refused(text: str) -> None:
         parse_cursor_timestamp(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a '%' in a column name is left in SQL that pymysql then %-formats with "
-    "the chunk's key parameters (extract.chunk_query; the same in plan/verify queries)",
-)
 def test_chunk_query_survives_percent_signs_in_column_names() -> None:
     columns = columns_from_information_schema(
         [

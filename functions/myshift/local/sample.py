@@ -24,8 +24,8 @@ def create_table(conn: pymysql.Connection, database: str, table: str) -> None:
     """(Re)create the sample table, empty."""
     qualified = quote_mysql_table(database, table)
     with conn.cursor() as cursor:
-        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_mysql(database)}")
-        cursor.execute(f"DROP TABLE IF EXISTS {qualified}")
+        cursor.execute(f"CREATE DATABASE IF NOT EXISTS {quote_mysql(database)}", ())
+        cursor.execute(f"DROP TABLE IF EXISTS {qualified}", ())
         cursor.execute(
             f"""CREATE TABLE {qualified} (
                 id BIGINT NOT NULL PRIMARY KEY,
@@ -39,7 +39,8 @@ def create_table(conn: pymysql.Connection, database: str, table: str) -> None:
                 created_at DATETIME(6) NOT NULL,
                 updated_at DATETIME(6) NOT NULL,
                 KEY idx_updated_at_id (updated_at, id)
-            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+            (),
         )
 
 
@@ -114,5 +115,5 @@ def update_rows(
 def max_id(conn: pymysql.Connection, database: str, table: str) -> int:
     """The largest id in the table (0 when empty)."""
     with conn.cursor() as cursor:
-        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quote_mysql_table(database, table)}")  # noqa: S608
+        cursor.execute(f"SELECT COALESCE(MAX(id), 0) FROM {quote_mysql_table(database, table)}", ())  # noqa: S608
         return int(cursor.fetchone()[0])

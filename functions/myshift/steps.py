@@ -113,6 +113,8 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
         "files_extracted": len(files),
         "bytes_extracted": sum(int(f["bytes"]) for f in files),
         "conversion_report": report,
+        # Rows skipped (or, with load_null_cursor, included) for a NULL cursor: reported.
+        "null_cursor_rows": int(item.get("null_cursor_rows") or 0),
     }
     state.put_run(
         state_table, pipeline, table, run_id, {"status": "extracted", "started_at": now, **summary}

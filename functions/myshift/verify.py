@@ -30,11 +30,16 @@ class Counts:
 
 
 def source_rows_up_to(conn: pymysql.Connection, table: TableConfig, upper: keys.Key | None) -> int:
-    """Rows of the source table whose key is at or before `upper` (0 when None)."""
+    """Rows of the source table whose key is at or before `upper` (0 when None).
+
+    A table that loads NULL-cursor rows orders them first, so they are counted too.
+    """
     if upper is None:
         return 0
     key_cols = [table.cursor, *[c for c in table.primary_key if c != table.cursor]]
-    where, params = keys.key_range(key_cols, None, upper)
+    where, params = keys.key_range(
+        key_cols, None, upper, include_null_cursor=table.load_null_cursor
+    )
     sql = f"SELECT COUNT(*) FROM {quote_mysql_table(table.database, table.table)} WHERE {where}"  # noqa: S608
     return int(query_all(conn, sql, params)[0][0])
 

@@ -384,31 +384,10 @@ def plan_pipelines(
     ]
 
 
-def clean_pipelines(
-    s3: Any,
-    state_table: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipelines: Iterable[PipelineConfig],
-    now: dt.datetime,
-    older_than: dt.timedelta,
-    include_unloaded: bool = False,
-    dry_run: bool = False,
+def execute_all(
+    s3: Any, state_table: Any, *, bucket: str, cleanups: Iterable[TableCleanup]
 ) -> list[TableCleanup]:
-    """Clean every table of every pipeline: files older than `older_than`."""
-    cleanups = plan_pipelines(
-        s3,
-        state_table,
-        bucket=bucket,
-        data_prefix=data_prefix,
-        pipelines=pipelines,
-        now=now,
-        older_than=older_than,
-        include_unloaded=include_unloaded,
-    )
-    if dry_run:
-        return cleanups
+    """`execute` each planned clean-up in turn (several tables)."""
     return [execute(s3, state_table, bucket=bucket, cleanup=c) for c in cleanups]
 
 
@@ -446,7 +425,7 @@ def scheduled_clean(
     Unloaded files are never deleted here. Returns counts overall and per table; if S3
     refused any object, raises StorageUnavailableError after the rest was cleaned.
     """
-    cleanups = clean_pipelines(
+    cleanups = plan_pipelines(
         s3,
         state_table,
         bucket=bucket,
@@ -455,8 +434,9 @@ def scheduled_clean(
         now=now,
         older_than=parse_age(older_than),
         include_unloaded=False,
-        dry_run=dry_run,
     )
+    if not dry_run:
+        cleanups = execute_all(s3, state_table, bucket=bucket, cleanups=cleanups)
     errors = [e for c in cleanups for e in c.errors]
     if errors:
         done = totals(cleanups)

@@ -12,9 +12,13 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
+from boto3.dynamodb.conditions import Key
+from myshift import state
+from myshift.local import sample
 from myshift.local.engine import LocalEngine
 
 from tests.conftest import MYSQL, POSTGRES_ADMIN_DSN
+from tests.support.mariadb import connect
 
 DATABASE = "myshift_e2e"
 TABLE = "settle_orders"
@@ -105,3 +109,81 @@ def run(engine: LocalEngine, execution_input: dict[str, Any], timeout: float = 3
             return description
         assert time.monotonic() < deadline, f"execution {name} still running after {timeout}s"
         time.sleep(0.5)
+
+
+def run_fast(engine: LocalEngine, execution_input: Any, timeout: float = 300) -> dict:
+    """`run`, polling every 0.1 s (most runs of a small table take a few seconds)."""
+    assert engine.resources is not None
+    sfn = engine.client("stepfunctions")
+    arn = sfn.start_execution(
+        stateMachineArn=engine.resources.state_machine_arn,
+        name=f"e2e-{time.time_ns()}",
+        input=json.dumps(execution_input),
+    )["executionArn"]
+    deadline = time.monotonic() + timeout
+    while (description := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"execution {arn} still running after {timeout}s"
+        time.sleep(0.1)
+    description["output_json"] = json.loads(description.get("output") or "null")
+    return description
+
+
+def run_id_of(description: dict) -> str:
+    """The run id of an execution: its name."""
+    return description["executionArn"].rsplit(":", 1)[1]
+
+
+def clear_partition(engine: LocalEngine, pipeline: str, table_name: str) -> None:
+    """Delete every state item of one table (queried: the table may hold thousands)."""
+    table = engine.client_table()
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": Key("pk").eq(state.partition_key(pipeline, table_name))
+    }
+    while True:
+        page = table.query(**kwargs)
+        with table.batch_writer() as batch:
+            for item in page["Items"]:
+                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def s3_keys(engine: LocalEngine, prefix: str) -> list[str]:
+    """The keys under `prefix` in the engine's bucket, sorted."""
+    s3 = engine.client("s3")
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=engine.bucket, Prefix=prefix):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return sorted(keys)
+
+
+def reset_table(
+    engine: LocalEngine, warehouse_dsn: str, *, pipeline: str, table: str, rows: int, schema: str
+) -> None:
+    """No fault armed; the sample `table` re-seeded with `rows` rows; the pipeline's state
+    items of it, its files on S3 and its warehouse schema gone."""
+    engine.clear_faults()
+    database, name = table.split(".")
+    conn = connect()
+    sample.seed(conn, database, name, rows)
+    conn.close()
+    clear_partition(engine, pipeline, table)
+    s3 = engine.client("s3")
+    for key in s3_keys(engine, f"data/{pipeline}/"):
+        s3.delete_object(Bucket=engine.bucket, Key=key)
+    with psycopg.connect(warehouse_dsn, autocommit=True) as pg:
+        pg.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def local_cli_env(engine: LocalEngine, pipelines_dir: Path, state_dir: Path) -> dict[str, str]:
+    """The environment of `myshift --local ...` pointed at `engine` through a state file in
+    `state_dir`, as `myshift local up` would leave it."""
+    assert engine.resources is not None
+    record = {**engine.resources.as_dict(), "pid": os.getpid()}
+    (state_dir / "local.json").write_text(json.dumps(record))
+    return {
+        "MYSHIFT_STATE_DIR": str(state_dir),
+        "MYSHIFT_PIPELINES_DIR": str(pipelines_dir),
+        "MYSQL_PASSWORD": "",
+    }

@@ -7,11 +7,9 @@ test engine by its state file, as `myshift local up` would leave it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pymysql
 import pytest
 from click.testing import CliRunner
 from myshift import state
@@ -19,8 +17,8 @@ from myshift.cli.main import cli
 from myshift.local import sample
 from myshift.local.engine import LocalEngine
 
-from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, pipeline_yaml
+from tests.e2e.conftest import DATABASE, local_cli_env, pipeline_yaml
+from tests.support.mariadb import connect
 
 PIPELINE = "e2e_cli"
 TABLE = f"{DATABASE}.cli_orders"
@@ -33,18 +31,15 @@ def cli_env(
     (pipelines_dir / f"{PIPELINE}.yml").write_text(
         pipeline_yaml(PIPELINE, [TABLE], schema="cli_dw", chunk_rows=400)
     )
-    conn = pymysql.connect(**MYSQL, password="", autocommit=True)
+    conn = connect()
     sample.seed(conn, DATABASE, "cli_orders", 1_500)
     conn.close()
-    state_dir = tmp_path_factory.mktemp("state")
-    assert engine.resources is not None
-    record = {**engine.resources.as_dict(), "pid": os.getpid()}
-    (state_dir / "local.json").write_text(json.dumps(record))
-    yield {
-        "MYSHIFT_STATE_DIR": str(state_dir),
-        "MYSHIFT_PIPELINES_DIR": str(pipelines_dir),
-        "MYSQL_PASSWORD": "",
-    }
+    yield local_cli_env(engine, pipelines_dir, tmp_path_factory.mktemp("state"))
+
+
+def on_table(group: str, command: str, *options: str) -> list[str]:
+    """The arguments of `myshift group command` for this module's table, then `options`."""
+    return [group, command, "-p", PIPELINE, "-t", TABLE, *options]
 
 
 def invoke(env: dict[str, str], *args: str) -> tuple[int, str, str]:
@@ -97,16 +92,7 @@ def test_sync_watermark_runs_and_counts(cli_env: dict[str, str]) -> None:
     code, out, _ = invoke(
         cli_env,
         "--json",
-        "watermark-count",
-        "set-count",
-        "-p",
-        PIPELINE,
-        "-t",
-        TABLE,
-        "--count",
-        "7",
-        "--side",
-        "redshift",
+        *on_table("watermark-count", "set-count", "--count", "7", "--side", "redshift"),
     )
     assert code == 0 and json.loads(out)["redshift_rows_loaded"] == 7
     code, out, _ = invoke(
@@ -131,24 +117,16 @@ def test_sync_watermark_runs_and_counts(cli_env: dict[str, str]) -> None:
 def test_watermark_set_and_backup_then_redshift_only(
     cli_env: dict[str, str], engine: LocalEngine
 ) -> None:
-    conn = pymysql.connect(**MYSQL, password="", autocommit=True)
+    conn = connect()
     with conn.cursor() as cursor:
         cursor.execute(f"SELECT updated_at FROM {TABLE} ORDER BY updated_at, id LIMIT 1 OFFSET 999")
         stamp = cursor.fetchone()[0]
         cursor.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE updated_at > %s", (stamp,))
         newer = cursor.fetchone()[0]
     conn.close()
+    timestamp = stamp.strftime("%Y-%m-%d %H:%M:%S.%f")
     code, out, _ = invoke(
-        cli_env,
-        "--json",
-        "watermark",
-        "set",
-        "-p",
-        PIPELINE,
-        "-t",
-        TABLE,
-        "--timestamp",
-        stamp.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        cli_env, "--json", *on_table("watermark", "set", "--timestamp", timestamp)
     )
     assert code == 0, out
     code, out, _ = invoke(cli_env, "--json", "sync", "pipeline", "-p", PIPELINE, "--backup-only")
@@ -175,38 +153,12 @@ def test_watermark_set_and_backup_then_redshift_only(
         (["sync", "pipeline", "-p", PIPELINE, "-t", "x.y"], "has no table 'x.y'"),
         (["sync", "pipeline", "-p", PIPELINE, "-t", "`; DROP TABLE x; --"], "has no table"),
         (["watermark", "get", "-p", PIPELINE], "Missing option '-t'"),
+        (on_table("watermark", "set", "--timestamp", "2025-02-30"), "timestamp"),
+        (on_table("watermark", "set", "--timestamp", "2025-08-09T20:00:01+09:00"), "time zone"),
+        (on_table("watermark", "reset"), "--yes"),
+        (on_table("watermark-count", "set-count", "--count", "-1"), "--count"),
         (
-            ["watermark", "set", "-p", PIPELINE, "-t", TABLE, "--timestamp", "2025-02-30"],
-            "timestamp",
-        ),
-        (
-            [
-                "watermark",
-                "set",
-                "-p",
-                PIPELINE,
-                "-t",
-                TABLE,
-                "--timestamp",
-                "2025-08-09T20:00:01+09:00",
-            ],
-            "time zone",
-        ),
-        (["watermark", "reset", "-p", PIPELINE, "-t", TABLE], "--yes"),
-        (["watermark-count", "set-count", "-p", PIPELINE, "-t", TABLE, "--count", "-1"], "--count"),
-        (
-            [
-                "watermark-count",
-                "set-count",
-                "-p",
-                PIPELINE,
-                "-t",
-                TABLE,
-                "--count",
-                "1",
-                "--mode",
-                "incremental",
-            ],
+            on_table("watermark-count", "set-count", "--count", "1", "--mode", "incremental"),
             "absolute",
         ),
         (["runs", "show", "no-such-run"], "no run named"),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -21,9 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pymysql
 import pytest
-from boto3.dynamodb.conditions import Key
 from myshift import state
 from myshift.errors import (
     LoadError,
@@ -37,8 +34,17 @@ from myshift.identifiers import quote_mysql_table, quote_redshift, quote_redshif
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 
-from tests.conftest import MYSQL, POSTGRES_ADMIN_DSN
-from tests.e2e.conftest import DATABASE, pipeline_yaml
+from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.e2e.conftest import (
+    DATABASE,
+    clear_partition,  # noqa: F401 (the other e2e modules import it from here)
+    pipeline_yaml,
+    reset_table,
+    run_fast,
+    run_id_of,
+)
+from tests.e2e.conftest import s3_keys as bucket_keys
+from tests.support.mariadb import connect, execute_alone
 
 PIPELINE = "e2e_faults"
 SCHEMA = "faults_dw"
@@ -153,12 +159,7 @@ def warehouse(engine: LocalEngine) -> Iterator[str]:
 
 
 def drop_source_table(name: str) -> None:
-    conn = mysql_conn()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {quote_mysql_table(DATABASE, name)}")
-    finally:
-        conn.close()
+    execute_alone(f"DROP TABLE IF EXISTS {quote_mysql_table(DATABASE, name)}")
 
 
 @pytest.fixture(scope="module")
@@ -169,49 +170,16 @@ def pipeline_file(pipelines_dir: Path) -> Iterator[Path]:
     drop_source_table(TABLE_NAME)
 
 
-def mysql_conn() -> pymysql.Connection:
-    return pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
-
-
 @pytest.fixture()
 def fresh(pipeline_file: Path, engine: LocalEngine, warehouse: str) -> Iterator[None]:
     """The source re-seeded; this pipeline's state items, files and warehouse schema gone."""
-    engine.clear_faults()
-    conn = mysql_conn()
-    sample.seed(conn, DATABASE, TABLE_NAME, ROWS)
-    conn.close()
-    clear_partition(engine, PIPELINE, TABLE)
-    s3 = engine.client("s3")
-    for key in s3_keys(engine):
-        s3.delete_object(Bucket=engine.bucket, Key=key)
-    with psycopg.connect(warehouse, autocommit=True) as pg:
-        pg.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    reset_table(engine, warehouse, pipeline=PIPELINE, table=TABLE, rows=ROWS, schema=SCHEMA)
     yield
     engine.clear_faults()
 
 
-def clear_partition(engine: LocalEngine, pipeline: str, table_name: str) -> None:
-    """Delete every state item of one table (queried: the table may hold thousands)."""
-    table = engine.client_table()
-    kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(state.partition_key(pipeline, table_name))
-    }
-    while True:
-        page = table.query(**kwargs)
-        with table.batch_writer() as batch:
-            for item in page["Items"]:
-                batch.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
-        if "LastEvaluatedKey" not in page:
-            return
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
 def s3_keys(engine: LocalEngine, prefix: str = DATA_PREFIX) -> list[str]:
-    s3 = engine.client("s3")
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=engine.bucket, Prefix=prefix):
-        keys.extend(o["Key"] for o in page.get("Contents", []))
-    return sorted(keys)
+    return bucket_keys(engine, prefix)
 
 
 def chunk_keys_of(engine: LocalEngine, run_id: str) -> list[str]:
@@ -250,7 +218,7 @@ def compare_table(
     Target columns are found through the stored source -> target name map.
     """
     database, name = qualified.split(".")
-    conn = mysql_conn()
+    conn = connect()
     try:
         with conn.cursor() as cursor:
             cursor.execute(f"SELECT * FROM {quote_mysql_table(database, name)}")
@@ -307,7 +275,7 @@ def ledger_runs(dsn: str) -> list[str]:
 
 def change_source() -> None:
     """Newer versions of some rows and new rows, between the failure and the recovery."""
-    conn = mysql_conn()
+    conn = connect()
     try:
         sample.update_rows(conn, DATABASE, TABLE_NAME, every=7, updated_at=LATER)
         sample.insert_rows(conn, DATABASE, TABLE_NAME, ROWS + 1, 90, start=LATER)
@@ -315,29 +283,8 @@ def change_source() -> None:
         conn.close()
 
 
-def run_fast(engine: LocalEngine, execution_input: Any, timeout: float = 300) -> dict:
-    """conftest's `run`, polling every 0.1 s (most of these runs take a few seconds)."""
-    assert engine.resources is not None
-    sfn = engine.client("stepfunctions")
-    arn = sfn.start_execution(
-        stateMachineArn=engine.resources.state_machine_arn,
-        name=f"e2e-{time.time_ns()}",
-        input=json.dumps(execution_input),
-    )["executionArn"]
-    deadline = time.monotonic() + timeout
-    while (description := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
-        assert time.monotonic() < deadline, f"execution {arn} still running after {timeout}s"
-        time.sleep(0.1)
-    description["output_json"] = json.loads(description.get("output") or "null")
-    return description
-
-
 def sync(engine: LocalEngine, **extra: Any) -> dict:
     return run_fast(engine, {"pipeline": PIPELINE, "tables": [TABLE], **extra})
-
-
-def run_id_of(description: dict) -> str:
-    return description["executionArn"].rsplit(":", 1)[1]
 
 
 def watermark(engine: LocalEngine) -> dict:
@@ -385,6 +332,47 @@ def assert_failed(description: dict, *needles: str) -> None:
         assert needle in cause, cause
 
 
+def recover_leaving_dead_files(
+    engine: LocalEngine, dsn: str, run_id: str, step: str, fault: str, outcome: str
+) -> None:
+    """Nothing of the failed run `run_id` was committed; the next run recovers; the failed
+    run's files were never loaded (their items still say `written`)."""
+    assert_nothing_committed(engine, dsn)
+    recover_and_record(engine, dsn, step, fault, outcome)
+    assert {f["status"] for f in files(engine, run_id)} == {"written"}
+
+
+def chunk_is(index: int) -> Any:
+    return lambda event: event["chunk"]["index"] == index
+
+
+def action_is(name: str) -> Any:
+    return lambda event: event.get("action") == name
+
+
+def extract_fault(error: Exception, chunk: int, *, after: bool = False) -> Fault:
+    """The extract Lambda fails with `error` at chunk `chunk`, on every attempt."""
+    return Fault("myshift-extract", error, times=100, when=chunk_is(chunk), after=after)
+
+
+def state_crash(action: str, message: str, *, after: bool = False) -> Fault:
+    """The state Lambda crashes once on `action`: before it ran, or after (its write done)."""
+    return Fault(
+        "myshift-state", InjectedCrash(message), times=1, when=action_is(action), after=after
+    )
+
+
+def failed_sync(engine: LocalEngine, fault: Fault, *needles: str, fired: int | None = 1) -> dict:
+    """Arm `fault` and run: the run fails, naming `needles`, the fault having fired `fired`
+    times (None: not checked)."""
+    engine.inject_fault(fault)
+    failed = sync(engine)
+    assert_failed(failed, *needles)
+    if fired is not None:
+        assert fault.fired == fired
+    return failed
+
+
 def assert_nothing_committed(engine: LocalEngine, dsn: str) -> None:
     """The MySQL side did not advance, nothing is extracted or loaded, no lock is left."""
     mark = watermark(engine)
@@ -402,26 +390,18 @@ def assert_nothing_committed(engine: LocalEngine, dsn: str) -> None:
 def test_plan_fails_then_next_run_recovers(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault("myshift-plan", SourceQueryError("injected: plan refused"), times=1)
+    # Terminal: fired once, not retried.
+    failed_sync(
+        engine,
+        Fault("myshift-plan", SourceQueryError("injected: plan refused"), times=1),
+        "injected: plan refused",
     )
-    failed = sync(engine)
-    assert_failed(failed, "injected: plan refused")
-    assert fault.fired == 1  # terminal: not retried
     assert_nothing_committed(engine, warehouse)
     assert s3_keys(engine) == []
     recover_and_record(engine, warehouse, "plan", "terminal, before", "FAILED, nothing changed")
 
 
 # --- transient errors: retried by the state machine within the run ----------------------
-
-
-def chunk_is(index: int) -> Any:
-    return lambda event: event["chunk"]["index"] == index
-
-
-def action_is(name: str) -> Any:
-    return lambda event: event.get("action") == name
 
 
 def test_a_transient_error_at_every_step_is_retried_within_the_run(
@@ -497,17 +477,13 @@ def test_a_transient_error_at_every_step_is_retried_within_the_run(
 def test_extract_chunk_failing_every_attempt_fails_the_run_and_the_next_recovers(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-extract",
-            SourceUnavailableError("injected: still lost"),
-            times=100,
-            when=chunk_is(2),
-        )
+    failed = failed_sync(
+        engine,
+        extract_fault(SourceUnavailableError("injected: still lost"), 2),
+        "SourceUnavailableError",
+        "injected: still lost",
+        fired=4,  # the first attempt and the state machine's 3 retries
     )
-    failed = sync(engine)
-    assert_failed(failed, "SourceUnavailableError", "injected: still lost")
-    assert fault.fired == 4  # the first attempt and the state machine's 3 retries
     assert_nothing_committed(engine, warehouse)
     run_id = run_id_of(failed)
     assert 2 not in {f["chunk"] for f in files(engine, run_id)}
@@ -524,17 +500,12 @@ def test_extract_chunk_failing_every_attempt_fails_the_run_and_the_next_recovers
 def test_extract_chunk_terminal_error_fails_at_once_and_the_next_run_recovers(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-extract",
-            SourceQueryError("injected: refused"),
-            times=100,
-            when=chunk_is(1),
-        )
+    failed_sync(
+        engine,
+        extract_fault(SourceQueryError("injected: refused"), 1),
+        "SourceQueryError",
+        "injected: refused",
     )
-    failed = sync(engine)
-    assert_failed(failed, "SourceQueryError", "injected: refused")
-    assert fault.fired == 1
     assert_nothing_committed(engine, warehouse)
     engine.clear_faults()
     recover_and_record(
@@ -545,28 +516,18 @@ def test_extract_chunk_terminal_error_fails_at_once_and_the_next_run_recovers(
 def test_extract_crashes_after_its_file_was_written_and_the_next_run_recovers(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-extract",
-            InjectedCrash("injected: crash after upload"),
-            times=100,
-            when=chunk_is(3),
-            after=True,
-        )
+    failed = failed_sync(
+        engine,
+        extract_fault(InjectedCrash("injected: crash after upload"), 3, after=True),
+        "InjectedCrash",
     )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
-    assert fault.fired == 1
     # The crashed chunk's file and item exist, but nothing of the run was committed.
     run_id = run_id_of(failed)
     assert 3 in {f["chunk"] for f in files(engine, run_id)}
-    assert_nothing_committed(engine, warehouse)
     engine.clear_faults()
-    recover_and_record(
-        engine, warehouse, "extract chunk 3", "crash, after file written", "FAILED at once"
+    recover_leaving_dead_files(
+        engine, warehouse, run_id, "extract chunk 3", "crash, after file written", "FAILED at once"
     )
-    # The dead run's written files were never loaded (its items still say `written`).
-    assert {f["status"] for f in files(engine, run_id)} == {"written"}
 
 
 # --- commit extraction -------------------------------------------------------------------
@@ -575,41 +536,24 @@ def test_extract_crashes_after_its_file_was_written_and_the_next_run_recovers(
 def test_commit_extraction_fails_before_committing(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: commit lost"),
-            times=1,
-            when=action_is("commit_extraction"),
-        )
+    failed = failed_sync(
+        engine, state_crash("commit_extraction", "injected: commit lost"), "InjectedCrash"
     )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
-    assert fault.fired == 1
     run_id = run_id_of(failed)
     assert len(chunk_keys_of(engine, run_id)) == CHUNKS  # every file was written...
-    assert_nothing_committed(engine, warehouse)  # ...none committed
-    recover_and_record(
-        engine, warehouse, "commit extraction", "crash, before", "FAILED, MySQL side kept"
+    recover_leaving_dead_files(  # ...none committed
+        engine, warehouse, run_id, "commit extraction", "crash, before", "FAILED, MySQL side kept"
     )
-    assert {f["status"] for f in files(engine, run_id)} == {"written"}
 
 
 def test_commit_extraction_fails_after_committing(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: reply lost"),
-            times=1,
-            when=action_is("commit_extraction"),
-            after=True,
-        )
+    failed_sync(
+        engine,
+        state_crash("commit_extraction", "injected: reply lost", after=True),
+        "InjectedCrash",
     )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
-    assert fault.fired == 1
     mark = watermark(engine)
     assert mark["last_key"] is not None and mark["mysql_status"] == "success"
     assert mark["redshift_status"] == "failed"
@@ -628,17 +572,16 @@ def test_commit_extraction_fails_after_committing(
 def test_load_submit_fails_and_the_next_run_loads_the_pending_files(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
+    failed_sync(
+        engine,
         Fault(
             "myshift-load",
             LoadError("injected: load refused"),
             times=1,
             when=action_is("submit"),
-        )
+        ),
+        "injected: load refused",
     )
-    failed = sync(engine)
-    assert_failed(failed, "injected: load refused")
-    assert fault.fired == 1
     mark = watermark(engine)
     assert mark["mysql_status"] == "success" and mark["redshift_status"] == "failed"
     assert {f["status"] for f in files(engine)} == {"extracted"}
@@ -705,17 +648,9 @@ def test_a_failed_redshift_only_load_is_recorded_on_the_redshift_side(
 def test_load_committed_but_watermark_commit_failed(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: commit lost"),
-            times=1,
-            when=action_is("commit_load"),
-        )
+    failed = failed_sync(
+        engine, state_crash("commit_load", "injected: commit lost"), "InjectedCrash"
     )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
-    assert fault.fired == 1
     # The warehouse transaction committed: every row is in, exactly once.
     committed = compare(engine, warehouse)
     assert committed.equal and committed.target_rows == ROWS
@@ -732,18 +667,9 @@ def test_load_committed_but_watermark_commit_failed(
 def test_commit_load_fails_after_committing(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: reply lost"),
-            times=1,
-            when=action_is("commit_load"),
-            after=True,
-        )
+    failed_sync(
+        engine, state_crash("commit_load", "injected: reply lost", after=True), "InjectedCrash"
     )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
-    assert fault.fired == 1
     assert {f["status"] for f in files(engine)} == {"loaded"}
     assert lock(engine) is None
     recover_and_record(engine, warehouse, "commit load", "crash, after", "FAILED, all committed")
@@ -755,17 +681,7 @@ def test_commit_load_fails_after_committing(
 def test_lock_release_fails_and_the_failure_handler_releases_it(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    fault = engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: release lost"),
-            times=1,
-            when=action_is("release_lock"),
-        )
-    )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
-    assert fault.fired == 1
+    failed_sync(engine, state_crash("release_lock", "injected: release lost"), "InjectedCrash")
     assert lock(engine) is None  # RecordFailure released it
     assert compare(engine, warehouse).equal  # the data was committed before
     recover_and_record(
@@ -776,16 +692,12 @@ def test_lock_release_fails_and_the_failure_handler_releases_it(
 def test_lock_release_failure_does_not_mark_a_committed_load_failed(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: release lost"),
-            times=1,
-            when=action_is("release_lock"),
-        )
+    failed_sync(
+        engine,
+        state_crash("release_lock", "injected: release lost"),
+        "InjectedCrash",
+        fired=None,
     )
-    failed = sync(engine)
-    assert_failed(failed, "InjectedCrash")
     assert {f["status"] for f in files(engine)} == {"loaded"}
     assert compare(engine, warehouse).equal
     # commit_load set the Redshift side to success for this run; a later failure to
@@ -796,22 +708,8 @@ def test_lock_release_failure_does_not_mark_a_committed_load_failed(
 def test_lock_release_and_failure_handler_both_fail_the_lease_frees_the_table(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: release lost"),
-            times=1,
-            when=action_is("release_lock"),
-        )
-    )
-    engine.inject_fault(
-        Fault(
-            "myshift-state",
-            InjectedCrash("injected: state store gone"),
-            times=1,
-            when=action_is("record_failure"),
-        )
-    )
+    engine.inject_fault(state_crash("release_lock", "injected: release lost"))
+    engine.inject_fault(state_crash("record_failure", "injected: state store gone"))
     failed = sync(engine)
     assert failed["status"] == "FAILED"
     held = lock(engine)

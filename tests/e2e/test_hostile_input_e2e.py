@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pymysql
 import pytest
 import yaml
 from boto3.dynamodb.conditions import Key
@@ -33,8 +32,10 @@ from myshift.local.engine import LocalEngine
 from myshift.schema import truncate_utf8
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, pipeline_yaml
+from tests.e2e.conftest import DATABASE, local_cli_env, pipeline_yaml
 from tests.e2e.test_faults_e2e import compare_table, isolated_warehouse
+from tests.support.mariadb import connect as mysql_conn
+from tests.support.mariadb import execute_alone
 
 PIPELINE = "e2e_hostile"
 AUTH = "e2e_hostile_auth"  # a pipeline whose source login is wrong (rewritten per case)
@@ -59,20 +60,6 @@ STAMP = dt.datetime(2025, 8, 2, 12, 0, 0, 123456)
 
 def name_of(qualified: str) -> str:
     return qualified.split(".")[1]
-
-
-def mysql_conn() -> pymysql.Connection:
-    return pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
-
-
-def execute_sql(*statements: str) -> None:
-    conn = mysql_conn()
-    try:
-        with conn.cursor() as cursor:
-            for statement in statements:
-                cursor.execute(statement)
-    finally:
-        conn.close()
 
 
 # --- hostile source tables ----------------------------------------------------------------
@@ -197,7 +184,7 @@ def create_tables() -> None:
     keys = quote_mysql_table(*KEYS.split("."))
     collide = quote_mysql_table(*COLLIDE.split("."))
     nokey = quote_mysql_table(*NOKEY.split("."))
-    execute_sql(
+    execute_alone(
         f"DROP TABLE IF EXISTS {pct}",
         f"CREATE TABLE {pct} (id BIGINT NOT NULL PRIMARY KEY, updated_at DATETIME(6) NOT NULL, "
         "`percent%s` INT NULL, `pct% d` VARCHAR(10) NULL, KEY k (updated_at, id))",
@@ -393,7 +380,7 @@ def hostile(engine: LocalEngine, warehouse: str, pipelines_dir: Path) -> Iterato
     """The tables, a login for the password cases, and a first successful run."""
     create_tables()
     for host in ("%", "localhost", "127.0.0.1"):
-        execute_sql(
+        execute_alone(
             f"DROP USER IF EXISTS '{USER}'@'{host}'",
             f"CREATE USER '{USER}'@'{host}' IDENTIFIED BY '{RIGHT_PASSWORD}'",
             f"GRANT SELECT ON `{DATABASE}`.* TO '{USER}'@'{host}'",
@@ -409,8 +396,8 @@ def hostile(engine: LocalEngine, warehouse: str, pipelines_dir: Path) -> Iterato
     for name in (AUTH, BAD):
         (pipelines_dir / f"{name}.yml").unlink(missing_ok=True)
     for host in ("%", "localhost", "127.0.0.1"):
-        execute_sql(f"DROP USER IF EXISTS '{USER}'@'{host}'")
-    execute_sql(*[f"DROP TABLE IF EXISTS {quote_mysql_table(*t.split('.'))}" for t in ALL_TABLES])
+        execute_alone(f"DROP USER IF EXISTS '{USER}'@'{host}'")
+    execute_alone(*[f"DROP TABLE IF EXISTS {quote_mysql_table(*t.split('.'))}" for t in ALL_TABLES])
 
 
 def execute(engine: LocalEngine, execution_input: Any, name: str | None = None) -> dict:
@@ -693,15 +680,7 @@ def test_one_pipeline_in_two_files_is_refused(
 def cli_env(
     engine: LocalEngine, hostile: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
-    state_dir = tmp_path_factory.mktemp("hostile-state")
-    assert engine.resources is not None
-    record = {**engine.resources.as_dict(), "pid": os.getpid()}
-    (state_dir / "local.json").write_text(json.dumps(record))
-    return {
-        "MYSHIFT_STATE_DIR": str(state_dir),
-        "MYSHIFT_PIPELINES_DIR": str(hostile),
-        "MYSQL_PASSWORD": "",
-    }
+    return local_cli_env(engine, hostile, tmp_path_factory.mktemp("hostile-state"))
 
 
 def watermark_set(timestamp: str) -> list[str]:
@@ -710,6 +689,10 @@ def watermark_set(timestamp: str) -> list[str]:
 
 def sync_args(*extra: str) -> list[str]:
     return ["sync", "pipeline", "-p", P, "-t", ORDERS, *extra]
+
+
+def clean_args(*extra: str) -> list[str]:
+    return ["s3clean", "clean", "-p", P, "-t", ORDERS, *extra]
 
 
 CLI_CASES: list[tuple[str, list[str], str]] = [
@@ -740,31 +723,11 @@ CLI_CASES: list[tuple[str, list[str], str]] = [
         ["watermark", "get", "-p", P, "-t", f"{ORDERS}'; --"],
         "has no table",
     ),
-    (
-        "clean negative age",
-        ["s3clean", "clean", "-p", P, "-t", ORDERS, "--older-than", "-1d"],
-        "--older-than",
-    ),
-    (
-        "clean zero age",
-        ["s3clean", "clean", "-p", P, "-t", ORDERS, "--older-than", "0d"],
-        "more than zero",
-    ),
-    (
-        "clean age words",
-        ["s3clean", "clean", "-p", P, "-t", ORDERS, "--older-than", "a week"],
-        "--older-than",
-    ),
-    (
-        "clean age huge",
-        ["s3clean", "clean", "-p", P, "-t", ORDERS, "--older-than", "99999999d"],
-        "100 years",
-    ),
-    (
-        "clean blank pattern",
-        ["s3clean", "clean", "-p", P, "-t", ORDERS, "--pattern", "   "],
-        "--pattern",
-    ),
+    ("clean negative age", clean_args("--older-than", "-1d"), "--older-than"),
+    ("clean zero age", clean_args("--older-than", "0d"), "more than zero"),
+    ("clean age words", clean_args("--older-than", "a week"), "--older-than"),
+    ("clean age huge", clean_args("--older-than", "99999999d"), "100 years"),
+    ("clean blank pattern", clean_args("--pattern", "   "), "--pattern"),
     ("clean-all no terminal", ["s3clean", "clean-all", "--older-than", "1d"], "--force"),
     ("runs show injection", ["runs", "show", "x; rm -rf /"], "execution name"),
 ]
@@ -983,7 +946,7 @@ def test_table_dropped_after_a_successful_run_fails_and_changes_nothing(
     before = Snapshot(engine, warehouse, strict=False)
     mark = state.get_watermark(engine.client_table(), PIPELINE, VANISH)
     assert mark["last_key"] is not None  # synced by the module's first run
-    execute_sql(f"DROP TABLE IF EXISTS {quote_mysql_table(*VANISH.split('.'))}")
+    execute_alone(f"DROP TABLE IF EXISTS {quote_mysql_table(*VANISH.split('.'))}")
     try:
         description = sync(engine, VANISH)
         _, message = failure(description)

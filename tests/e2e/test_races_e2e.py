@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pymysql
 import pytest
 from myshift import clean, load, state
 from myshift.config import load_pipeline
@@ -27,16 +26,15 @@ from myshift.identifiers import quote_mysql_table
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 
-from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, pipeline_yaml
+from tests.e2e.conftest import DATABASE, pipeline_yaml, reset_table, run_fast, run_id_of
+from tests.e2e.conftest import s3_keys as bucket_keys
 from tests.e2e.test_faults_e2e import (
     Comparison,
-    clear_partition,
     compare_table,
     drop_source_table,
     isolated_warehouse,
-    run_fast,
 )
+from tests.support.mariadb import connect as mysql_conn
 
 PIPELINE = "e2e_races"
 SCHEMA = "races_dw"
@@ -47,10 +45,6 @@ SAFETY_LAG = 1  # seconds; late transactions stay open longer than this
 WRITER_IDS = 1_000_000
 LATE_IDS = 2_000_000
 TIE_IDS = 3_000_000
-
-
-def mysql_conn(autocommit: bool = True) -> pymysql.Connection:
-    return pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=autocommit)
 
 
 @pytest.fixture(scope="module")
@@ -74,28 +68,13 @@ def pipeline_file(pipelines_dir: Path) -> Iterator[Path]:
 
 @pytest.fixture()
 def fresh(pipeline_file: Path, engine: LocalEngine, warehouse: str) -> Iterator[None]:
-    engine.clear_faults()
-    conn = mysql_conn()
-    sample.seed(conn, DATABASE, TABLE_NAME, SEED_ROWS)
-    conn.close()
-    clear_partition(engine, PIPELINE, TABLE)
-    s3 = engine.client("s3")
-    for key in s3_keys(engine):
-        s3.delete_object(Bucket=engine.bucket, Key=key)
-    with psycopg.connect(warehouse, autocommit=True) as pg:
-        pg.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    reset_table(engine, warehouse, pipeline=PIPELINE, table=TABLE, rows=SEED_ROWS, schema=SCHEMA)
     yield
     engine.clear_faults()
 
 
 def s3_keys(engine: LocalEngine) -> list[str]:
-    s3 = engine.client("s3")
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(
-        Bucket=engine.bucket, Prefix=f"data/{PIPELINE}/"
-    ):
-        keys.extend(o["Key"] for o in page.get("Contents", []))
-    return sorted(keys)
+    return bucket_keys(engine, f"data/{PIPELINE}/")
 
 
 def compare(engine: LocalEngine, dsn: str) -> Comparison:
@@ -104,10 +83,6 @@ def compare(engine: LocalEngine, dsn: str) -> Comparison:
 
 def sync(engine: LocalEngine, **extra: Any) -> dict:
     return run_fast(engine, {"pipeline": PIPELINE, "tables": [TABLE], **extra})
-
-
-def run_id_of(description: dict) -> str:
-    return description["executionArn"].rsplit(":", 1)[1]
 
 
 # --- writers ---------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from myshift.local.engine import LocalEngine
 from tests.conftest import MYSQL
 from tests.e2e.conftest import run
 from tests.integration import test_schema_mariadb as edge
+from tests.support.mariadb import connect
 
 PIPELINE = "e2e_types"
 DATABASE = "myshift_e2e_types"
@@ -50,27 +51,18 @@ EXTRA = (
 def synced(pipelines_dir: Path, engine: LocalEngine) -> dict[str, Any]:
     """The table created and filled, then synced by one run (chunks of 2 rows)."""
     engine.clear_faults()  # a fault another test left armed must not hit these runs
-    conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
-    with conn.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cur.execute(f"CREATE DATABASE `{DATABASE}`")
-        cur.execute("SET time_zone = '+00:00'")
-        cur.execute("SET SESSION sql_mode = ''")  # zero dates may be written
-        cur.execute(edge.CREATE_TABLE.replace(edge.DATABASE, DATABASE))
+    conn = connect(utc=True)
+    with conn.cursor() as cur, edge.edge_table(cur, DATABASE):
+        # The cursor column, on the rows already there and every row after.
         cur.execute(
             f"ALTER TABLE {QUALIFIED} ADD COLUMN updated_at DATETIME(6) NOT NULL "
             "DEFAULT '2025-08-01 00:00:00', ADD KEY idx_updated_at_id (updated_at, id)"
         )
-        marks = ", ".join(["%s"] * len(edge.ROWS[0]))
-        cur.executemany(f"INSERT INTO {QUALIFIED} ({edge.COLUMNS}) VALUES ({marks})", edge.ROWS)
-        cur.execute(edge.ZERO_ROW.format(table=QUALIFIED))
-        cur.execute(edge.NULL_ROW.format(table=QUALIFIED))
         cur.execute(
             f"INSERT INTO {QUALIFIED} (id, vu, vl, ch, tt, bl, bn) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
             EXTRA,
         )
-        cur.execute("SET SESSION sql_mode = DEFAULT")
     conn.close()
     source = f"{{host: {MYSQL['host']}, port: {MYSQL['port']}, user: {MYSQL['user']}"
     (pipelines_dir / f"{PIPELINE}.yml").write_text(
@@ -91,7 +83,7 @@ tables:
 
 def source_rows() -> tuple[list[str], dict[int, dict[str, Any]]]:
     """The source as MySQL gives it, with FLOAT read exactly and TIME as MySQL prints it."""
-    conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
+    conn = connect()
     with conn.cursor(pymysql.cursors.DictCursor) as cur:
         cur.execute("SET time_zone = '+00:00'")
         cur.execute(

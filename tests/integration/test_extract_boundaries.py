@@ -7,58 +7,39 @@ files read back where it matters.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import time
 from collections.abc import Iterator
 
-import pyarrow.parquet as pq
 import pymysql
 import pytest
-from myshift import catalog, extract, keys, plan
+from myshift import catalog, extract, plan
 from myshift.config import TableConfig
 from myshift.errors import SchemaError, SourceQueryError
-from myshift.local import sample
 
-from tests.conftest import MYSQL
+from tests.support import mariadb
+from tests.support.mariadb import (
+    assert_uses_cursor_index,
+    connect,
+    execute,
+    extract_plan,
+    plan_table,
+    sample_database,
+)
 
 DATABASE = "myshift_extract_bounds"
 TABLE = "settle_orders"
 ROWS = 1_003
 
 
-def connect() -> pymysql.Connection:
-    return pymysql.connect(
-        **MYSQL,
-        password="",
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
-    )
-
-
 @pytest.fixture(scope="module")
 def conn() -> Iterator[pymysql.Connection]:
-    connection = connect()
-    sample.seed(connection, DATABASE, TABLE, ROWS)
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE TABLE {DATABASE}.{TABLE}")
-    yield connection
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    connection.close()
+    with sample_database(DATABASE, TABLE, ROWS) as connection:
+        yield connection
 
 
-def execute(conn: pymysql.Connection, *statements: str) -> None:
-    with conn.cursor() as cursor:
-        for statement in statements:
-            cursor.execute(statement)
-
-
-def ordered_keys(conn: pymysql.Connection, table: str = TABLE) -> list[list]:
-    with conn.cursor() as cursor:
-        cursor.execute(f"SELECT updated_at, id FROM {DATABASE}.{table} ORDER BY updated_at, id")
-        return [keys.to_key(row) for row in cursor.fetchall()]
+def ordered_keys(conn: pymysql.Connection) -> list[list]:
+    return mariadb.ordered_keys(conn, DATABASE, TABLE)
 
 
 KEY = ["updated_at", "id"]
@@ -129,18 +110,7 @@ def test_auto_chunking_seeks_along_a_cursor_index_only(conn) -> None:
         columns = catalog.source_columns(
             conn, table.model_copy(update={"name": f"{DATABASE}.{name}"}), None
         )
-        result = plan.plan_table(
-            conn,
-            database=DATABASE,
-            table=name,
-            columns=columns,
-            cursor="updated_at",
-            primary_key=["id"],
-            lower=None,
-            limit=400,
-            max_chunks=None,
-            safety_lag_seconds=0,
-        )
+        result = plan_table(conn, DATABASE, name, columns, limit=400)
         assert result.chunking == method
         assert result.as_dict()["chunking"] == method
         assert [c.rows for c in result.chunks] == [400, 400, 203]
@@ -210,55 +180,36 @@ def null_cursors(conn) -> Iterator[str]:
     execute(conn, f"DROP TABLE IF EXISTS {DATABASE}.nulls")
 
 
-class Capture:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def upload_file(self, path: str, bucket: str, key: str) -> None:
-        with open(path, "rb") as file:
-            self.files[key] = file.read()
-
-
 def run_once(
     conn, table: str, lower, limit: int, max_chunks: int | None, load_null_cursor: bool
 ) -> tuple[plan.TablePlan, list[int]]:
     """Plan and extract one run; the ids in its Parquet files, in file order."""
     config = TableConfig(name=f"{DATABASE}.{table}", cursor="updated_at", primary_key=["id"])
     columns = catalog.source_columns(conn, config, None)
-    table_plan = plan.plan_table(
+    table_plan = plan_table(
         conn,
-        database=DATABASE,
-        table=table,
-        columns=columns,
-        cursor="updated_at",
-        primary_key=["id"],
+        DATABASE,
+        table,
+        columns,
         lower=lower,
         limit=limit,
         max_chunks=max_chunks,
-        safety_lag_seconds=0,
         load_null_cursor=load_null_cursor,
     )
-    s3 = Capture()
     ids: list[int] = []
-    for chunk in table_plan.chunks:
-        result = extract.extract_chunk(
-            conn,
-            s3,
-            bucket="b",
-            s3_key=f"{chunk.index}",
-            index=chunk.index,
-            database=DATABASE,
-            table=table,
-            columns=columns,
-            key_cols=KEY,
-            lower=chunk.lower,
-            upper=chunk.upper,
-            batch_rows=50,
-            include_null_cursor=load_null_cursor,
-        )
+    for chunk, result, parquet in extract_plan(
+        conn,
+        table_plan,
+        database=DATABASE,
+        table=table,
+        columns=columns,
+        key_cols=KEY,
+        batch_rows=50,
+        include_null_cursor=load_null_cursor,
+    ):
         assert result.rows == chunk.rows
         assert result.last_key == chunk.upper
-        ids += pq.read_table(io.BytesIO(s3.files[f"{chunk.index}"])).column("id").to_pylist()
+        ids += parquet.column("id").to_pylist()
     return table_plan, ids
 
 
@@ -297,11 +248,7 @@ def test_null_cursor_chunks_use_the_cursor_index(conn, null_cursors) -> None:
         sql, params = extract.chunk_query(
             DATABASE, "nulls", columns, KEY, lower, upper, "text", include_null_cursor=True
         )
-        with conn.cursor(pymysql.cursors.DictCursor) as cursor:
-            cursor.execute("EXPLAIN " + sql, params)
-            explain = cursor.fetchall()
-        assert explain[0]["key"] == "idx_updated_at_id", explain
-        assert "filesort" not in (explain[0]["Extra"] or "").lower(), explain
+        assert_uses_cursor_index(conn, sql, params)
 
 
 # --- a late commit ---------------------------------------------------------------------
@@ -309,7 +256,7 @@ def test_null_cursor_chunks_use_the_cursor_index(conn, null_cursors) -> None:
 
 def test_a_row_committed_after_the_plan_froze_its_bound_is_in_the_next_run(conn) -> None:
     all_keys = ordered_keys(conn)
-    writer = connect()
+    writer = connect(utc=True)
     try:
         execute(writer, "SET time_zone = @@global.time_zone")
         # A transaction starts, then writes a row stamped NOW(): it commits only later.

@@ -11,19 +11,17 @@ and no run exceeds `limit x max_chunks` rows.
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow.parquet as pq
 import pymysql
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from myshift import catalog, extract, plan
+from myshift import catalog, plan
 from myshift.config import TableConfig
 
-from tests.conftest import MYSQL
+from tests.support import mariadb
 
 DATABASE = "myshift_extract_props"
 BASE = dt.datetime(2025, 8, 1, 12, 0, 0)
@@ -43,29 +41,8 @@ SHAPES = {
 
 @pytest.fixture(scope="module")
 def conn() -> Iterator[pymysql.Connection]:
-    connection = pymysql.connect(
-        **MYSQL,
-        password="",
-        charset="utf8mb4",
-        autocommit=True,
-        init_command="SET time_zone = '+00:00'",
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-        cursor.execute(f"CREATE DATABASE {DATABASE}")
-    yield connection
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-    connection.close()
-
-
-class Capture:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def upload_file(self, path: str, bucket: str, key: str) -> None:
-        with open(path, "rb") as file:
-            self.files[key] = file.read()
+    with mariadb.empty_database(DATABASE) as connection:
+        yield connection
 
 
 # A row: (key part 1, key part 2, cursor seconds or None). Few distinct cursors: ties.
@@ -122,40 +99,31 @@ def one_run(
     primary_key = SHAPES[shape][1]
     config = TableConfig(name=f"{DATABASE}.{shape}", cursor="c", primary_key=primary_key)
     columns = catalog.source_columns(conn, config, None)
-    table_plan = plan.plan_table(
+    table_plan = mariadb.plan_table(
         conn,
-        database=DATABASE,
-        table=shape,
-        columns=columns,
+        DATABASE,
+        shape,
+        columns,
         cursor="c",
         primary_key=primary_key,
         lower=lower,
         limit=limit,
         max_chunks=max_chunks,
-        safety_lag_seconds=0,
         load_null_cursor=load_null_cursor,
         chunking=chunking,
     )
-    s3 = Capture()
     extracted: list[tuple] = []
-    for chunk in table_plan.chunks:
-        result = extract.extract_chunk(
-            conn,
-            s3,
-            bucket="b",
-            s3_key=str(chunk.index),
-            index=chunk.index,
-            database=DATABASE,
-            table=shape,
-            columns=columns,
-            key_cols=["c", *primary_key],
-            lower=chunk.lower,
-            upper=chunk.upper,
-            batch_rows=4,
-            reader=reader,  # type: ignore[arg-type]
-            include_null_cursor=load_null_cursor,
-        )
-        table = pq.read_table(io.BytesIO(s3.files[str(chunk.index)]))
+    for chunk, result, table in mariadb.extract_plan(
+        conn,
+        table_plan,
+        database=DATABASE,
+        table=shape,
+        columns=columns,
+        key_cols=["c", *primary_key],
+        batch_rows=4,
+        reader=reader,
+        include_null_cursor=load_null_cursor,
+    ):
         assert result.rows == table.num_rows == chunk.rows
         columns_back = [table.column(name).to_pylist() for name in ["c", *primary_key]]
         extracted += [tuple(values) for values in zip(*columns_back, strict=True)]

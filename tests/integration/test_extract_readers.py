@@ -9,14 +9,11 @@ query or connection, reuse of a warm connection).
 
 from __future__ import annotations
 
-import io
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pymysql
 import pytest
 from myshift import catalog, extract, runtime, source
@@ -27,6 +24,7 @@ from myshift.source import query_all
 
 from tests.conftest import MYSQL
 from tests.integration import test_schema_mariadb as edge
+from tests.support.mariadb import connect, execute_alone, extract_to_memory
 
 DATABASE = "myshift_extract_readers"
 TABLE = edge.TABLE
@@ -37,28 +35,15 @@ EXTRA_ROWS = [  # id, vu (VARCHAR(10) utf8mb4), vl (latin1), ch (CHAR(3)), tt, j
 ]
 
 
-def connect(**kwargs: Any) -> pymysql.Connection:
-    return pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True, **kwargs)
-
-
 @pytest.fixture(scope="module")
 def conn() -> Iterator[pymysql.Connection]:
-    connection = connect(init_command="SET time_zone = '+00:00'")
-    with connection.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cur.execute(f"CREATE DATABASE `{DATABASE}`")
-        cur.execute("SET SESSION sql_mode = ''")  # zero dates may be written
-        cur.execute(edge.CREATE_TABLE.replace(edge.DATABASE, DATABASE))
-        marks = ", ".join(["%s"] * len(edge.ROWS[0]))
-        cur.executemany(f"INSERT INTO {QUALIFIED} ({edge.COLUMNS}) VALUES ({marks})", edge.ROWS)
-        cur.execute(edge.ZERO_ROW.format(table=QUALIFIED))
-        cur.execute(edge.NULL_ROW.format(table=QUALIFIED))
+    connection = connect(utc=True)
+    with connection.cursor() as cur, edge.edge_table(cur, DATABASE) as table:
         cur.executemany(
-            f"INSERT INTO {QUALIFIED} (id, vu, vl, ch, tt, js, bl, vb) "
+            f"INSERT INTO {table} (id, vu, vl, ch, tt, js, bl, vb) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             EXTRA_ROWS,
         )
-        cur.execute("SET SESSION sql_mode = DEFAULT")
     yield connection
     with connection.cursor() as cur:
         cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
@@ -71,37 +56,22 @@ def columns(conn: pymysql.Connection):
     return catalog.source_columns(conn, table, None)
 
 
-class Capture:
-    """An S3 client keeping what is uploaded."""
-
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}
-
-    def upload_file(self, path: str, bucket: str, key: str) -> None:
-        with open(path, "rb") as file:
-            self.files[key] = file.read()
-
-
 def extract_all(
     conn: pymysql.Connection, columns, reader: str, batch_rows: int = 3
 ) -> tuple[extract.ChunkResult, pa.Table]:
-    s3 = Capture()
-    result = extract.extract_chunk(
+    return extract_to_memory(
         conn,
-        s3,
-        bucket="b",
         s3_key=f"{reader}.parquet",
         index=0,
+        lower=None,
+        upper=[1_000],
         database=DATABASE,
         table=TABLE,
         columns=columns,
         key_cols=["id"],
-        lower=None,
-        upper=[1_000],
         batch_rows=batch_rows,
-        reader=reader,  # type: ignore[arg-type]
+        reader=reader,
     )
-    return result, pq.read_table(io.BytesIO(s3.files[f"{reader}.parquet"]))
 
 
 def test_text_and_rows_readers_write_the_same_file(conn, columns) -> None:
@@ -125,7 +95,7 @@ def test_a_row_too_large_for_one_line_falls_back_to_rows(
     # The server gives NULL for a line over max_allowed_packet; id 2 plays that row.
     line = extract.csv_line_sql
     monkeypatch.setattr(extract, "csv_line_sql", lambda cols: f"IF(`id` = 2, NULL, {line(cols)})")
-    connection = connect(init_command="SET time_zone = '+00:00'")
+    connection = connect(utc=True)
     try:
         before = connection.thread_id()
         result, table = extract_all(connection, columns, "text")
@@ -155,22 +125,18 @@ def test_large_values_read_alike(conn) -> None:
     columns = catalog.source_columns(conn, table, None)
     files = {}
     for reader in ("rows", "text"):
-        s3 = Capture()
-        result = extract.extract_chunk(
+        result, files[reader] = extract_to_memory(
             conn,
-            s3,
-            bucket="b",
             s3_key=reader,
             index=0,
+            lower=None,
+            upper=[3],
             database=DATABASE,
             table="big",
             columns=columns,
             key_cols=["id"],
-            lower=None,
-            upper=[3],
-            reader=reader,  # type: ignore[arg-type]
+            reader=reader,
         )
-        files[reader] = pq.read_table(io.BytesIO(s3.files[reader]))
         assert result.rows == 3 and result.report.values_truncated == {"t": 2, "b": 2}
     assert files["text"].equals(files["rows"])
 
@@ -191,12 +157,7 @@ SOURCE = SourceConfig(
 def kill_later(what: str, thread_id: int, after: float) -> threading.Thread:
     def kill() -> None:
         time.sleep(after)
-        admin = connect()
-        try:
-            with admin.cursor() as cur:
-                cur.execute(f"KILL {what} {int(thread_id)}")
-        finally:
-            admin.close()
+        execute_alone(f"KILL {what} {int(thread_id)}")
 
     thread = threading.Thread(target=kill)
     thread.start()

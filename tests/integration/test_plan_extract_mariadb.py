@@ -11,11 +11,10 @@ import pyarrow.parquet as pq
 import pymysql
 import pytest
 from moto import mock_aws
-from myshift import catalog, extract, keys, plan
+from myshift import catalog, extract
 from myshift.config import TableConfig
-from myshift.local import sample
 
-from tests.conftest import MYSQL
+from tests.support import mariadb
 
 DATABASE = "myshift_plan_it"
 TABLE = "settle_orders"
@@ -24,15 +23,8 @@ ROWS = 1_003
 
 @pytest.fixture(scope="module")
 def conn() -> Iterator[pymysql.Connection]:
-    connection = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
-    sample.seed(connection, DATABASE, TABLE, ROWS)
-    with connection.cursor() as cursor:
-        cursor.execute("SET time_zone = '+00:00'")
-        cursor.execute(f"ANALYZE TABLE {DATABASE}.{TABLE}")
-    yield connection
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP DATABASE {DATABASE}")
-    connection.close()
+    with mariadb.sample_database(DATABASE, TABLE, ROWS) as connection:
+        yield connection
 
 
 @pytest.fixture(scope="module")
@@ -46,24 +38,11 @@ def columns(conn: pymysql.Connection, table: TableConfig):
 
 
 def ordered_keys(conn: pymysql.Connection) -> list[list]:
-    with conn.cursor() as cursor:
-        cursor.execute(f"SELECT updated_at, id FROM {DATABASE}.{TABLE} ORDER BY updated_at, id")
-        return [keys.to_key(row) for row in cursor.fetchall()]
+    return mariadb.ordered_keys(conn, DATABASE, TABLE)
 
 
 def test_chunks_cover_every_key_once(conn, table, columns) -> None:
-    result = plan.plan_table(
-        conn,
-        database=DATABASE,
-        table=TABLE,
-        columns=columns,
-        cursor="updated_at",
-        primary_key=["id"],
-        lower=None,
-        limit=100,
-        max_chunks=None,
-        safety_lag_seconds=0,
-    )
+    result = mariadb.plan_table(conn, DATABASE, TABLE, columns, limit=100)
     all_keys = ordered_keys(conn)
     assert [c.rows for c in result.chunks] == [100] * 10 + [3]
     assert result.chunks[0].upper == all_keys[99]
@@ -74,18 +53,7 @@ def test_chunks_cover_every_key_once(conn, table, columns) -> None:
 
 
 def test_max_chunks_caps_the_run(conn, table, columns) -> None:
-    result = plan.plan_table(
-        conn,
-        database=DATABASE,
-        table=TABLE,
-        columns=columns,
-        cursor="updated_at",
-        primary_key=["id"],
-        lower=None,
-        limit=70,
-        max_chunks=3,
-        safety_lag_seconds=0,
-    )
+    result = mariadb.plan_table(conn, DATABASE, TABLE, columns, limit=70, max_chunks=3)
     assert result.planned_rows == 210
     assert result.upper_key == ordered_keys(conn)[209]
 
@@ -95,18 +63,7 @@ def test_lower_key_inside_a_tie(conn, table, columns) -> None:
     all_keys = ordered_keys(conn)
     lower = all_keys[501]
     assert all_keys[500][0] == lower[0] or all_keys[502][0] == lower[0]
-    result = plan.plan_table(
-        conn,
-        database=DATABASE,
-        table=TABLE,
-        columns=columns,
-        cursor="updated_at",
-        primary_key=["id"],
-        lower=lower,
-        limit=1_000,
-        max_chunks=None,
-        safety_lag_seconds=0,
-    )
+    result = mariadb.plan_table(conn, DATABASE, TABLE, columns, limit=1_000, lower=lower)
     assert result.planned_rows == ROWS - 502
 
 
@@ -119,17 +76,8 @@ def test_bound_excludes_recent_rows(conn, table, columns) -> None:
             (recent,),
         )
     try:
-        result = plan.plan_table(
-            conn,
-            database=DATABASE,
-            table=TABLE,
-            columns=columns,
-            cursor="updated_at",
-            primary_key=["id"],
-            lower=None,
-            limit=10_000,
-            max_chunks=None,
-            safety_lag_seconds=3_600,
+        result = mariadb.plan_table(
+            conn, DATABASE, TABLE, columns, limit=10_000, safety_lag_seconds=3_600
         )
         assert result.planned_rows == ROWS
     finally:
@@ -142,11 +90,7 @@ def test_chunk_query_uses_the_cursor_index(conn, table, columns) -> None:
     sql, params = extract.chunk_query(
         DATABASE, TABLE, columns, ["updated_at", "id"], all_keys[100], all_keys[200]
     )
-    with conn.cursor(pymysql.cursors.DictCursor) as cursor:
-        cursor.execute("EXPLAIN " + sql, params)
-        explain = cursor.fetchall()
-    assert explain[0]["key"] == "idx_updated_at_id", explain
-    assert "filesort" not in (explain[0]["Extra"] or "").lower(), explain
+    mariadb.assert_uses_cursor_index(conn, sql, params)
 
 
 def test_extract_chunk_writes_exact_rows(conn, table, columns) -> None:

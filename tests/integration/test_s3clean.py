@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import click
 import pytest
 from click.testing import CliRunner
 from moto import mock_aws
@@ -26,6 +25,8 @@ from myshift.config import PipelineConfig, load_pipeline
 from myshift.errors import ConfigError, MyshiftError
 from myshift.extract import chunk_object_key
 from myshift.steps import manifest_key
+
+from tests.support.aws import create_state_table, stand_in_cli
 
 REGION = "us-east-1"
 BUCKET = "s3clean-test"
@@ -64,18 +65,7 @@ def aws() -> Iterator[dict[str, Any]]:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET)
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=TABLE_NAME,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(dynamodb, TABLE_NAME)
         yield {"s3": s3, "table": dynamodb.Table(TABLE_NAME)}
 
 
@@ -377,40 +367,13 @@ def test_handler_cleans_old_loaded_files(aws, pipelines_dir, monkeypatch) -> Non
 # --- the CLI group ----------------------------------------------------------------------
 
 
-class StandInContext:
-    """What main's Context gives the commands, pointing at moto."""
-
-    def __init__(self, pipelines_dir: Path, as_json: bool) -> None:
-        self.pipelines_dir = pipelines_dir
-        self.as_json = as_json
-
-    def resources(self) -> Resources:
-        return Resources(BUCKET, TABLE_NAME, "arn:aws:states:::none", REGION)
-
-    def pipeline(self, name: str) -> PipelineConfig:
-        return load_pipeline(self.pipelines_dir, name)
-
-
-class _Group(click.Group):
-    """As main's group: a myshift error is one line and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MyshiftError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-
-
 @pytest.fixture()
 def cli(pipelines_dir: Path, monkeypatch: pytest.MonkeyPatch):
-    @click.group(cls=_Group)
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_context
-    def group(ctx: click.Context, as_json: bool) -> None:
-        ctx.obj = StandInContext(pipelines_dir, as_json)
-
-    group.add_command(s3clean_cli.s3clean)
+    group = stand_in_cli(
+        pipelines_dir,
+        Resources(BUCKET, TABLE_NAME, "arn:aws:states:::none", REGION),
+        s3clean_cli.s3clean,
+    )
     # Look from ten days ahead, so the files written now are old enough.
     monkeypatch.setattr(s3clean_cli, "_now", lambda: later(10))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -29,6 +30,7 @@ from myshift.schema import (
     select_list,
     to_record_batch,
 )
+from pymysql.cursors import Cursor
 
 DATABASE = "myshift_schema_it"
 TABLE = "edge_types"
@@ -98,6 +100,26 @@ ZERO_ROW = (
 NULL_ROW = "INSERT INTO {table} (id) VALUES (4)"
 
 
+@contextmanager
+def edge_table(cur: Cursor, database: str = DATABASE) -> Iterator[str]:
+    """`database` created afresh, holding TABLE and its four rows; yields TABLE's quoted name.
+
+    Inside, sql_mode is '': a NOT NULL DATETIME defaults to a zero date, and zero dates
+    and values too long for their column can be inserted (the caller may add rows).
+    """
+    table = quote_mysql_table(database, TABLE)
+    cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    cur.execute(f"CREATE DATABASE `{database}`")
+    cur.execute("SET SESSION sql_mode = ''")
+    cur.execute(CREATE_TABLE.replace(DATABASE, database))
+    marks = ", ".join(["%s"] * len(ROWS[0]))
+    cur.executemany(f"INSERT INTO {table} ({COLUMNS}) VALUES ({marks})", ROWS)
+    cur.execute(ZERO_ROW.format(table=table))
+    cur.execute(NULL_ROW.format(table=table))
+    yield table
+    cur.execute("SET SESSION sql_mode = DEFAULT")
+
+
 def connect(**kwargs: Any) -> pymysql.Connection:
     return pymysql.connect(
         host="127.0.0.1", port=3306, user="root", password="", charset="utf8mb4", **kwargs
@@ -111,19 +133,10 @@ def conn() -> Iterator[pymysql.Connection]:
         connection = connect(autocommit=True)
     except pymysql.err.OperationalError as exc:
         pytest.skip(f"MariaDB not reachable at 127.0.0.1:3306: {exc}")
-    table = quote_mysql_table(DATABASE, TABLE)
     with connection.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        cur.execute(f"CREATE DATABASE `{DATABASE}`")
         cur.execute("SET time_zone = '+00:00'")  # TIMESTAMP values as written (UTC session)
-        # '' lets a NOT NULL DATETIME default to a zero date, and zero dates be inserted.
-        cur.execute("SET SESSION sql_mode = ''")
-        cur.execute(CREATE_TABLE)
-        marks = ", ".join(["%s"] * len(ROWS[0]))
-        cur.executemany(f"INSERT INTO {table} ({COLUMNS}) VALUES ({marks})", ROWS)
-        cur.execute(ZERO_ROW.format(table=table))
-        cur.execute(NULL_ROW.format(table=table))
-        cur.execute("SET SESSION sql_mode = DEFAULT")
+        with edge_table(cur):
+            pass  # the four rows are all this module reads
     try:
         yield connection
     finally:

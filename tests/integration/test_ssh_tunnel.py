@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import click
 import pymysql
 import pytest
 import yaml
@@ -32,12 +31,13 @@ from myshift import state, verify
 from myshift.cli import sync as sync_run
 from myshift.cli import watermark as watermark_cli
 from myshift.cli.resources import Resources
-from myshift.config import PipelineConfig, SourceConfig, SshConfig, load_pipeline
-from myshift.errors import ConfigError, MyshiftError, SourceQueryError, SourceUnavailableError
+from myshift.config import SourceConfig, SshConfig, load_pipeline
+from myshift.errors import ConfigError, SourceQueryError, SourceUnavailableError
 from myshift.tunnel import open_source, open_tunnel
 from pydantic import ValidationError
 
 from tests.conftest import MYSQL
+from tests.support.aws import create_state_table, stand_in_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SSHD_SCRIPT = ROOT / "scripts" / "sshd.sh"
@@ -137,6 +137,14 @@ def stray_key(path: Path) -> Path:
     return path
 
 
+def refusal(config: SourceConfig, password: str = "", error: type[Exception] = ConfigError) -> str:
+    """The message `open_source` fails with, as `error`, before any query."""
+    with pytest.raises(error) as caught:
+        with open_source(config, password):
+            pass
+    return str(caught.value)
+
+
 def query(conn: pymysql.Connection, sql: str) -> tuple:
     with conn.cursor() as cursor:
         cursor.execute(sql)
@@ -205,10 +213,7 @@ def test_pinned_fingerprint_is_accepted(sshd, rows) -> None:
 
 def test_wrong_fingerprint_is_refused(sshd) -> None:
     wrong = "SHA256:" + "A" * 43
-    with pytest.raises(ConfigError) as caught:
-        with open_source(source(sshd, known_hosts=None, host_key_fingerprint=wrong), ""):
-            pass
-    message = str(caught.value)
+    message = refusal(source(sshd, known_hosts=None, host_key_fingerprint=wrong))
     assert sshd["SSHD_HOST_FINGERPRINT"] in message and wrong in message
     assert f"{sshd['SSHD_USER']}@127.0.0.1:{sshd['SSHD_PORT']}" in message
 
@@ -216,10 +221,7 @@ def test_wrong_fingerprint_is_refused(sshd) -> None:
 def test_unknown_host_is_refused_with_its_fingerprint(sshd, tmp_path) -> None:
     empty = tmp_path / "known_hosts"
     empty.write_text("")
-    with pytest.raises(ConfigError) as caught:
-        with open_source(source(sshd, known_hosts=str(empty)), ""):
-            pass
-    message = str(caught.value)
+    message = refusal(source(sshd, known_hosts=str(empty)))
     assert "not in" in message and str(empty) in message
     assert sshd["SSHD_HOST_FINGERPRINT"] in message and "\n" not in message
 
@@ -248,10 +250,7 @@ def test_unchecked_host_key_when_asked(sshd, rows) -> None:
 
 def test_wrong_key_names_the_bastion_not_the_key(sshd, tmp_path) -> None:
     key = stray_key(tmp_path / "stray_ed25519")
-    with pytest.raises(ConfigError) as caught:
-        with open_source(source(sshd, key_file=str(key)), ""):
-            pass
-    message = str(caught.value)
+    message = refusal(source(sshd, key_file=str(key)))
     assert "\n" not in message
     assert f"SSH bastion {sshd['SSHD_USER']}@127.0.0.1:{sshd['SSHD_PORT']} refused" in message
     assert "source.ssh.key_file" in message
@@ -262,46 +261,33 @@ def test_wrong_key_names_the_bastion_not_the_key(sshd, tmp_path) -> None:
 
 def test_missing_key_file_is_a_config_error_naming_the_field(sshd, tmp_path) -> None:
     missing = tmp_path / "nope" / "id_ed25519"
-    with pytest.raises(ConfigError) as caught:
-        with open_source(source(sshd, key_file=str(missing)), ""):
-            pass
-    assert str(caught.value).startswith(f"source.ssh.key_file: {missing} does not exist")
+    message = refusal(source(sshd, key_file=str(missing)))
+    assert message.startswith(f"source.ssh.key_file: {missing} does not exist")
 
 
 def test_unreadable_key_does_not_echo_the_file(sshd, tmp_path) -> None:
     garbage = tmp_path / "garbage"
     garbage.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWdhcmJhZ2U=\n")
-    with pytest.raises(ConfigError) as caught:
-        with open_source(source(sshd, key_file=str(garbage)), ""):
-            pass
-    message = str(caught.value)
+    message = refusal(source(sshd, key_file=str(garbage)))
     assert "is not a private key" in message and "c2VjcmV0" not in message
 
 
 def test_unreachable_bastion_is_source_unavailable(sshd) -> None:
     port = free_port()
-    with pytest.raises(SourceUnavailableError) as caught:
-        with open_source(source(sshd, port=port), ""):
-            pass
-    message = str(caught.value)
+    message = refusal(source(sshd, port=port), error=SourceUnavailableError)
     assert message.startswith(f"SSH bastion {sshd['SSHD_USER']}@127.0.0.1:{port} unreachable")
     assert "\n" not in message
 
 
 def test_bastion_that_cannot_reach_mysql(sshd) -> None:
     closed = free_port()
-    with pytest.raises(SourceUnavailableError) as caught:
-        with open_source(source(sshd, mysql_port=closed), ""):
-            pass
-    assert f"cannot reach MySQL at 127.0.0.1:{closed}" in str(caught.value)
+    message = refusal(source(sshd, mysql_port=closed), error=SourceUnavailableError)
+    assert f"cannot reach MySQL at 127.0.0.1:{closed}" in message
     assert not tunnel_threads()
 
 
 def test_refused_mysql_login_names_the_real_server(sshd, rows) -> None:
-    with pytest.raises(SourceQueryError) as caught:
-        with open_source(source(sshd), "not-the-password"):
-            pass
-    message = str(caught.value)
+    message = refusal(source(sshd), password="not-the-password", error=SourceQueryError)
     assert f"{MYSQL['user']}@127.0.0.1:{MYSQL['port']} (through SSH bastion" in message
     assert "not-the-password" not in message
 
@@ -370,18 +356,7 @@ def aws() -> Iterator[Any]:
     with mock_aws():
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
         dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        dynamodb.create_table(
-            TableName=STATE_TABLE,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        create_state_table(dynamodb, STATE_TABLE)
         yield dynamodb.Table(STATE_TABLE)
 
 
@@ -389,40 +364,9 @@ def resources() -> Resources:
     return Resources(BUCKET, STATE_TABLE, "arn:aws:states:::none", REGION)
 
 
-class StandInContext:
-    """What main's Context gives the commands, pointing at moto."""
-
-    def __init__(self, pipelines_dir: Path, as_json: bool) -> None:
-        self.pipelines_dir = pipelines_dir
-        self.as_json = as_json
-
-    def resources(self) -> Resources:
-        return resources()
-
-    def pipeline(self, name: str) -> PipelineConfig:
-        return load_pipeline(self.pipelines_dir, name)
-
-
-class _Group(click.Group):
-    """As main's group: a myshift error is one line and exit code 2."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except MyshiftError as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(2)
-
-
 @pytest.fixture()
 def cli(pipelines_dir: Path):
-    @click.group(cls=_Group)
-    @click.option("--json", "as_json", is_flag=True)
-    @click.pass_context
-    def group(ctx: click.Context, as_json: bool) -> None:
-        ctx.obj = StandInContext(pipelines_dir, as_json)
-
-    group.add_command(watermark_cli.watermark_count)
+    group = stand_in_cli(pipelines_dir, resources(), watermark_cli.watermark_count)
     return lambda *args: CliRunner().invoke(group, list(args))
 
 

@@ -27,6 +27,20 @@ def stored(name: str, status: str, days_old: float, size: int = 100) -> StoredFi
     )
 
 
+def one_of_each(sizes: tuple[int, int, int] = (100, 100, 100)) -> list[StoredFile]:
+    """Three chunk files ten days old: a loaded, an extracted and an untracked one."""
+    return [
+        stored("run=a/chunk-00000.parquet", clean.LOADED, 10, size=sizes[0]),
+        stored("run=a/chunk-00001.parquet", clean.EXTRACTED, 10, size=sizes[1]),
+        stored("run=b/chunk-00000.parquet", clean.UNTRACKED, 10, size=sizes[2]),
+    ]
+
+
+def gone(sk: str, name: str, status: str) -> dict[str, str]:
+    """A FILE# item of `name` (relative to the prefix) whose object is no longer on S3."""
+    return {"pk": "p", "sk": sk, "s3_key": PREFIX + name, "status": status}
+
+
 def found(*files: StoredFile, missing: list | None = None) -> TableInventory:
     return TableInventory("shop", "db.t", PREFIX, list(files), missing or [])
 
@@ -73,12 +87,7 @@ def test_human_bytes(size: int, text: str) -> None:
 
 
 def test_only_old_loaded_files_go_by_default() -> None:
-    files = [
-        stored("run=a/chunk-00000.parquet", clean.LOADED, 10),
-        stored("run=a/chunk-00001.parquet", clean.EXTRACTED, 10),
-        stored("run=b/chunk-00000.parquet", clean.UNTRACKED, 10),
-        stored("run=c/chunk-00000.parquet", clean.LOADED, 1),
-    ]
+    files = [*one_of_each(), stored("run=c/chunk-00000.parquet", clean.LOADED, 1)]
     plan = clean.select(found(*files), now=NOW, older_than=dt.timedelta(days=7))
     assert [f.name for f in plan.delete] == ["run=a/chunk-00000.parquet"]
     assert {f.status for f in plan.kept} == {clean.EXTRACTED, clean.UNTRACKED}
@@ -87,12 +96,7 @@ def test_only_old_loaded_files_go_by_default() -> None:
 
 
 def test_include_unloaded_takes_everything_old_enough() -> None:
-    files = [
-        stored("run=a/chunk-00000.parquet", clean.LOADED, 10),
-        stored("run=a/chunk-00001.parquet", clean.EXTRACTED, 10),
-        stored("run=b/chunk-00000.parquet", clean.UNTRACKED, 10),
-        stored("run=c/chunk-00000.parquet", clean.EXTRACTED, 1),
-    ]
+    files = [*one_of_each(), stored("run=c/chunk-00000.parquet", clean.EXTRACTED, 1)]
     plan = clean.select(
         found(*files), now=NOW, older_than=dt.timedelta(days=7), include_unloaded=True
     )
@@ -145,18 +149,8 @@ def test_newest_manifest_is_kept_unless_unloaded_included() -> None:
 
 def test_stale_items_of_loaded_files_are_removed_others_kept() -> None:
     missing = [
-        {
-            "pk": "p",
-            "sk": "FILE#1",
-            "s3_key": PREFIX + "run=a/chunk-00000.parquet",
-            "status": "loaded",
-        },
-        {
-            "pk": "p",
-            "sk": "FILE#2",
-            "s3_key": PREFIX + "run=a/chunk-00001.parquet",
-            "status": "extracted",
-        },
+        gone("FILE#1", "run=a/chunk-00000.parquet", "loaded"),
+        gone("FILE#2", "run=a/chunk-00001.parquet", "extracted"),
     ]
     plan = clean.select(found(missing=missing), now=NOW)
     assert [i["sk"] for i in plan.stale_items] == ["FILE#1"]
@@ -181,15 +175,10 @@ def test_batches_hold_at_most_1000(count: int, sizes: list[int]) -> None:
 
 
 def test_as_dict_counts_kept_by_status() -> None:
-    files = [
-        stored("run=a/1.parquet", clean.LOADED, 10, size=10),
-        stored("run=a/2.parquet", clean.EXTRACTED, 10, size=20),
-        stored("run=a/3.parquet", clean.UNTRACKED, 10, size=30),
-    ]
-    record = clean.select(found(*files), now=NOW).as_dict()
+    record = clean.select(found(*one_of_each(sizes=(10, 20, 30))), now=NOW).as_dict()
     assert record["files"] == 1 and record["bytes"] == 10 and record["bytes_human"] == "10 B"
     assert record["kept_by_status"] == {"extracted": 1, "untracked": 1}
-    assert record["kept_bytes"] == 50 and record["keys"] == [PREFIX + "run=a/1.parquet"]
+    assert record["kept_bytes"] == 50 and record["keys"] == [PREFIX + "run=a/chunk-00000.parquet"]
 
 
 # --- the safety rule, for any mix of files --------------------------------------------

@@ -88,6 +88,23 @@ def test_columns_query_is_parameterized_and_ordered() -> None:
 
 # --- the mapping --------------------------------------------------------------------
 
+
+def varchar_10(charset: str) -> dict[str, Any]:
+    """A VARCHAR(10) column of `charset`."""
+    return info("c", "varchar", "varchar(10)", chars=10, charset=charset)
+
+
+def as_varchar(row: dict[str, Any], size: int) -> tuple[dict[str, Any], pa.DataType, str, int]:
+    """A MAPPING entry: the column becomes a string, VARCHAR(`size`) of at most `size` bytes."""
+    return row, pa.string(), f"VARCHAR({size})", size
+
+
+def as_decimal(row: dict[str, Any]) -> tuple[dict[str, Any], pa.DataType, str, None]:
+    """A MAPPING entry: the column keeps its precision and scale as a DECIMAL."""
+    precision, scale = row["NUMERIC_PRECISION"], row["NUMERIC_SCALE"]
+    return row, pa.decimal128(precision, scale), f"DECIMAL({precision},{scale})", None
+
+
 MAPPING = [
     # (information_schema row, arrow type, Redshift type, max_bytes)
     (info("c", "tinyint", "tinyint(4)", precision=3), pa.int16(), "SMALLINT", None),
@@ -103,31 +120,11 @@ MAPPING = [
     (info("c", "int", "int(10) unsigned zerofill"), pa.int64(), "BIGINT", None),
     (info("c", "bigint", "bigint(20)"), pa.int64(), "BIGINT", None),
     (info("c", "bigint", "bigint(20) unsigned"), pa.decimal128(20, 0), "DECIMAL(20,0)", None),
-    (
-        info("c", "decimal", "decimal(15,4)", precision=15, scale=4),
-        pa.decimal128(15, 4),
-        "DECIMAL(15,4)",
-        None,
-    ),
-    (
-        info("c", "decimal", "decimal(38,10)", precision=38, scale=10),
-        pa.decimal128(38, 10),
-        "DECIMAL(38,10)",
-        None,
-    ),
-    (
-        info("c", "decimal", "decimal(10,0) unsigned", precision=10, scale=0),
-        pa.decimal128(10, 0),
-        "DECIMAL(10,0)",
-        None,
-    ),
-    (info("c", "decimal", "decimal(39,2)", precision=39, scale=2), pa.string(), "VARCHAR(41)", 41),
-    (
-        info("c", "decimal", "decimal(65,30)", precision=65, scale=30),
-        pa.string(),
-        "VARCHAR(67)",
-        67,
-    ),
+    as_decimal(info("c", "decimal", "decimal(15,4)", precision=15, scale=4)),
+    as_decimal(info("c", "decimal", "decimal(38,10)", precision=38, scale=10)),
+    as_decimal(info("c", "decimal", "decimal(10,0) unsigned", precision=10, scale=0)),
+    as_varchar(info("c", "decimal", "decimal(39,2)", precision=39, scale=2), 41),
+    as_varchar(info("c", "decimal", "decimal(65,30)", precision=65, scale=30), 67),
     (info("c", "float", "float", precision=12), pa.float32(), "REAL", None),
     (info("c", "double", "double", precision=22), pa.float64(), "DOUBLE PRECISION", None),
     (info("c", "bit", "bit(1)", precision=1), pa.bool_(), "BOOLEAN", None),
@@ -139,88 +136,34 @@ MAPPING = [
     (info("c", "datetime", dt_precision=0), pa.timestamp("us"), "TIMESTAMP", None),
     (info("c", "datetime", "datetime(6)", dt_precision=6), pa.timestamp("us"), "TIMESTAMP", None),
     (info("c", "timestamp", "timestamp(3)"), pa.timestamp("us"), "TIMESTAMP", None),
-    (info("c", "time", dt_precision=0), pa.string(), "VARCHAR(20)", 20),
-    (info("c", "time", "time(6)", dt_precision=6), pa.string(), "VARCHAR(20)", 20),
+    as_varchar(info("c", "time", dt_precision=0), 20),
+    as_varchar(info("c", "time", "time(6)", dt_precision=6), 20),
     # CHAR/VARCHAR: characters x the most UTF-8 bytes a character of the charset takes.
-    (
-        info("c", "varchar", "varchar(10)", chars=10, charset="utf8mb4"),
-        pa.string(),
-        "VARCHAR(40)",
-        40,
-    ),
-    (info("c", "char", "char(10)", chars=10, charset="utf8mb3"), pa.string(), "VARCHAR(30)", 30),
-    (info("c", "varchar", "varchar(10)", chars=10, charset="utf8"), pa.string(), "VARCHAR(30)", 30),
+    as_varchar(varchar_10("utf8mb4"), 40),
+    as_varchar(info("c", "char", "char(10)", chars=10, charset="utf8mb3"), 30),
+    as_varchar(varchar_10("utf8"), 30),
     # latin1 is cp1252: 'é' takes 2 UTF-8 bytes and '€' 3 (see the integration test).
-    (
-        info("c", "varchar", "varchar(10)", chars=10, charset="latin1"),
-        pa.string(),
-        "VARCHAR(30)",
-        30,
-    ),
-    (
-        info("c", "varchar", "varchar(10)", chars=10, charset="ascii"),
-        pa.string(),
-        "VARCHAR(10)",
-        10,
-    ),
-    (info("c", "varchar", "varchar(10)", chars=10, charset="ucs2"), pa.string(), "VARCHAR(30)", 30),
-    (
-        info("c", "varchar", "varchar(10)", chars=10, charset="utf16"),
-        pa.string(),
-        "VARCHAR(40)",
-        40,
-    ),
-    (
-        info("c", "varchar", "varchar(10)", chars=10, charset="utf32"),
-        pa.string(),
-        "VARCHAR(40)",
-        40,
-    ),
-    (
-        info("c", "varchar", "varchar(20000)", chars=20000, charset="utf8mb4"),
-        pa.string(),
-        "VARCHAR(65535)",
-        65535,
-    ),
-    (info("c", "char", "char(0)", chars=0, charset="utf8mb4"), pa.string(), "VARCHAR(1)", 1),
+    as_varchar(varchar_10("latin1"), 30),
+    as_varchar(varchar_10("ascii"), 10),
+    as_varchar(varchar_10("ucs2"), 30),
+    as_varchar(varchar_10("utf16"), 40),
+    as_varchar(varchar_10("utf32"), 40),
+    as_varchar(info("c", "varchar", "varchar(20000)", chars=20000, charset="utf8mb4"), 65535),
+    as_varchar(info("c", "char", "char(0)", chars=0, charset="utf8mb4"), 1),
     # ENUM/SET: CHARACTER_MAXIMUM_LENGTH is the longest member / the whole set.
-    (
-        info("c", "enum", "enum('small','medium')", chars=6, charset="utf8mb4"),
-        pa.string(),
-        "VARCHAR(24)",
-        24,
-    ),
-    (
-        info("c", "set", "set('a','bb','ccc')", chars=8, charset="latin1"),
-        pa.string(),
-        "VARCHAR(24)",
-        24,
-    ),
-    (  # without CHARACTER_MAXIMUM_LENGTH: read from COLUMN_TYPE
-        info("c", "enum", "enum('a','it''s')", charset="utf8mb4"),
-        pa.string(),
-        "VARCHAR(16)",
-        16,
-    ),
-    (
-        info("c", "set", "set('a','bb','ccc')", charset="utf8mb4"),
-        pa.string(),
-        "VARCHAR(32)",
-        32,
-    ),
+    as_varchar(info("c", "enum", "enum('small','medium')", chars=6, charset="utf8mb4"), 24),
+    as_varchar(info("c", "set", "set('a','bb','ccc')", chars=8, charset="latin1"), 24),
+    # Without CHARACTER_MAXIMUM_LENGTH: read from COLUMN_TYPE.
+    as_varchar(info("c", "enum", "enum('a','it''s')", charset="utf8mb4"), 16),
+    as_varchar(info("c", "set", "set('a','bb','ccc')", charset="utf8mb4"), 32),
     # TEXT: the column's byte limit in UTF-8, capped at 65535.
-    (info("c", "tinytext", octets=255, charset="utf8mb4"), pa.string(), "VARCHAR(255)", 255),
-    (info("c", "tinytext", charset="utf8mb4"), pa.string(), "VARCHAR(255)", 255),
-    (info("c", "tinytext", octets=255, charset="latin1"), pa.string(), "VARCHAR(765)", 765),
-    (info("c", "text", octets=65535, charset="utf8mb4"), pa.string(), "VARCHAR(65535)", 65535),
-    (info("c", "mediumtext", charset="utf8mb4"), pa.string(), "VARCHAR(65535)", 65535),
-    (
-        info("c", "longtext", octets=4294967295, charset="utf8mb4"),
-        pa.string(),
-        "VARCHAR(65535)",
-        65535,
-    ),
-    (info("c", "json"), pa.string(), "VARCHAR(65535)", 65535),
+    as_varchar(info("c", "tinytext", octets=255, charset="utf8mb4"), 255),
+    as_varchar(info("c", "tinytext", charset="utf8mb4"), 255),
+    as_varchar(info("c", "tinytext", octets=255, charset="latin1"), 765),
+    as_varchar(info("c", "text", octets=65535, charset="utf8mb4"), 65535),
+    as_varchar(info("c", "mediumtext", charset="utf8mb4"), 65535),
+    as_varchar(info("c", "longtext", octets=4294967295, charset="utf8mb4"), 65535),
+    as_varchar(info("c", "json"), 65535),
     (info("c", "binary", "binary(16)", chars=16, octets=16), pa.binary(), "VARBYTE(16)", None),
     (info("c", "varbinary", "varbinary(300)", chars=300), pa.binary(), "VARBYTE(300)", None),
     (info("c", "varbinary", "varbinary(0)", chars=0), pa.binary(), "VARBYTE(1)", None),

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from myshift import clean
 from myshift.cli.common import CliContext, console, table_options
+from myshift.cli.resources import Resources
 from myshift.config import load_pipelines
 from myshift.errors import InputError
 
@@ -52,6 +53,24 @@ def _data_prefix(command: F) -> F:
     )(command)
 
 
+def _table_scope(
+    ctx: CliContext, pipeline_name: str, table_name: str, data_prefix: str
+) -> tuple[Resources, dict[str, Any]]:
+    """Check the table is configured; the resources and the arguments `clean` takes for it."""
+    pipeline = ctx.pipeline(pipeline_name)
+    pipeline.table(table_name)
+    resources = ctx.resources()
+    scope = {
+        "s3": resources.client("s3"),
+        "state_table": resources.table(),
+        "bucket": resources.bucket,
+        "data_prefix": data_prefix,
+        "pipeline": pipeline,
+        "table": table_name,
+    }
+    return resources, scope
+
+
 def _number(value: int) -> str:
     return f"{value:,}"
 
@@ -81,17 +100,8 @@ def s3clean() -> None:
 @click.pass_obj
 def list_files(ctx: CliContext, pipeline_name: str, table_name: str, data_prefix: str) -> None:
     """List a table's files on S3: status (loaded, extracted, untracked, manifest), size, age."""
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
-    resources = ctx.resources()
-    found = clean.inventory(
-        resources.client("s3"),
-        resources.table(),
-        bucket=resources.bucket,
-        data_prefix=data_prefix,
-        pipeline=pipeline,
-        table=table_name,
-    )
+    resources, scope = _table_scope(ctx, pipeline_name, table_name, data_prefix)
+    found = clean.inventory(**scope)
     now = _now()
     by_status: dict[str, dict[str, int]] = {}
     for file in found.files:
@@ -218,6 +228,15 @@ _INCLUDE_UNLOADED_HELP = (
 )
 
 
+def _deletion_options(command: F) -> F:
+    """`--dry-run`, `--include-unloaded` and `--data-prefix` (clean and clean-all)."""
+    command = _data_prefix(command)
+    command = click.option("--include-unloaded", is_flag=True, help=_INCLUDE_UNLOADED_HELP)(command)
+    return click.option(
+        "--dry-run", is_flag=True, help="Show what would be deleted; change nothing."
+    )(command)
+
+
 @s3clean.command("clean")
 @table_options
 @click.option("--older-than", help="Only files older than this: 7d, 12h or 30m (default: any).")
@@ -226,9 +245,7 @@ _INCLUDE_UNLOADED_HELP = (
     help="Glob on the file name under the table prefix, e.g. 'run=demo-2024*' or "
     "'manifests/*' ('*' also matches '/').",
 )
-@click.option("--dry-run", is_flag=True, help="Show what would be deleted; change nothing.")
-@click.option("--include-unloaded", is_flag=True, help=_INCLUDE_UNLOADED_HELP)
-@_data_prefix
+@_deletion_options
 @click.pass_obj
 def clean_table(
     ctx: CliContext,
@@ -244,16 +261,9 @@ def clean_table(
     age = clean.parse_age(older_than) if older_than is not None else None
     if pattern is not None and not pattern.strip():
         raise InputError("--pattern must not be empty")
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
-    resources = ctx.resources()
+    _, scope = _table_scope(ctx, pipeline_name, table_name, data_prefix)
     result = clean.clean_table(
-        resources.client("s3"),
-        resources.table(),
-        bucket=resources.bucket,
-        data_prefix=data_prefix,
-        pipeline=pipeline,
-        table=table_name,
+        **scope,
         now=_now(),
         older_than=age,
         pattern=pattern,
@@ -271,9 +281,7 @@ def clean_table(
 @s3clean.command("clean-all")
 @click.option("--older-than", required=True, help="Only files older than this: 7d, 12h or 30m.")
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
-@click.option("--dry-run", is_flag=True, help="Show what would be deleted; change nothing.")
-@click.option("--include-unloaded", is_flag=True, help=_INCLUDE_UNLOADED_HELP)
-@_data_prefix
+@_deletion_options
 @click.pass_obj
 def clean_all(
     ctx: CliContext,
@@ -319,5 +327,5 @@ def clean_all(
             abort=True,
             err=True,
         )
-    done = [clean.execute(s3, state_table, bucket=resources.bucket, cleanup=p) for p in plans]
+    done = clean.execute_all(s3, state_table, bucket=resources.bucket, cleanups=plans)
     _report(done, ctx.as_json, options)

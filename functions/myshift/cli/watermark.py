@@ -15,6 +15,7 @@ from rich.table import Table
 
 from myshift import runtime, state, verify
 from myshift.cli.common import CliContext, console, table_options
+from myshift.config import PipelineConfig
 from myshift.tunnel import open_source
 from myshift.workflow import parse_cursor_timestamp
 
@@ -31,6 +32,27 @@ def _show(ctx: CliContext, title: str, values: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _configured(ctx: CliContext, pipeline_name: str, table_name: str) -> PipelineConfig:
+    """The pipeline, once it is known to sync the table (ConfigError otherwise)."""
+    pipeline = ctx.pipeline(pipeline_name)
+    pipeline.table(table_name)
+    return pipeline
+
+
+def _sides(side: str) -> tuple[bool, bool]:
+    """Whether `--side` names the MySQL side, the Redshift side (`both`: each)."""
+    return side in ("both", "mysql"), side in ("both", "redshift")
+
+
+def _change(
+    ctx: CliContext, pipeline: PipelineConfig, table_name: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Write `changes` to the watermark, conditional on the version just read."""
+    table_state = ctx.resources().table()
+    current = state.get_watermark(table_state, pipeline.name, table_name)
+    return state.put_watermark(table_state, pipeline.name, table_name, current["version"], changes)
+
+
 @click.group()
 def watermark() -> None:
     """Inspect and change watermarks (where the next run starts)."""
@@ -42,8 +64,7 @@ def watermark() -> None:
 @click.pass_obj
 def watermark_get(ctx: CliContext, pipeline_name: str, table_name: str, show_files: bool) -> None:
     """Show a table's watermark: both sides and the last run's counts."""
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
+    pipeline = _configured(ctx, pipeline_name, table_name)
     table_state = ctx.resources().table()
     mark = state.get_watermark(table_state, pipeline.name, table_name)
     if not show_files:
@@ -84,19 +105,15 @@ def watermark_set(
 ) -> None:
     """Move a table's watermark to a timestamp (e.g. a fresh sync from a date)."""
     value = parse_cursor_timestamp(timestamp)
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
-    table_state = ctx.resources().table()
-    current = state.get_watermark(table_state, pipeline.name, table_name)
+    pipeline = _configured(ctx, pipeline_name, table_name)
+    mysql_side, redshift_side = _sides(side)
     changes: dict[str, Any] = {}
-    if side in ("both", "mysql"):
+    if mysql_side:
         # A key of the cursor alone: the next run starts strictly after this value.
         changes.update(last_key=[value], last_mysql_data_timestamp=value, mysql_status="pending")
-    if side in ("both", "redshift"):
+    if redshift_side:
         changes.update(redshift_from_timestamp=value)
-    updated = state.put_watermark(
-        table_state, pipeline.name, table_name, current["version"], changes
-    )
+    updated = _change(ctx, pipeline, table_name, changes)
     _show(ctx, f"watermark {pipeline.name} {table_name} set", updated)
 
 
@@ -106,8 +123,7 @@ def watermark_set(
 @click.pass_obj
 def watermark_reset(ctx: CliContext, pipeline_name: str, table_name: str, yes: bool) -> None:
     """Start the table over: no key, every count zero (the next run reads everything)."""
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
+    pipeline = _configured(ctx, pipeline_name, table_name)
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("no terminal to confirm on: pass --yes to reset")
@@ -169,18 +185,14 @@ def set_count(
     ctx: CliContext, pipeline_name: str, table_name: str, count: int, mode: str, side: str
 ) -> None:
     """Set the last run's extracted and/or loaded count."""
-    pipeline = ctx.pipeline(pipeline_name)
-    pipeline.table(table_name)
-    table_state = ctx.resources().table()
-    current = state.get_watermark(table_state, pipeline.name, table_name)
+    pipeline = _configured(ctx, pipeline_name, table_name)
+    mysql_side, redshift_side = _sides(side)
     changes: dict[str, Any] = {}
-    if side in ("both", "mysql"):
+    if mysql_side:
         changes["mysql_rows_extracted"] = count
-    if side in ("both", "redshift"):
+    if redshift_side:
         changes["redshift_rows_loaded"] = count
-    updated = state.put_watermark(
-        table_state, pipeline.name, table_name, current["version"], changes
-    )
+    updated = _change(ctx, pipeline, table_name, changes)
     _show(ctx, f"counts of {pipeline.name} {table_name} set ({mode})", updated)
 
 

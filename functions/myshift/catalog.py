@@ -24,10 +24,10 @@ def source_columns(
     return columns_from_information_schema(rows, names)
 
 
-def table_columns(
+def table_evolution(
     conn: pymysql.Connection, state_table: Any, pipeline: str, table: TableConfig
-) -> tuple[list[Column], dict[str, Any]]:
-    """The columns to extract, in the Redshift table's order, and this run's schema record.
+) -> tuple[evolve.Evolution, dict[str, Any]]:
+    """How the table's columns changed since its earlier files, and this run's schema record.
 
     The order and the target types come from the layout of the table's earlier files
     (see `myshift.evolve`); a change Redshift cannot follow is a SchemaError here,
@@ -43,4 +43,12 @@ def table_columns(
         "primary_key": [targets[k] for k in table.primary_key],
         "cursor": targets[table.cursor],
     }
+    return evolution, record
+
+
+def table_columns(
+    conn: pymysql.Connection, state_table: Any, pipeline: str, table: TableConfig
+) -> tuple[list[Column], dict[str, Any]]:
+    """The columns to extract, in the Redshift table's order, and this run's schema record."""
+    evolution, record = table_evolution(conn, state_table, pipeline, table)
     return evolution.columns, record

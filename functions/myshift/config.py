@@ -201,6 +201,11 @@ class TableConfig(_Strict):
     # How chunks are read: "text" (the server builds CSV lines, parsed by Arrow) or
     # "rows" (pymysql's rows, converted a column at a time; slower, the reference).
     reader: Literal["text", "rows"] = "text"
+    # merge: upsert by key, newest version wins; append: insert every extracted row;
+    # replace: a full refresh, every run extracts the whole table (not from the
+    # watermark) and the load swaps the target's rows for this run's in one transaction.
+    # A replace table refuses max_chunks (a refresh cut short would delete the rest);
+    # limit still sizes its chunks.
     write_mode: Literal["merge", "append", "replace"] = "merge"
 
     @field_validator("name")

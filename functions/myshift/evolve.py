@@ -11,6 +11,13 @@ the end, and the extractor writes the target's order. What Redshift can follow:
 - a narrower VARCHAR or a DECIMAL of lower precision and the same scale: nothing to
   do, the extractor keeps writing the wider target type.
 
+A column added to a `merge` table is filled for every row, not only for the rows that
+change from now on: MySQL gives the existing rows the column's DEFAULT (or a backfill
+sets them without touching the cursor), which the warehouse can only learn by reading
+them. So the run that first sees the column reads the table from its first key (one
+full extraction; the merge replaces every row by key). An `append` table is not
+re-read (that would append every row again): its old rows keep NULL in the column.
+
 Anything else (a type change, a wider DECIMAL, a dropped column, a column that became
 nullable in MySQL but is NOT NULL in Redshift) fails the run before anything is
 loaded, naming the column and what to do.
@@ -45,9 +52,23 @@ class Evolution:
     def changed(self) -> bool:
         return bool(self.added or self.widened)
 
+    @property
+    def added_names(self) -> list[str]:
+        """Source names of the added columns."""
+        return [c.source_name for c in self.added]
+
     def stored_columns(self) -> list[dict[str, Any]]:
         """The column list as it is stored with the table's schema record."""
         return [stored_column(c) for c in self.columns]
+
+
+def reads_from_start(write_mode: str, evolution: Evolution) -> bool:
+    """Whether this run reads the whole table instead of starting at the watermark.
+
+    `replace` always does (a full refresh); `merge` does once when columns were added,
+    so every row gets the new column's value (see the module's doc).
+    """
+    return write_mode == "replace" or (write_mode == "merge" and bool(evolution.added))
 
 
 def stored_column(column: Column) -> dict[str, Any]:

@@ -11,6 +11,7 @@ machine's job (Wait/Choice over DescribeStatement), not a sleeping Lambda's.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,14 +105,25 @@ def load_statements(
         f"ELSE 'myshift: staged ' || COUNT(*) || ' rows but extracted {int(expected_rows)}' "
         f"END AS INTEGER) FROM {stage}"
     )
+    # The newest staged version of each key. A NULL cursor sorts last: such a row is
+    # only extracted before the cursor is set (see plan.py), so any version with a
+    # cursor is newer. (DESC alone puts NULLs first in Redshift and PostgreSQL.)
+    order = f"{quote_redshift(target.cursor)} DESC NULLS LAST"
+    added = added_column_names(add_columns or [])
+    if added:
+        # Files written before the columns existed are loaded with them (FILLRECORD:
+        # NULL); the same row re-read since has the same cursor and the real values.
+        filled = " + ".join(f"CASE WHEN {c} IS NULL THEN 1 ELSE 0 END" for c in added)
+        order += f", {filled}"
+    newest = (
+        f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
+        f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {order}) AS myshift_rn "
+        f"FROM {stage}) AS newest WHERE myshift_rn = 1 AND {not_loaded}"
+    )
+    fill = " FILLRECORD" if added else ""
     if write_mode == "merge":
         delete = f"DELETE FROM {target.qualified} USING {stage} WHERE {match} AND {not_loaded}"  # noqa: S608
-        insert = (
-            f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
-            f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} "
-            f"ORDER BY {quote_redshift(target.cursor)} DESC) AS myshift_rn FROM {stage}"
-            f") AS newest WHERE myshift_rn = 1 AND {not_loaded}"
-        )
+        insert = newest
     elif write_mode == "append":
         # A no-op that keeps the statement positions fixed.
         delete = f"DELETE FROM {stage} WHERE FALSE"  # noqa: S608
@@ -120,11 +132,10 @@ def load_statements(
             f"SELECT {columns} FROM {stage} WHERE {not_loaded}"
         )
     elif write_mode == "replace":
+        # Only this run's files are staged (a whole-table extraction). A row whose cursor
+        # moved while the chunks were read can be in two of them: keep one version.
         delete = f"DELETE FROM {target.qualified} WHERE {not_loaded}"  # noqa: S608
-        insert = (
-            f"INSERT INTO {target.qualified} ({columns}) "  # noqa: S608
-            f"SELECT {columns} FROM {stage} WHERE {not_loaded}"
-        )
+        insert = newest
     else:
         raise LoadError(f"unknown write mode {write_mode!r}")
     return [
@@ -132,7 +143,8 @@ def load_statements(
         *(add_columns or []),
         f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl}, PRIMARY KEY ({pk}))",
         f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})",
-        f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} FORMAT AS PARQUET MANIFEST",
+        f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} "
+        f"FORMAT AS PARQUET MANIFEST{fill}",
         check,
         delete,
         insert,
@@ -140,6 +152,20 @@ def load_statements(
         f"{int(file_count)}, {int(expected_rows)}, CAST({sql_string(loaded_at)} AS TIMESTAMP) "
         f"WHERE {not_loaded}",
     ]
+
+
+_ADDED_COLUMN = re.compile(r'\bADD COLUMN ("(?:[^"]|"")+")')
+
+
+def added_column_names(add_columns: list[str]) -> list[str]:
+    """The quoted names of the columns that `evolve.pending_ddl`'s ADD COLUMNs add."""
+    names = []
+    for sql in add_columns:
+        match = _ADDED_COLUMN.search(sql)
+        if match is None:
+            raise LoadError(f"not an ADD COLUMN statement: {sql[:200]}")
+        names.append(match.group(1))
+    return names
 
 
 # Positions from the end: ADD COLUMN statements may come first.

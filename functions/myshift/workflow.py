@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, model_validator
 
-from myshift.config import PipelineConfig
+from myshift.config import PipelineConfig, TableConfig
 from myshift.errors import InputError
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
@@ -56,6 +56,24 @@ def parse_execution_input(raw: Any) -> ExecutionInput:
         raise InputError(f"execution input{' ' + where if where else ''}: {message}") from None
 
 
+def refuse_partial_refresh(tables: list[TableConfig], max_chunks: int | None, mode: str) -> None:
+    """InputError when `max_chunks` would cut short the full refresh of a `replace` table.
+
+    A `replace` load deletes every target row and inserts only this run's rows: a run
+    capped at M chunks would delete the rest of the table. (`limit` only sizes the
+    chunks, and a `redshift_only` run plans nothing, so both are fine.)
+    """
+    if max_chunks is None or mode == "redshift_only":
+        return
+    replaced = [t.name for t in tables if t.write_mode == "replace"]
+    if replaced:
+        raise InputError(
+            f"max_chunks cannot be used with write_mode replace tables ({', '.join(replaced)}): "
+            "a full refresh cut short would delete the rows it did not reach; "
+            "run them without max_chunks, or leave them out of tables"
+        )
+
+
 def table_items(
     request: ExecutionInput, pipeline: PipelineConfig, run_id: str, poll_seconds: int
 ) -> dict[str, Any]:
@@ -64,6 +82,7 @@ def table_items(
         raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
     names = request.tables or [t.name for t in pipeline.tables]
     tables = [pipeline.table(name) for name in names]  # ConfigError for an unknown table
+    refuse_partial_refresh(tables, request.max_chunks, request.mode)
     items = [
         {
             "pipeline": pipeline.name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 from myshift.errors import SchemaError
-from myshift.evolve import pending_ddl, reconcile, table_ddl
+from myshift.evolve import pending_ddl, reads_from_start, reconcile, table_ddl
 from myshift.schema import columns_from_information_schema
 
 
@@ -111,3 +111,24 @@ def test_table_ddl_and_no_ddl_before_the_table_exists() -> None:
     layout = stored(columns(ID, varchar("name", 10)))
     assert table_ddl(layout) == '"id" BIGINT NOT NULL, "name" VARCHAR(40)'
     assert pending_ddl('"s"."t"', layout, None) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("write_mode", "with_new_column", "expected"),
+    [
+        ("replace", False, True),  # a full refresh always reads every row
+        ("replace", True, True),
+        ("merge", True, True),  # once, so every row gets the new column's value
+        ("merge", False, False),
+        ("append", True, False),  # re-reading would append every row a second time
+        ("append", False, False),
+    ],
+)
+def test_which_runs_read_the_whole_table(
+    write_mode: str, with_new_column: bool, expected: bool
+) -> None:
+    before = stored(columns(ID, varchar("a", 10)))
+    now = [ID, varchar("a", 10), *([varchar("b", 5)] if with_new_column else [])]
+    evolution = reconcile("t", before, columns(*now))
+    assert evolution.added_names == (["b"] if with_new_column else [])
+    assert reads_from_start(write_mode, evolution) is expected

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from myshift import load
 from myshift.errors import CountMismatchError, LoadError
 from myshift.load import TargetTable
@@ -103,3 +104,50 @@ def test_failure_text_from_sub_statement() -> None:
     error = load.failure_of(description)
     assert isinstance(error, LoadError)
     assert "String length exceeds DDL length" in str(error)
+
+
+def test_a_null_cursor_never_wins_over_a_version_with_one() -> None:
+    for mode in ("merge", "replace"):
+        sqls = load.load_statements(
+            TARGET,
+            manifest_url="s3://b/m.json",
+            copy_role_arn=None,
+            expected_rows=2,
+            run_id="r",
+            source_table="shop.orders",
+            file_count=2,
+            loaded_at="2025-01-01T00:00:00",
+            write_mode=mode,
+        )
+        assert 'ORDER BY "updated_at" DESC NULLS LAST)' in sqls[load.INSERT_STATEMENT]
+        assert "myshift_rn = 1" in sqls[load.INSERT_STATEMENT]  # one version per key
+        assert "FILLRECORD" not in sqls[load.COPY_STATEMENT]  # every file has every column
+
+
+def test_files_without_the_added_columns_load_and_lose_ties() -> None:
+    adds = [
+        'ALTER TABLE "dw"."orders" ADD COLUMN "region" VARCHAR(32)',
+        'ALTER TABLE "dw"."orders" ADD COLUMN "x""y" BIGINT',
+    ]
+    sqls = load.load_statements(
+        TARGET,
+        manifest_url="s3://b/m.json",
+        copy_role_arn=None,
+        expected_rows=2,
+        run_id="r",
+        source_table="shop.orders",
+        file_count=2,
+        loaded_at="2025-01-01T00:00:00",
+        add_columns=adds,
+    )
+    assert sqls[:2] == adds
+    assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
+    assert (
+        'ORDER BY "updated_at" DESC NULLS LAST, CASE WHEN "region" IS NULL THEN 1 ELSE 0 END'
+        ' + CASE WHEN "x""y" IS NULL THEN 1 ELSE 0 END)'
+    ) in sqls[load.INSERT_STATEMENT]
+
+
+def test_added_column_names_refuses_other_statements() -> None:
+    with pytest.raises(LoadError, match="not an ADD COLUMN"):
+        load.added_column_names(['ALTER TABLE "t" ALTER COLUMN "a" TYPE VARCHAR(9)'])

@@ -61,3 +61,37 @@ def test_unknown_table_and_duplicates(pipeline) -> None:
 def test_run_id_must_be_safe(pipeline) -> None:
     with pytest.raises(InputError, match="execution name"):
         table_items(parse_execution_input({"pipeline": "good"}), pipeline, "a/b", 5)
+
+
+REPLACED = "  - {name: shop.snapshot, cursor: changed, primary_key: [id], write_mode: replace}\n"
+
+
+@pytest.fixture()
+def with_replace(tmp_path: Path):
+    path = tmp_path / "good.yml"
+    path.write_text(GOOD + REPLACED)
+    return load_pipeline_file(path)
+
+
+@pytest.mark.parametrize("tables", [None, ["shop.snapshot"], ["shop.orders", "shop.snapshot"]])
+def test_max_chunks_is_refused_when_a_replace_table_runs(with_replace, tables) -> None:
+    request = parse_execution_input({"pipeline": "good", "tables": tables, "max_chunks": 3})
+    with pytest.raises(InputError) as error:
+        table_items(request, with_replace, "run-1", 5)
+    message = str(error.value)
+    assert "max_chunks cannot be used with write_mode replace tables (shop.snapshot)" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"pipeline": "good", "tables": ["shop.orders"], "max_chunks": 3},  # merge table only
+        {"pipeline": "good", "limit": 10},  # limit only sizes the chunks
+        {"pipeline": "good", "max_chunks": 3, "mode": "redshift_only"},  # plans nothing
+    ],
+)
+def test_what_a_replace_table_allows(with_replace, raw: dict) -> None:
+    plan = table_items(parse_execution_input(raw), with_replace, "run-1", 5)
+    modes = {t["table"]: t["write_mode"] for t in plan["tables"]}
+    assert modes.get("shop.snapshot", "replace") == "replace"

@@ -33,7 +33,7 @@ from myshift.cli.s3clean import s3clean
 from myshift.cli.watermark import watermark, watermark_count
 from myshift.config import PipelineConfig, load_pipeline
 from myshift.errors import MyshiftError
-from myshift.workflow import parse_execution_input
+from myshift.workflow import parse_execution_input, refuse_partial_refresh
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -188,7 +188,12 @@ def sync() -> None:
     "-t", "--table", "tables", multiple=True, help="database.table (repeatable; default: all)."
 )
 @click.option("--limit", type=int, help="Rows per chunk (default: the pipeline's chunk_rows).")
-@click.option("--max-chunks", type=int, help="Stop after this many chunks (default: all).")
+@click.option(
+    "--max-chunks",
+    type=int,
+    help="Stop after this many chunks (default: all). Refused for write_mode replace tables: "
+    "a full refresh cut short would delete the rows it did not reach.",
+)
 @click.option("--backup-only", is_flag=True, help="MySQL -> S3 only; do not load Redshift.")
 @click.option(
     "--redshift-only", is_flag=True, help="Load extracted, not yet loaded files; read no MySQL."
@@ -223,8 +228,8 @@ def sync_pipeline(
     )
     pipeline = ctx.pipeline(pipeline_name)
     names = request.tables or [t.name for t in pipeline.tables]
-    for name in names:
-        pipeline.table(name)
+    tables_of_run = [pipeline.table(name) for name in names]  # ConfigError if unknown
+    refuse_partial_refresh(tables_of_run, request.max_chunks, request.mode)
     # The summary counts rows in MySQL from here: check the credentials before starting.
     password = runtime.source_password(pipeline.source)
     resources = ctx.resources()

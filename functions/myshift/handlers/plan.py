@@ -2,9 +2,10 @@
 
 from typing import Any
 
-from myshift import catalog, plan, runtime, state, steps
+from myshift import catalog, evolve, plan, runtime, state, steps
 from myshift.handlers.observability import instrumented, logger, tag
 from myshift.settings import current_settings
+from myshift.workflow import refuse_partial_refresh
 
 
 @instrumented
@@ -15,18 +16,23 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     conn = runtime.mysql(pipeline.source)
     # Reads only: a missing table, a change Redshift cannot follow or a key that is not
     # unique fails here, before anything is written.
-    columns, schema = catalog.table_columns(conn, runtime.state_table(), pipeline.name, table)
+    evolution, schema = catalog.table_evolution(conn, runtime.state_table(), pipeline.name, table)
     indexes = plan.table_indexes(conn, table.database, table.table)
     plan.check_key(indexes, table.name, table.primary_key, table.key_source)
+    # Validation refuses this too; a partial full refresh would delete the rest.
+    refuse_partial_refresh([table], event.get("max_chunks"), event.get("mode", "full"))
     watermark = state.get_watermark(runtime.state_table(), pipeline.name, table.name)
+    from_start = evolve.reads_from_start(table.write_mode, evolution)
+    if from_start:
+        logger.info("reading the whole table", extra={"added": evolution.added_names})
     table_plan = plan.plan_table(
         conn,
         database=table.database,
         table=table.table,
-        columns=columns,
+        columns=evolution.columns,
         cursor=table.cursor,
         primary_key=table.primary_key,
-        lower=watermark["last_key"],
+        lower=None if from_start else watermark["last_key"],
         limit=event["limit"],
         max_chunks=event.get("max_chunks"),
         safety_lag_seconds=pipeline.safety_lag_for(table),

@@ -42,6 +42,10 @@ MAX_BATCH_STATEMENTS = 40
 MAX_SQL_BYTES = 100 * 1024
 MAX_NUMERIC_PRECISION = 38
 MAX_VARCHAR_BYTES = 65535
+# Redshift names may have 127 bytes; PostgreSQL keeps 63 (NAMEDATALEN - 1) and silently
+# cuts longer ones, which can merge two names: the stand-in refuses them instead.
+MAX_IDENTIFIER_BYTES = 127
+POSTGRES_MAX_IDENTIFIER_BYTES = 63
 
 SUBMITTED, PICKED, STARTED = "SUBMITTED", "PICKED", "STARTED"
 FINISHED, FAILED, ABORTED = "FINISHED", "FAILED", "ABORTED"
@@ -118,6 +122,14 @@ _ALTER_LAYOUT = re.compile(
     r"\s+ALTER\s+(?:COLUMN\s+\S+\s+)?(?:DISTSTYLE|DISTKEY|SORTKEY|COMPOUND|INTERLEAVED|ENCODE)\b",
     _FLAGS,
 )
+# ALTER TABLE ... ALTER COLUMN c TYPE t: Redshift only changes a VARCHAR's size this way,
+# and never inside a transaction block.
+_ALTER_TYPE = re.compile(
+    r"^\s*ALTER\s+TABLE\s+.+?\s+ALTER\s+(?:COLUMN\s+)?(?:[\w$]+|\x00\d+\x00)\s+"
+    r"TYPE\s+(?P<type>.+?)\s*;?\s*$",
+    _FLAGS,
+)
+_ALTER_TYPE_IN_TRANSACTION = "ALTER TABLE ALTER COLUMN cannot run inside a transaction block"
 _STRIP_PATTERNS = [
     re.compile(r"\bDISTSTYLE\s+(?:ALL|EVEN|KEY|AUTO)\b", _FLAGS),
     re.compile(r"\b(?:COMPOUND\s+|INTERLEAVED\s+)?SORTKEY\s*(?:\([^)]*\)|\bAUTO\b)?", _FLAGS),
@@ -172,6 +184,39 @@ def _varchar(match: re.Match[str]) -> str:
     return f"VARCHAR({length})"
 
 
+# An unquoted name in masked SQL (literals and quoted names are sentinels by then).
+_BARE_WORD = re.compile(r"(?<![\w$])[^\W\d][\w$]*")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def check_identifier(name: str) -> None:
+    """SqlTranslationError for a name Redshift refuses or the stand-in cannot keep whole."""
+    size = len(name.encode("utf-8"))
+    shown = name if len(name) <= 40 else name[:40] + "..."
+    if size > MAX_IDENTIFIER_BYTES:
+        raise SqlTranslationError(
+            f'identifier "{shown}" is {size} bytes; Redshift allows at most {MAX_IDENTIFIER_BYTES}'
+        )
+    if size > POSTGRES_MAX_IDENTIFIER_BYTES:
+        raise SqlTranslationError(
+            f'identifier "{shown}" is {size} bytes: Redshift allows {MAX_IDENTIFIER_BYTES}, but '
+            f"the local stand-in (PostgreSQL) keeps only {POSTGRES_MAX_IDENTIFIER_BYTES} and "
+            "would cut it; use a name of at most 63 bytes to run it locally"
+        )
+
+
+def fold_quoted_identifier(quoted: str) -> str:
+    """A delimited identifier as Redshift resolves it: ASCII letters folded to lower case.
+
+    Redshift folds `"MixedCase"` to `mixedcase` (unless the session sets
+    enable_case_sensitive_identifier, which the stand-in does not support);
+    PostgreSQL would keep the case and find no such table.
+    """
+    name = quoted[1:-1].replace('""', '"')
+    check_identifier(name)
+    return '"' + name.translate(_ASCII_LOWER).replace('"', '""') + '"'
+
+
 def _quote_literal(value: str) -> str:
     # standard_conforming_strings is forced on for every session, so only quotes double.
     return "'" + value.replace("'", "''") + "'"
@@ -183,11 +228,22 @@ def translate_sql(sql: str, parameters: Sequence[Mapping[str, Any]] | None = Non
     Strips physical-layout clauses (DISTSTYLE, DISTKEY, SORTKEY, ENCODE, BACKUP), maps
     VARBYTE -> BYTEA, SUPER -> JSONB, IDENTITY(seed, step) -> an identity column,
     VARCHAR(MAX) -> VARCHAR(65535), and binds Data API `:name` parameters as literals.
+    Folds the ASCII letters of quoted identifiers to lower case, as Redshift does.
     Raises SqlTranslationError where Redshift itself refuses the SQL (DECIMAL precision
-    over 38, VARCHAR over 65535 bytes). Never rewrites inside literals, quoted
-    identifiers or comments.
+    over 38, VARCHAR over 65535 bytes, a name over 127 bytes) and for names of 64-127
+    bytes, which PostgreSQL would cut. Never rewrites inside literals or comments.
     """
     text, kept = _mask(sql)
+    kept = [fold_quoted_identifier(k) if k.startswith('"') else k for k in kept]
+    for word in _BARE_WORD.findall(text):
+        check_identifier(word)
+    altered = _ALTER_TYPE.match(text)
+    if altered and not re.fullmatch(
+        r"(?:N?VARCHAR|CHARACTER\s+VARYING)\s*\(\s*(?:\d+|MAX)\s*\)", altered["type"], _FLAGS
+    ):
+        raise SqlTranslationError(
+            f"ALTER COLUMN TYPE only changes the size of a VARCHAR column, not to {altered['type']}"
+        )
     layout = _ALTER_LAYOUT.match(text)
     if layout:
         # Keep the "relation does not exist" error, drop the layout change.
@@ -222,6 +278,11 @@ _CREDENTIAL_LITERAL = re.compile(
     r"\b(CREDENTIALS(?:\s+AS)?|ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)\s+'(?:[^']|'')*'",
     re.I,
 )
+
+
+def is_alter_column_type(sql: str) -> bool:
+    """True for `ALTER TABLE ... ALTER COLUMN ... TYPE ...` (refused in a transaction)."""
+    return bool(_ALTER_TYPE.match(_mask(sql)[0]))
 
 
 def redact_sql(sql: str) -> str:
@@ -313,8 +374,15 @@ def parse_copy(sql: str) -> CopySpec:
         if token is None or token.kind not in ("word", "qid"):
             raise syntax_error()
         pos += 1
-        # Unquoted names fold to lower case, as in Redshift and PostgreSQL.
-        return token.text, (token.value if token.kind == "qid" else token.text.lower())
+        # Names fold to lower case in Redshift, quoted ones too (ASCII letters).
+        try:
+            if token.kind == "qid":
+                folded = fold_quoted_identifier(token.text)
+                return folded, folded[1:-1].replace('""', '"')
+            check_identifier(token.text)
+        except SqlTranslationError as exc:
+            raise _CopyError(str(exc)) from None
+        return token.text, token.text.lower()
 
     pos = 1  # past COPY
     parts = [take_identifier()[0]]
@@ -1049,6 +1117,8 @@ class RedshiftDataStandIn:
                 with connection.transaction():
                     rows = self._copy(connection, statement, sub.sql)
                 columns, records = None, None
+            elif statement.is_batch and statement.transaction and is_alter_column_type(sub.sql):
+                raise SqlTranslationError(_ALTER_TYPE_IN_TRANSACTION)
             else:
                 translated = translate_sql(sub.sql, statement.parameters)
                 # Outside a TRANSACTION batch the session is in autocommit, so VACUUM

@@ -1,0 +1,209 @@
+"""Write modes through the real state machine: `replace` (a full refresh every run) and
+`merge` of several runs' files at once (the newest version of a key wins, a NULL cursor
+loses). Every check compares rows value by value between MariaDB and the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+import pytest
+from myshift import state
+from myshift.local import sample
+from myshift.local.engine import LocalEngine
+
+from tests.conftest import MYSQL
+from tests.e2e.conftest import pipeline_yaml, run
+
+DATABASE = "myshift_e2e_modes"
+PIPELINE = "e2e_modes"
+SCHEMA = "modes_dw"
+REPLACED = f"{DATABASE}.full_refresh"
+MERGED = f"{DATABASE}.null_cursor"
+COLUMNS = sample.INSERT_SQL.split("(", 1)[1].split(")", 1)[0].replace(" ", "").split(",")
+
+
+@pytest.fixture(scope="module")
+def pipeline(pipelines_dir: Path) -> str:
+    tables = (
+        f"  - {{name: {REPLACED}, cursor: updated_at, primary_key: [id], write_mode: replace}}\n"
+        f"  - {{name: {MERGED}, cursor: updated_at, primary_key: [id], load_null_cursor: true}}\n"
+    )
+    (pipelines_dir / f"{PIPELINE}.yml").write_text(
+        pipeline_yaml(PIPELINE, [], schema=SCHEMA, chunk_rows=150, extra=tables)
+    )
+    return PIPELINE
+
+
+@pytest.fixture()
+def mysql() -> Iterator[pymysql.Connection]:
+    conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
+    yield conn
+    conn.close()
+
+
+@pytest.fixture()
+def fresh(
+    pipeline: str, engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection
+) -> Iterator[None]:
+    """Both tables re-seeded (600 rows); their state items and warehouse schema gone."""
+    sample.seed(mysql, DATABASE, REPLACED.split(".")[1], 600)
+    sample.seed(mysql, DATABASE, MERGED.split(".")[1], 600)
+    table = engine.client_table()
+    for item in table.scan()["Items"]:
+        if item["pk"].split("#")[1] in (REPLACED, MERGED):
+            table.delete_item(Key={"pk": item["pk"], "sk": item["sk"]})
+    with psycopg.connect(warehouse_dsn, autocommit=True) as pg:
+        pg.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    yield
+    engine.clear_faults()
+
+
+def normalized(row: tuple) -> tuple:
+    """Decimals by value, datetimes without a zone: compared exactly."""
+    out: list[Any] = []
+    for value in row:
+        if isinstance(value, decimal.Decimal):
+            out.append(value.normalize())
+        elif isinstance(value, dt.datetime):
+            out.append(value.replace(tzinfo=None))
+        else:
+            out.append(value)
+    return tuple(out)
+
+
+def source_rows(mysql: pymysql.Connection, table: str) -> list[tuple]:
+    with mysql.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM {table} ORDER BY id")
+        return [normalized(r) for r in cursor.fetchall()]
+
+
+def warehouse_rows(dsn: str, table: str) -> list[tuple]:
+    name = f"{SCHEMA}.{table.split('.')[1]}"
+    with psycopg.connect(dsn) as pg:
+        if pg.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
+            return []
+        rows = pg.execute(f"SELECT {', '.join(COLUMNS)} FROM {name} ORDER BY id").fetchall()
+        return [normalized(r) for r in rows]
+
+
+def result_of(description: dict, table: str) -> dict:
+    return next(r for r in description["output_json"]["results"] if r["table"] == table)
+
+
+def recent() -> dt.datetime:
+    """A cursor value safely before the next run's frozen bound (safety lag 0 here)."""
+    return dt.datetime.now().replace(microsecond=250_000) - dt.timedelta(seconds=5)
+
+
+def test_replace_reloads_the_whole_table_every_run(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    first = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED]})
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    assert result_of(first, REPLACED)["rows_extracted"] == 600
+    assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+
+    with mysql.cursor() as cursor:
+        # Deleted rows must disappear from the warehouse: merge never could.
+        deleted = cursor.execute(f"DELETE FROM {REPLACED} WHERE MOD(id, 9) = 0")
+        # Updated with a new cursor, and updated without touching the cursor: a full
+        # refresh reads every row whatever its cursor.
+        cursor.execute(
+            f"UPDATE {REPLACED} SET note = 'stamped', updated_at = %s WHERE MOD(id, 7) = 0",
+            (recent(),),
+        )
+        cursor.execute(f"UPDATE {REPLACED} SET amount = amount + 3 WHERE MOD(id, 11) = 0")
+    # Inserted with cursors before the watermark: an incremental run would skip them.
+    sample.insert_rows(mysql, DATABASE, REPLACED.split(".")[1], 10_001, 40)
+    remaining = 600 - deleted + 40
+
+    second = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED]})
+    assert second["status"] == "SUCCEEDED", second.get("cause")
+    result = result_of(second, REPLACED)
+    assert result["rows_extracted"] == remaining  # from the first key, not the watermark
+    assert result["rows_replaced"] == 600  # every row of the first load deleted
+    assert result["rows_inserted"] == remaining
+    assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+
+    # Nothing changed: a third run still reads and reloads the whole table, same rows.
+    third = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED], "limit": 100})
+    assert third["status"] == "SUCCEEDED", third.get("cause")
+    assert result_of(third, REPLACED)["rows_extracted"] == remaining
+    assert result_of(third, REPLACED)["files_extracted"] == -(-remaining // 100)
+    assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+
+
+@pytest.mark.parametrize("tables", [[REPLACED], None])
+def test_max_chunks_is_refused_for_a_replace_table_before_anything_runs(
+    engine: LocalEngine,
+    warehouse_dsn: str,
+    mysql: pymysql.Connection,
+    fresh: None,
+    tables: list[str] | None,
+) -> None:
+    first = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED]})
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    with mysql.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {REPLACED} WHERE id > 100")
+    items_before = engine.client_table().scan()["Items"]
+    rows_before = warehouse_rows(warehouse_dsn, REPLACED)
+
+    request: dict[str, Any] = {"pipeline": PIPELINE, "limit": 50, "max_chunks": 1}
+    if tables:
+        request["tables"] = tables
+    refused = run(engine, request)
+    assert refused["status"] == "FAILED"
+    cause = refused.get("cause", "")
+    assert "max_chunks cannot be used with write_mode replace tables" in cause
+    assert REPLACED in cause and "\n" not in cause
+    assert engine.client_table().scan()["Items"] == items_before
+    # The 500 rows deleted in MySQL are still in the warehouse: nothing was loaded.
+    assert len(rows_before) == 600
+    assert warehouse_rows(warehouse_dsn, REPLACED) == rows_before
+
+
+def test_merged_runs_keep_the_newest_version_and_a_null_cursor_loses(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    """A key in two runs' files loaded together: first as a NULL-cursor row, then with a
+    cursor. The version with the cursor is the newer one and must win."""
+    name = MERGED.split(".")[1]
+    with mysql.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {MERGED} MODIFY updated_at DATETIME(6) NULL")
+        nulls = cursor.execute(f"UPDATE {MERGED} SET updated_at = NULL WHERE MOD(id, 5) = 0")
+    first = run(engine, {"pipeline": PIPELINE, "tables": [MERGED], "mode": "backup_only"})
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    assert result_of(first, MERGED)["rows_extracted"] == 600  # NULL cursors included
+
+    with mysql.cursor() as cursor:
+        stamped = cursor.execute(
+            f"UPDATE {MERGED} SET note = 'cursor set', fee = 1.5, updated_at = %s "
+            "WHERE updated_at IS NULL AND MOD(id, 10) = 0",
+            (recent(),),
+        )
+    second = run(engine, {"pipeline": PIPELINE, "tables": [MERGED], "mode": "backup_only"})
+    assert second["status"] == "SUCCEEDED", second.get("cause")
+    assert result_of(second, MERGED)["rows_extracted"] == stamped
+
+    files = state.list_files(engine.client_table(), PIPELINE, MERGED, status="extracted")
+    assert len({f["run_id"] for f in files}) == 2  # both runs wait to be loaded together
+    loaded = run(engine, {"pipeline": PIPELINE, "tables": [MERGED], "mode": "redshift_only"})
+    assert loaded["status"] == "SUCCEEDED", loaded.get("cause")
+    result = result_of(loaded, MERGED)
+    assert result["rows_loaded"] == 600 + stamped
+    assert result["rows_inserted"] == 600  # one version of each key
+    target = warehouse_rows(warehouse_dsn, MERGED)
+    assert target == source_rows(mysql, MERGED)
+    with psycopg.connect(warehouse_dsn) as pg:
+        counted = pg.execute(
+            f"SELECT COUNT(*) FILTER (WHERE note = 'cursor set'), "
+            f"COUNT(*) FILTER (WHERE updated_at IS NULL) FROM {SCHEMA}.{name}"
+        ).fetchone()
+    assert counted == (stamped, nulls - stamped)

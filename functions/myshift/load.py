@@ -79,8 +79,12 @@ def load_statements(
     loaded_at: str,
     write_mode: str = "merge",
     add_columns: list[str] | None = None,
+    filled_columns: list[str] | None = None,
 ) -> list[str]:
     """The SQL of one load, in order (positions are fixed: see the *_STATEMENT constants).
+
+    `filled_columns`: target columns some staged files lack (written before the columns
+    existed); they are filled with NULL, like the columns `add_columns` adds.
 
     Every statement that changes the target is guarded by the ledger: a load whose run
     is already recorded changes nothing (a re-submitted batch is a no-op).
@@ -110,6 +114,7 @@ def load_statements(
     # cursor is newer. (DESC alone puts NULLs first in Redshift and PostgreSQL.)
     order = f"{quote_redshift(target.cursor)} DESC NULLS LAST"
     added = added_column_names(add_columns or [])
+    added += [q for q in map(quote_redshift, filled_columns or []) if q not in added]
     if added:
         # Files written before the columns existed are loaded with them (FILLRECORD:
         # NULL); the same row re-read since has the same cursor and the real values.

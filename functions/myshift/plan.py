@@ -33,7 +33,7 @@ loads them.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pymysql
@@ -53,7 +53,7 @@ class Chunk:
 
     index: int
     lower: keys.Key | None
-    upper: keys.Key
+    upper: keys.Key | None  # None: open-ended (a full refresh's last chunk)
     rows: int
 
 
@@ -406,15 +406,22 @@ def plan_table(
     safety_lag_seconds: int,
     load_null_cursor: bool = False,
     chunking: str = "auto",
+    full_refresh: bool = False,
 ) -> TablePlan:
     """Plan one run: freeze the bound, count NULL cursors, cut the chunks.
 
     `chunking="auto"` seeks along an index that starts with the cursor and numbers the
     keys with a window query otherwise.
+
+    A `full_refresh` (write mode `replace`) has no frozen bound and its last chunk is
+    open-ended: the load deletes every row it does not stage, so a row the bound held
+    back, or one whose cursor moved past the last planned key while the chunks were
+    read, would vanish from the warehouse until the next run. (A row read twice is
+    deduplicated by the load.)
     """
     key_cols = key_columns(columns, cursor, primary_key)
     cursor_type = next(c.data_type for c in columns if c.source_name == cursor)
-    bound = freeze_bound(conn, cursor_type, safety_lag_seconds)
+    bound = None if full_refresh else freeze_bound(conn, cursor_type, safety_lag_seconds)
     null_rows = count_null_cursor(conn, database, table, cursor)
     if chunking == "auto":
         indexes = table_indexes(conn, database, table)
@@ -432,4 +439,6 @@ def plan_table(
         include_null_cursor=load_null_cursor,
     )
     upper = chunks[-1].upper if chunks else lower
+    if full_refresh and chunks:
+        chunks[-1] = replace(chunks[-1], upper=None)
     return TablePlan(lower, upper, bound, chunks, null_rows, chunking, load_null_cursor)

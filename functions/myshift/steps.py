@@ -64,6 +64,7 @@ def record_chunk(
                 "extracted_at": now,
                 "max_cursor": _cursor_value(last_key),
                 "report": result.get("report", {}),
+                **({"columns": int(result["columns"])} if "columns" in result else {}),
             }
         ],
     )
@@ -185,9 +186,20 @@ def start_load(
         loaded_at=now,
         write_mode=table.write_mode,
         add_columns=adds,
+        filled_columns=filled_columns(schema["layout"], pending),
     )
     statement_id = load.submit(redshift_data, pipeline.target, sqls, f"myshift-{item['run_id']}")
     return {"statement_id": statement_id, "expected_rows": expected, "manifest_key": key}
+
+
+def filled_columns(layout: list[dict[str, Any]], files: list[dict[str, Any]]) -> list[str]:
+    """Target columns that some of the files lack: written before the columns existed.
+
+    Files record their column count (older files do not: taken as the whole layout).
+    The load fills those columns with NULL (FILLRECORD), as COPY maps by position.
+    """
+    narrowest = min((int(f.get("columns", len(layout))) for f in files), default=len(layout))
+    return [c["target"] for c in layout[narrowest:]]
 
 
 def target_table(schema: dict[str, Any], target_schema: str, mysql_table: str) -> load.TargetTable:
@@ -247,7 +259,12 @@ def pending_files(
     """
     files = state.list_files(state_table, pipeline, table, status="extracted")
     if item.get("write_mode") == "replace":
-        return [f for f in files if f["run_id"] == item["run_id"]]
+        # The newest full extraction: this run's, or for a redshift_only run the last
+        # run that extracted (its files are the table as a whole).
+        run_id = item["run_id"]
+        if item.get("mode") == "redshift_only":
+            run_id = state.get_watermark(state_table, pipeline, table).get("last_run_id")
+        return [f for f in files if f["run_id"] == run_id]
     if item.get("mode") == "redshift_only":
         start = state.get_watermark(state_table, pipeline, table).get("redshift_from_timestamp")
         if start:

@@ -197,6 +197,33 @@ def test_a_new_column_with_files_of_the_old_layout_still_waiting(
     assert {row[-1] for row in target} == {"EU", "KR", None}
 
 
+def test_a_column_added_before_the_first_load_with_older_files_waiting(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    """The table was never loaded: a backup-only run left files of the old layout, then
+    a column came, then a full run creates the warehouse table with the new layout (no
+    ADD COLUMN in that load). The older files lack the column: they are filled (NULL)
+    and the newer version of each row wins."""
+    sample.seed(mysql, DATABASE, ADDED.split(".")[1], 200)
+    assert sync(engine, ADDED, mode="backup_only")["rows_extracted"] == 200
+    files = state.list_files(engine.client_table(), PIPELINE, ADDED)
+    assert {int(f["columns"]) for f in files} == {len(SAMPLE_COLUMNS)}
+    with mysql.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {ADDED} ADD COLUMN region VARCHAR(8) DEFAULT 'EU'")
+        cursor.execute(
+            f"UPDATE {ADDED} SET region = 'KR', updated_at = %s WHERE MOD(id, 9) = 0",
+            (recent(),),
+        )
+    second = sync(engine, ADDED)
+    assert second["rows_extracted"] == 200  # the new column: the whole table again
+    assert second["rows_loaded"] == 400  # with the backup-only run's 200
+    columns = [*SAMPLE_COLUMNS, "region"]
+    assert [n for n, _ in warehouse_columns(warehouse_dsn, ADDED)] == columns
+    target = warehouse_rows(warehouse_dsn, ADDED, columns)
+    assert target == source_rows(mysql, ADDED, columns)
+    assert {row[-1] for row in target} == {"EU", "KR"}
+
+
 # --- a wider VARCHAR -----------------------------------------------------------------------
 
 

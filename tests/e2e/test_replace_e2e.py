@@ -140,6 +140,47 @@ def test_replace_reloads_the_whole_table_every_run(
     assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
 
 
+def test_replace_backup_only_then_redshift_only_loads_the_last_full_extraction(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    first = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED]})
+    assert first["status"] == "SUCCEEDED", first.get("cause")
+    with mysql.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {REPLACED} WHERE MOD(id, 5) = 0")
+    backups = []
+    for _ in range(2):  # two full extractions wait; only the newest is the table
+        backup = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED], "mode": "backup_only"})
+        assert backup["status"] == "SUCCEEDED", backup.get("cause")
+        backups.append(result_of(backup, REPLACED)["rows_extracted"])
+        if len(backups) == 1:
+            with mysql.cursor() as cursor:
+                cursor.execute(f"DELETE FROM {REPLACED} WHERE MOD(id, 7) = 0 AND id < 300")
+    assert backups[0] == 480 and backups[1] < backups[0]
+    assert warehouse_rows(warehouse_dsn, REPLACED) != source_rows(mysql, REPLACED)
+    loaded = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED], "mode": "redshift_only"})
+    assert loaded["status"] == "SUCCEEDED", loaded.get("cause")
+    result = result_of(loaded, REPLACED)
+    assert result["rows_loaded"] == backups[1] == result["rows_inserted"]
+    assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+
+
+def test_a_full_refresh_reads_rows_past_the_frozen_bound(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    """An incremental table leaves rows newer than NOW() - safety lag for the next run;
+    a full refresh deletes every row it does not stage, so it must read them now."""
+    future = dt.datetime.now() + dt.timedelta(hours=1)
+    with mysql.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {REPLACED} SET note = 'ahead', updated_at = %s WHERE MOD(id, 10) = 0",
+            (future,),
+        )
+    description = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED]})
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    assert result_of(description, REPLACED)["rows_extracted"] == 600
+    assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+
+
 @pytest.mark.parametrize("tables", [[REPLACED], None])
 def test_max_chunks_is_refused_for_a_replace_table_before_anything_runs(
     engine: LocalEngine,

@@ -85,6 +85,30 @@ def test_bound_excludes_recent_rows(conn, table, columns) -> None:
             cursor.execute(f"DELETE FROM {DATABASE}.{TABLE} WHERE id = 100001")
 
 
+def test_a_full_refresh_has_no_bound_and_an_open_last_chunk(conn, table, columns) -> None:
+    recent = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DATABASE}.{TABLE} SELECT id + 100000, order_no, merchant_id, amount, "
+            f"fee, currency, status, note, created_at, %s FROM {DATABASE}.{TABLE} WHERE id = 1",
+            (recent,),
+        )
+    try:
+        result = mariadb.plan_table(
+            conn, DATABASE, TABLE, columns, limit=500, safety_lag_seconds=3_600, full_refresh=True
+        )
+        all_keys = ordered_keys(conn)
+        assert result.bound is None
+        assert result.planned_rows == ROWS + 1  # the recent row too
+        assert [c.rows for c in result.chunks] == [500, 500, 4]
+        assert result.chunks[1].upper == all_keys[999]
+        assert result.chunks[-1].lower == all_keys[999] and result.chunks[-1].upper is None
+        assert result.upper_key == all_keys[-1]
+    finally:
+        with conn.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {DATABASE}.{TABLE} WHERE id = 100001")
+
+
 def test_chunk_query_uses_the_cursor_index(conn, table, columns) -> None:
     all_keys = ordered_keys(conn)
     sql, params = extract.chunk_query(

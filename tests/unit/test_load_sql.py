@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from myshift import load
+from myshift import load, steps
 from myshift.errors import CountMismatchError, LoadError
 from myshift.load import TargetTable
 
@@ -151,3 +151,30 @@ def test_files_without_the_added_columns_load_and_lose_ties() -> None:
 def test_added_column_names_refuses_other_statements() -> None:
     with pytest.raises(LoadError, match="not an ADD COLUMN"):
         load.added_column_names(['ALTER TABLE "t" ALTER COLUMN "a" TYPE VARCHAR(9)'])
+
+
+def test_files_of_an_older_layout_fill_the_columns_they_lack() -> None:
+    """No ADD COLUMN in this load (the table is created with the new layout), but some
+    staged files were written before `region` existed."""
+    sqls = load.load_statements(
+        TARGET,
+        manifest_url="s3://b/m.json",
+        copy_role_arn=None,
+        expected_rows=2,
+        run_id="r",
+        source_table="shop.orders",
+        file_count=2,
+        loaded_at="2025-01-01T00:00:00",
+        filled_columns=["region"],
+    )
+    assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
+    order = 'ORDER BY "updated_at" DESC NULLS LAST, CASE WHEN "region" IS NULL THEN 1 ELSE 0 END)'
+    assert order in sqls[load.INSERT_STATEMENT]
+
+
+def test_filled_columns_are_the_layout_past_the_narrowest_file() -> None:
+    layout = [{"target": name} for name in ("id", "updated_at", "amount", "region", "zone")]
+    files = [{"columns": 5}, {"columns": 3}, {}]  # {}: recorded before files had a count
+    assert steps.filled_columns(layout, files) == ["region", "zone"]
+    assert steps.filled_columns(layout, [{"columns": 5}, {}]) == []
+    assert steps.filled_columns(layout, []) == []

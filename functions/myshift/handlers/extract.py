@@ -43,4 +43,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         bytes_written=result.bytes,
         seconds=time.monotonic() - started,
     )
-    return steps.record_chunk(runtime.state_table(), event, result.as_dict(), state.utc_now())
+    # The file's column count: files of an older layout load with FILLRECORD.
+    written = {**result.as_dict(), "columns": len(columns)}
+    return steps.record_chunk(runtime.state_table(), event, written, state.utc_now())

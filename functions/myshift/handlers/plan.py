@@ -37,6 +37,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         max_chunks=event.get("max_chunks"),
         safety_lag_seconds=pipeline.safety_lag_for(table),
         load_null_cursor=table.load_null_cursor,
+        full_refresh=table.write_mode == "replace",
     )
     logger.info(
         "planned", extra={"chunks": len(table_plan.chunks), "rows": table_plan.planned_rows}

@@ -17,7 +17,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
-from myshift.config import load_pipelines
+from myshift.config import load_pipelines, stage_pipelines_dir
 from myshift.errors import ConfigError
 
 from infra import REPO_ROOT, cdk_json_context
@@ -47,16 +47,6 @@ def cli_context(argv: list[str]) -> dict[str, str]:
             raise SystemExit(f"context must be key=value, got {pair!r}")
         context[key] = value
     return context
-
-
-def stage_pipelines_dir(pipelines_dir: Path, stage: str) -> Path:
-    """`<pipelines_dir>/<stage>/` when it exists, else `pipelines_dir` itself.
-
-    Stages deployed to one account then sync different pipelines (a dev stack must not
-    schedule the production pipelines a second time).
-    """
-    stage_dir = pipelines_dir / stage
-    return stage_dir if stage_dir.is_dir() else pipelines_dir
 
 
 def build_app(

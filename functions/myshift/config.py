@@ -355,6 +355,16 @@ def _pipeline_files(directory: Path) -> dict[str, Path]:
     return files
 
 
+def stage_pipelines_dir(pipelines_dir: Path, stage: str) -> Path:
+    """`<pipelines_dir>/<stage>/` when it exists, else `pipelines_dir` itself.
+
+    Stages deployed to one account then sync different pipelines (a dev stack must not
+    schedule the production pipelines a second time); the CLI reads the same files.
+    """
+    stage_dir = pipelines_dir / stage
+    return stage_dir if stage_dir.is_dir() else pipelines_dir
+
+
 def load_pipelines(directory: Path) -> dict[str, PipelineConfig]:
     """Every pipeline in `directory` (`*.yml` and `*.yaml`), by name."""
     return {name: load_pipeline_file(path) for name, path in _pipeline_files(directory).items()}

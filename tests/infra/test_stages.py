@@ -14,9 +14,8 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
-from myshift.config import load_pipelines
+from myshift.config import load_pipelines, stage_pipelines_dir
 
-import app as app_module
 from infra import cdk_json_context
 from infra.packaging import stage_code_asset
 from infra.stack import MyshiftStack, StackSettings
@@ -82,7 +81,7 @@ def two_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
     base = StackSettings.from_context(app.node)
     stacks = {}
     for stage in STAGES:
-        pipelines_dir = app_module.stage_pipelines_dir(PIPELINES_DIR, stage)
+        pipelines_dir = stage_pipelines_dir(PIPELINES_DIR, stage)
         stacks[stage] = MyshiftStack(
             app,
             f"Myshift-{stage}",
@@ -154,8 +153,8 @@ def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
     (pipelines / "prod").mkdir(parents=True)
     (pipelines / "shared.yml").write_text(PIPELINE.format(name="shared"))
     (pipelines / "prod" / "orders.yml").write_text(PIPELINE.format(name="orders"))
-    assert app_module.stage_pipelines_dir(pipelines, "prod") == pipelines / "prod"
-    assert app_module.stage_pipelines_dir(pipelines, "dev") == pipelines
+    assert stage_pipelines_dir(pipelines, "prod") == pipelines / "prod"
+    assert stage_pipelines_dir(pipelines, "dev") == pipelines
 
     prod = _synth(tmp_path / "prod", {"stage": "prod"}, pipelines_dir=pipelines)
     dev = _synth(tmp_path / "dev", {"stage": "dev"}, pipelines_dir=pipelines)
@@ -174,3 +173,19 @@ def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
     for synth, expected in ((prod, ["orders.yml"]), (dev, ["shared.yml"])):
         staged = tmp_path / synth.stack.stack_name.split("-")[1] / "asset" / "pipelines"
         assert sorted(p.name for p in staged.iterdir()) == expected
+
+
+def test_the_cli_reads_the_pipelines_its_stage_deploys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from myshift.cli.main import Context
+
+    pipelines = tmp_path / "pipelines"
+    (pipelines / "prod").mkdir(parents=True)
+    (pipelines / "shared.yml").write_text(PIPELINE.format(name="shared"))
+    (pipelines / "prod" / "orders.yml").write_text(PIPELINE.format(name="orders"))
+    monkeypatch.setenv("MYSHIFT_PIPELINES_DIR", str(pipelines))
+    assert Context(local=False, stage="prod", as_json=False).pipeline("orders").name == "orders"
+    assert Context(local=False, stage="dev", as_json=False).pipeline("shared").name == "shared"
+    # The local engine reads the directory it was started with, whatever the stage.
+    assert Context(local=True, stage="prod", as_json=False).pipelines_dir() == pipelines

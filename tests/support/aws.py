@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import click
+from myshift.cli.main import Context
 from myshift.cli.resources import Resources
-from myshift.config import PipelineConfig, load_pipeline
 from myshift.errors import MyshiftError
 
 
@@ -27,19 +27,19 @@ def create_state_table(dynamodb: Any, name: str) -> Any:
     )
 
 
-class StandInContext:
-    """What main's Context gives the commands, pointing at moto."""
+class StandInContext(Context):
+    """main's Context, pointing at moto and at `pipelines_dir`."""
 
     def __init__(self, pipelines_dir: Path, as_json: bool, resources: Resources) -> None:
-        self.pipelines_dir = pipelines_dir
-        self.as_json = as_json
+        super().__init__(local=True, stage="dev", as_json=as_json)
+        self._pipelines_dir = pipelines_dir
         self._resources = resources
 
     def resources(self) -> Resources:
         return self._resources
 
-    def pipeline(self, name: str) -> PipelineConfig:
-        return load_pipeline(self.pipelines_dir, name)
+    def pipelines_dir(self) -> Path:
+        return self._pipelines_dir
 
 
 class _Group(click.Group):

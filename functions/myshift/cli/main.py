@@ -31,7 +31,7 @@ from myshift.cli.resources import (
 from myshift.cli.runs import runs
 from myshift.cli.s3clean import s3clean
 from myshift.cli.watermark import watermark, watermark_count
-from myshift.config import PipelineConfig, load_pipeline
+from myshift.config import PipelineConfig, load_pipeline, stage_pipelines_dir
 from myshift.errors import MyshiftError
 from myshift.workflow import parse_execution_input, refuse_partial_refresh
 
@@ -50,9 +50,14 @@ class Context:
     def resources(self) -> Resources:
         return local_resources() if self.local else stack_resources(self.stage)
 
-    @staticmethod
-    def pipeline(name: str) -> PipelineConfig:
-        return load_pipeline(Path(os.environ.get("MYSHIFT_PIPELINES_DIR", "pipelines")), name)
+    def pipelines_dir(self) -> Path:
+        """./pipelines (or $MYSHIFT_PIPELINES_DIR); for a deployed stage its own
+        `<dir>/<stage>/` when that exists, as app.py deploys it."""
+        base = Path(os.environ.get("MYSHIFT_PIPELINES_DIR", "pipelines"))
+        return base if self.local else stage_pipelines_dir(base, self.stage)
+
+    def pipeline(self, name: str) -> PipelineConfig:
+        return load_pipeline(self.pipelines_dir(), name)
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -85,7 +90,8 @@ class _Group(click.Group):
 def cli(ctx: click.Context, local: bool, stage: str, as_json: bool) -> None:
     """myshift: incremental MySQL -> S3 (Parquet) -> Redshift sync.
 
-    Pipelines are read from ./pipelines (or $MYSHIFT_PIPELINES_DIR).
+    Pipelines are read from ./pipelines (or $MYSHIFT_PIPELINES_DIR); with --aws, from
+    its <stage>/ subdirectory when that exists (the files that stage deploys).
     """
     ctx.obj = Context(local, stage, as_json)
 

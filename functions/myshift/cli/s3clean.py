@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -27,11 +25,6 @@ from myshift.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_FAILED = 1
-
-
-def _pipelines_dir() -> Path:
-    # The same place main's Context.pipeline reads a single pipeline from.
-    return Path(os.environ.get("MYSHIFT_PIPELINES_DIR", "pipelines"))
 
 
 def _stdin_is_terminal() -> bool:
@@ -299,7 +292,7 @@ def clean_all(
             "clean-all asks for confirmation and there is no terminal; "
             "pass --force (or --dry-run to see what it would delete)"
         )
-    pipelines = list(load_pipelines(_pipelines_dir()).values())
+    pipelines = list(load_pipelines(ctx.pipelines_dir()).values())
     resources = ctx.resources()
     s3, state_table = resources.client("s3"), resources.table()
     plans = clean.plan_pipelines(

@@ -207,6 +207,11 @@ class TableConfig(_Strict):
     # A replace table refuses max_chunks (a refresh cut short would delete the rest);
     # limit still sizes its chunks.
     write_mode: Literal["merge", "append", "replace"] = "merge"
+    # A column added in MySQL: a merge table reads the whole table once, so that rows
+    # that did not change since get the column's value (its DEFAULT, a backfill). On a
+    # very large table an operator may prefer false: only rows extracted from then on
+    # carry the value; older rows keep NULL in the warehouse until they change.
+    backfill_added_columns: bool = True
 
     @field_validator("name")
     @classmethod

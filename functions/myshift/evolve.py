@@ -16,7 +16,8 @@ change from now on: MySQL gives the existing rows the column's DEFAULT (or a bac
 sets them without touching the cursor), which the warehouse can only learn by reading
 them. So the run that first sees the column reads the table from its first key (one
 full extraction; the merge replaces every row by key). An `append` table is not
-re-read (that would append every row again): its old rows keep NULL in the column.
+re-read (that would append every row again): its old rows keep NULL in the column,
+as do a merge table's with `backfill_added_columns: false` (no full re-read).
 
 Anything else (a type change, a wider DECIMAL, a dropped column, a column that became
 nullable in MySQL but is NOT NULL in Redshift) fails the run before anything is
@@ -62,13 +63,15 @@ class Evolution:
         return [stored_column(c) for c in self.columns]
 
 
-def reads_from_start(write_mode: str, evolution: Evolution) -> bool:
+def reads_from_start(write_mode: str, evolution: Evolution, backfill: bool = True) -> bool:
     """Whether this run reads the whole table instead of starting at the watermark.
 
     `replace` always does (a full refresh); `merge` does once when columns were added,
-    so every row gets the new column's value (see the module's doc).
+    so every row gets the new column's value (see the module's doc), unless the table
+    turned that off (`backfill_added_columns: false`).
     """
-    return write_mode == "replace" or (write_mode == "merge" and bool(evolution.added))
+    added = write_mode == "merge" and bool(evolution.added) and backfill
+    return write_mode == "replace" or added
 
 
 def stored_column(column: Column) -> dict[str, Any]:

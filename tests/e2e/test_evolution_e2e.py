@@ -32,14 +32,22 @@ SCHEMA = "evolve_dw"
 ADDED = f"{DATABASE}.added"
 WIDENED = f"{DATABASE}.widened"
 REFUSED = f"{DATABASE}.refused"
-TABLES = [ADDED, WIDENED, REFUSED]
+NO_BACKFILL = f"{DATABASE}.no_backfill"
+TABLES = [ADDED, WIDENED, REFUSED, NO_BACKFILL]
 SAMPLE_COLUMNS = sample.INSERT_SQL.split("(", 1)[1].split(")", 1)[0].replace(" ", "").split(",")
 
 
 @pytest.fixture(scope="module")
 def pipeline(pipelines_dir: Path) -> str:
     (pipelines_dir / f"{PIPELINE}.yml").write_text(
-        pipeline_yaml(PIPELINE, TABLES, schema=SCHEMA, chunk_rows=200)
+        pipeline_yaml(
+            PIPELINE,
+            [ADDED, WIDENED, REFUSED],
+            schema=SCHEMA,
+            chunk_rows=200,
+            extra=f"  - {{name: {NO_BACKFILL}, cursor: updated_at, primary_key: [id], "
+            "backfill_added_columns: false}\n",
+        )
     )
     return PIPELINE
 
@@ -222,6 +230,30 @@ def test_a_column_added_before_the_first_load_with_older_files_waiting(
     target = warehouse_rows(warehouse_dsn, ADDED, columns)
     assert target == source_rows(mysql, ADDED, columns)
     assert {row[-1] for row in target} == {"EU", "KR"}
+
+
+def test_without_backfill_only_rows_that_change_get_the_new_column(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    name = NO_BACKFILL.split(".")[1]
+    sample.seed(mysql, DATABASE, name, 300)
+    assert sync(engine, NO_BACKFILL)["rows_extracted"] == 300
+    with mysql.cursor() as cursor:
+        cursor.execute(f"ALTER TABLE {NO_BACKFILL} ADD COLUMN region VARCHAR(8) DEFAULT 'EU'")
+        changed = cursor.execute(
+            f"UPDATE {NO_BACKFILL} SET region = 'KR', updated_at = %s WHERE MOD(id, 6) = 0",
+            (recent(),),
+        )
+    second = sync(engine, NO_BACKFILL)
+    assert second["rows_extracted"] == changed == 50  # no full re-read
+    assert second["added_columns"] == ["region"] and second["read_from_start"] is False
+    columns = [*SAMPLE_COLUMNS, "region"]
+    target = warehouse_rows(warehouse_dsn, NO_BACKFILL, columns)
+    source = source_rows(mysql, NO_BACKFILL, columns)
+    # Every column but the new one equals the source; the new one is there only for
+    # the rows that changed (the others keep NULL, as the option says).
+    assert [row[:-1] for row in target] == [row[:-1] for row in source]
+    assert [row[-1] for row in target] == [row[-1] if row[0] % 6 == 0 else None for row in source]
 
 
 # --- a wider VARCHAR -----------------------------------------------------------------------

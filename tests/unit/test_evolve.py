@@ -132,3 +132,5 @@ def test_which_runs_read_the_whole_table(
     evolution = reconcile("t", before, columns(*now))
     assert evolution.added_names == (["b"] if with_new_column else [])
     assert reads_from_start(write_mode, evolution) is expected
+    # Without the backfill only a full refresh reads everything.
+    assert reads_from_start(write_mode, evolution, backfill=False) is (write_mode == "replace")

@@ -22,9 +22,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     # Validation refuses this too; a partial full refresh would delete the rest.
     refuse_partial_refresh([table], event.get("max_chunks"), event.get("mode", "full"))
     watermark = state.get_watermark(runtime.state_table(), pipeline.name, table.name)
-    from_start = evolve.reads_from_start(table.write_mode, evolution)
+    from_start = evolve.reads_from_start(table.write_mode, evolution, table.backfill_added_columns)
     if from_start:
         logger.info("reading the whole table", extra={"added": evolution.added_names})
+    # In the run's output: why a merge table's run reads every row.
+    added = {"added_columns": evolution.added_names} if evolution.added else {}
     table_plan = plan.plan_table(
         conn,
         database=table.database,
@@ -45,7 +47,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings()
     return steps.publish_plan(
         runtime.s3(),
-        {**event, **table_plan.as_dict(), "schema": schema},
+        {**event, **table_plan.as_dict(), **added, "read_from_start": from_start, "schema": schema},
         bucket=settings.bucket,
         data_prefix=settings.data_prefix,
         inline_max_chunks=settings.inline_map_max_chunks,

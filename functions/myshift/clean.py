@@ -12,10 +12,14 @@ Three steps, so the decision can be tested without I/O:
 3. `execute` deletes the objects (batches of at most 1000) and then the `FILE#` items
    of the objects S3 confirmed deleted.
 
-Safety rules: only `loaded` files are deleted by default. A file whose item says
-`extracted` is waiting for a load; a chunk file without any item may belong to a run
-whose extraction is still in progress (the item is written after all chunks). Both
-are kept unless `include_unloaded` is given. The newest manifest is kept too unless
+Safety rules: only `loaded` and `abandoned` files are deleted by default. A file is
+`abandoned` when its items say `written` and its run is recorded as failed: the run
+never committed its extraction, and no later run loads another run's uncommitted
+files. A file whose item says `extracted` is waiting for a load; a `written` file of
+a run not recorded as failed may belong to an extraction in progress (or a run that
+died: the next failed-run record or `include_unloaded` decides); a chunk file without
+any item may be one whose item is not written yet. Those are kept unless
+`include_unloaded` is given. The newest manifest is kept too unless
 `include_unloaded`: a load in flight reads it (COPY, then commit_load).
 Ages come from S3 `LastModified`; the caller passes `now`.
 """
@@ -41,6 +45,8 @@ DELETE_BATCH = 1000
 MANIFESTS = "manifests/"
 LOADED = "loaded"
 EXTRACTED = "extracted"
+WRITTEN = "written"
+ABANDONED = "abandoned"
 UNTRACKED = "untracked"
 MANIFEST = "manifest"
 DEFAULT_SCHEDULED_AGE = "30d"
@@ -85,7 +91,7 @@ class StoredFile:
     name: str  # relative to the table prefix: `run=<id>/chunk-00001.parquet`
     size: int
     last_modified: dt.datetime
-    status: str  # loaded | extracted | untracked | manifest
+    status: str  # loaded | abandoned | extracted | untracked | manifest
     items: tuple[dict[str, str], ...] = ()  # the (pk, sk) of its FILE# items
 
     def age(self, now: dt.datetime) -> dt.timedelta:
@@ -114,6 +120,8 @@ class TableInventory:
     files: list[StoredFile]
     # FILE# items under this prefix whose object no longer exists.
     missing: list[dict[str, Any]] = field(default_factory=list)
+    # Runs recorded as failed that left `written` files (see the module doc).
+    failed_runs: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -194,6 +202,7 @@ def inventory(
     items_by_key: dict[str, list[dict[str, Any]]] = {}
     for item in state.list_files(state_table, pipeline.name, name):
         items_by_key.setdefault(str(item.get("s3_key", "")), []).append(item)
+    failed_runs = _failed_runs(state_table, pipeline.name, name, items_by_key.values())
     files: list[StoredFile] = []
     seen: set[str] = set()
     for obj in _list_objects(s3, bucket, prefix):
@@ -210,6 +219,8 @@ def inventory(
         elif all(i.get("status") == LOADED for i in items):
             # A retried commit step can leave two items for one file: all must say loaded.
             status = LOADED
+        elif _abandoned(items, failed_runs):
+            status = ABANDONED
         else:
             status = EXTRACTED
         files.append(
@@ -230,7 +241,24 @@ def inventory(
         if key.startswith(prefix) and key not in seen
         for item in items
     ]
-    return TableInventory(pipeline.name, name, prefix, files, missing)
+    return TableInventory(pipeline.name, name, prefix, files, missing, failed_runs)
+
+
+def _failed_runs(
+    state_table: Any, pipeline: str, table: str, items: Iterable[list[dict[str, Any]]]
+) -> set[str]:
+    """Ids of the runs with `written` files whose run record says failed."""
+    runs = {str(i.get("run_id")) for group in items for i in group if i.get("status") == WRITTEN}
+    return {
+        run_id
+        for run_id in runs
+        if (state.get_run(state_table, pipeline, table, run_id) or {}).get("status") == "failed"
+    }
+
+
+def _abandoned(items: Iterable[dict[str, Any]], failed_runs: set[str]) -> bool:
+    """Every item of the file was written by a run that failed before committing it."""
+    return all(i.get("status") == WRITTEN and str(i.get("run_id")) in failed_runs for i in items)
 
 
 def _matches(name: str, pattern: str | None) -> bool:
@@ -261,12 +289,18 @@ def select(
             continue
         if not _matches(file.name, pattern):
             continue
-        safe = file.status == LOADED or (file.status == MANIFEST and file is not newest_manifest)
+        safe = file.status in (LOADED, ABANDONED) or (
+            file.status == MANIFEST and file is not newest_manifest
+        )
         (delete if safe or include_unloaded else kept).append(file)
     stale = [
         item
         for item in found.missing
-        if (item.get("status") == LOADED or include_unloaded)
+        if (
+            item.get("status") == LOADED
+            or _abandoned([item], found.failed_runs)
+            or include_unloaded
+        )
         and _matches(str(item["s3_key"])[len(found.prefix) :], pattern)
     ]
     return TableCleanup(

@@ -159,6 +159,29 @@ def test_loaded_files_go_unloaded_stay(aws, shop) -> None:
     assert not set(loaded) & s3_keys(aws)
 
 
+def test_files_of_failed_runs_are_abandoned_and_go(aws, shop) -> None:
+    """`written` files of a run recorded as failed never load: they go by default. A
+    `written` file of a run not recorded as failed may be an extraction in progress."""
+    abandoned = put_files(aws, "shop", "db.t", "r-failed", 2, "written")
+    in_progress = put_files(aws, "shop", "db.t", "r-running", 1, "written")
+    pending = put_files(aws, "shop", "db.t", "r-load-failed", 1, "extracted")
+    state.put_run(aws["table"], "shop", "db.t", "r-failed", {"status": "failed"})
+    state.put_run(aws["table"], "shop", "db.t", "r-load-failed", {"status": "failed"})
+    listed = clean.inventory(
+        aws["s3"], aws["table"], bucket=BUCKET, data_prefix=DATA, pipeline=shop, table="db.t"
+    )
+    assert {f.key: f.status for f in listed.files} == {
+        **dict.fromkeys(abandoned, "abandoned"),
+        **dict.fromkeys(in_progress, "extracted"),
+        **dict.fromkeys(pending, "extracted"),
+    }
+    result = run_clean(aws, shop, "db.t", older_than=dt.timedelta(days=7))
+    assert result.deleted_files == 2 and result.deleted_items == 2
+    assert s3_keys(aws) == set(in_progress + pending)
+    left = {i["s3_key"] for i in state.list_files(aws["table"], "shop", "db.t")}
+    assert left == set(in_progress + pending)
+
+
 def test_include_unloaded_deletes_them(aws, shop) -> None:
     put_files(aws, "shop", "db.t", "r1", 2, "loaded")
     put_files(aws, "shop", "db.t", "r2", 2, "extracted")

@@ -159,6 +159,16 @@ def test_stale_items_of_loaded_files_are_removed_others_kept() -> None:
     assert not clean.select(found(missing=missing), now=NOW, pattern="run=b/*").stale_items
 
 
+def test_stale_items_of_failed_runs_are_removed() -> None:
+    missing = [
+        {**gone("FILE#1", "run=a/chunk-00000.parquet", "written"), "run_id": "a"},
+        {**gone("FILE#2", "run=b/chunk-00000.parquet", "written"), "run_id": "b"},
+    ]
+    inventory = TableInventory("shop", "db.t", PREFIX, [], missing, failed_runs={"a"})
+    plan = clean.select(inventory, now=NOW)
+    assert [i["sk"] for i in plan.stale_items] == ["FILE#1"]
+
+
 def test_execute_refuses_a_key_outside_the_prefix() -> None:
     outsider = StoredFile("data/shop/db/t2/run=a/c.parquet", "c", 1, NOW, clean.LOADED)
     plan = TableCleanup("shop", "db.t", PREFIX, None, [outsider], [], [])
@@ -188,7 +198,9 @@ file_strategy = st.builds(
     name=st.from_regex(
         r"(run=[a-c]/chunk-0000[0-9]\.parquet|manifests/run=[a-e]\.json)", fullmatch=True
     ),
-    status=st.sampled_from([clean.LOADED, clean.EXTRACTED, clean.UNTRACKED, clean.MANIFEST]),
+    status=st.sampled_from(
+        [clean.LOADED, clean.ABANDONED, clean.EXTRACTED, clean.UNTRACKED, clean.MANIFEST]
+    ),
     days_old=st.floats(min_value=0, max_value=60),
 )
 
@@ -201,7 +213,7 @@ file_strategy = st.builds(
 def test_unloaded_files_are_never_selected(files, days, pattern) -> None:
     older_than = dt.timedelta(days=days) if days else None
     plan = clean.select(found(*files), now=NOW, older_than=older_than, pattern=pattern)
-    assert all(f.status in (clean.LOADED, clean.MANIFEST) for f in plan.delete)
+    assert all(f.status in (clean.LOADED, clean.ABANDONED, clean.MANIFEST) for f in plan.delete)
     manifests = [f for f in files if f.status == clean.MANIFEST]
     if manifests:
         newest = max(manifests, key=lambda f: (f.last_modified, f.key))

@@ -81,7 +81,8 @@ def _age(seconds: float) -> str:
 
 @click.group("s3clean")
 def s3clean() -> None:
-    """List and delete a table's files on S3 (only loaded ones, unless told otherwise)."""
+    """List and delete a table's files on S3 (only loaded or abandoned ones, unless told
+    otherwise; abandoned: written by a run that failed before committing them)."""
 
 
 # --- list -----------------------------------------------------------------------
@@ -92,7 +93,8 @@ def s3clean() -> None:
 @_data_prefix
 @click.pass_obj
 def list_files(ctx: CliContext, pipeline_name: str, table_name: str, data_prefix: str) -> None:
-    """List a table's files on S3: status (loaded, extracted, untracked, manifest), size, age."""
+    """List a table's files on S3: status (loaded, abandoned, extracted, untracked,
+    manifest), size, age."""
     resources, scope = _table_scope(ctx, pipeline_name, table_name, data_prefix)
     found = clean.inventory(**scope)
     now = _now()
@@ -250,7 +252,7 @@ def clean_table(
     include_unloaded: bool,
     data_prefix: str,
 ) -> None:
-    """Delete one table's loaded files (and old manifests) from S3 and from the state."""
+    """Delete one table's loaded and abandoned files (and old manifests) from S3 and state."""
     age = clean.parse_age(older_than) if older_than is not None else None
     if pattern is not None and not pattern.strip():
         raise InputError("--pattern must not be empty")
@@ -284,7 +286,7 @@ def clean_all(
     include_unloaded: bool,
     data_prefix: str,
 ) -> None:
-    """Delete old loaded files of every table of every pipeline (asks first)."""
+    """Delete old loaded and abandoned files of every table of every pipeline (asks first)."""
     age = clean.parse_age(older_than)
     # Refuse before looking at anything: the same answer whatever S3 holds today.
     if not (force or dry_run) and not _stdin_is_terminal():

@@ -11,7 +11,13 @@ from typing import Any
 
 from myshift import evolve, keys, load, state
 from myshift.config import PipelineConfig
-from myshift.errors import CountMismatchError, LoadError, RunFailedError, StorageUnavailableError
+from myshift.errors import (
+    CountMismatchError,
+    LoadError,
+    RunFailedError,
+    SchemaError,
+    StorageUnavailableError,
+)
 from myshift.extract import table_prefix
 
 
@@ -82,6 +88,14 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
     missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
     if missing:
         raise CountMismatchError(f"{table}: chunks {missing[:20]} recorded no file")
+    planned = len(item["schema"]["layout"])
+    changed = sorted(int(f["chunk"]) for f in files if int(f.get("columns", planned)) != planned)
+    if changed:  # a column was added in MySQL after the plan: files of two layouts
+        raise SchemaError(
+            f"{table}: the source table's columns changed while this run read it (chunks "
+            f"{changed[:20]} were written with other columns than the plan's {planned}); "
+            "nothing was committed: the next run reads the new layout"
+        )
     state.mark_files(state_table, files, "extracted", extracted_at=now)
     schema = state.get_schema(state_table, pipeline, table) or {}
     schema.update(item["schema"])  # the files' layout, the name map, the key

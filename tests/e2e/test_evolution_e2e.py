@@ -21,7 +21,7 @@ import pymysql
 import pytest
 from myshift import state
 from myshift.local import sample
-from myshift.local.engine import LocalEngine
+from myshift.local.engine import Fault, LocalEngine
 
 from tests.conftest import MYSQL
 from tests.e2e.conftest import pipeline_yaml, run
@@ -254,6 +254,38 @@ def test_without_backfill_only_rows_that_change_get_the_new_column(
     # the rows that changed (the others keep NULL, as the option says).
     assert [row[:-1] for row in target] == [row[:-1] for row in source]
     assert [row[-1] for row in target] == [row[-1] if row[0] % 6 == 0 else None for row in source]
+
+
+def test_a_column_added_while_a_run_reads_the_table_fails_it_before_any_commit(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    """Chunks extracted after the ALTER carry the new column, the plan's layout does
+    not: the run stops before committing anything and the next run takes the change."""
+    name = ADDED.split(".")[1]
+    sample.seed(mysql, DATABASE, name, 1_000)  # 5 chunks of 200
+
+    def alter_before_chunk_3(event: dict) -> bool:
+        if event["chunk"]["index"] == 3 and not altered:
+            with mysql.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE {ADDED} ADD COLUMN region VARCHAR(8) DEFAULT 'EU'")
+            altered.append(True)
+        return False  # never fails the invocation: it only changes MySQL first
+
+    altered: list[bool] = []
+    engine.inject_fault(Fault("myshift-extract", None, times=1, when=alter_before_chunk_3))
+    failed = run(engine, {"pipeline": PIPELINE, "tables": [ADDED]})
+    assert altered and failed["status"] == "FAILED"
+    assert "columns changed while this run read it" in failed["cause"], failed["cause"]
+    table = engine.client_table()
+    assert state.get_watermark(table, PIPELINE, ADDED)["last_key"] is None
+    assert {f["status"] for f in state.list_files(table, PIPELINE, ADDED)} == {"written"}
+    assert warehouse_columns(warehouse_dsn, ADDED) == []  # nothing loaded
+
+    engine.clear_faults()
+    second = sync(engine, ADDED)
+    assert second["rows_extracted"] == second["rows_loaded"] == 1_000
+    columns = [*SAMPLE_COLUMNS, "region"]
+    assert warehouse_rows(warehouse_dsn, ADDED, columns) == source_rows(mysql, ADDED, columns)
 
 
 # --- a wider VARCHAR -----------------------------------------------------------------------

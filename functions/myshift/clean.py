@@ -13,10 +13,11 @@ Three steps, so the decision can be tested without I/O:
    of the objects S3 confirmed deleted.
 
 Safety rules: only `loaded` and `abandoned` files are deleted by default. A file is
-`abandoned` when its items say `written` and its run is recorded as failed: the run
+`abandoned` when its items say `written` and its run is recorded as failed (the run
 never committed its extraction, and no later run loads another run's uncommitted
-files. A file whose item says `extracted` is waiting for a load; a `written` file of
-a run not recorded as failed may belong to an extraction in progress (or a run that
+files), or `superseded` (a watermark reset: the next run reads every row again). A
+file whose item says `extracted` is waiting for a load; a `written` file of a run not
+recorded as failed may belong to an extraction in progress (or a run that
 died: the next failed-run record or `include_unloaded` decides); a chunk file without
 any item may be one whose item is not written yet. Those are kept unless
 `include_unloaded` is given. The newest manifest is kept too unless
@@ -257,8 +258,13 @@ def _failed_runs(
 
 
 def _abandoned(items: Iterable[dict[str, Any]], failed_runs: set[str]) -> bool:
-    """Every item of the file was written by a run that failed before committing it."""
-    return all(i.get("status") == WRITTEN and str(i.get("run_id")) in failed_runs for i in items)
+    """No item of the file will ever be loaded: written by a run that failed before
+    committing it, or superseded by a watermark reset."""
+    return all(
+        i.get("status") == state.SUPERSEDED
+        or (i.get("status") == WRITTEN and str(i.get("run_id")) in failed_runs)
+        for i in items
+    )
 
 
 def _matches(name: str, pattern: str | None) -> bool:

@@ -111,6 +111,28 @@ def reset_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
     return put_watermark(table, pipeline, name, current["version"], fresh)
 
 
+SUPERSEDED = "superseded"
+
+
+def reset_table(table: Any, pipeline: str, name: str, now_epoch: int) -> tuple[dict[str, Any], int]:
+    """Start a table over; returns the new watermark and how many files were superseded.
+
+    The watermark goes back to the beginning, and extracted files no run has loaded
+    yet become `superseded`: the next run reads every row again, so loading them too
+    would only repeat older versions (and a corrupt one would fail every load). Refused
+    while a run holds the table's lock.
+    """
+    lock = get_lock(table, pipeline, name)
+    if lock and int(lock.get("expires_at", 0)) > now_epoch:
+        raise TableLockedError(
+            f"table {name} is locked by run {lock.get('owner')} until {lock.get('expires_at')} "
+            "(epoch seconds): reset it after that run ends"
+        )
+    pending = list_files(table, pipeline, name, status="extracted")
+    mark_files(table, pending, SUPERSEDED)
+    return reset_watermark(table, pipeline, name), len(pending)
+
+
 def get_schema(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
     """The stored column list and name map of a table, if any."""
     try:

@@ -13,7 +13,7 @@ import pymysql
 import pytest
 from myshift import load, state, steps
 from myshift.config import load_pipeline
-from myshift.errors import SourceQueryError, SourceUnavailableError
+from myshift.errors import SourceQueryError, SourceUnavailableError, TableLockedError
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 from myshift.verify import run_query
@@ -113,6 +113,39 @@ def test_backup_only_then_redshift_only_equals_a_full_run(
     assert again["status"] == "SUCCEEDED", again.get("cause")
     assert result_of(again, TABLE_A)["rows_loaded"] == 0
     assert warehouse_rows(warehouse_dsn, TABLE_A) == source_rows(TABLE_A)
+
+
+def test_a_reset_recovers_a_table_whose_pending_file_is_corrupt(
+    engine: LocalEngine, warehouse_dsn: str, fresh: None
+) -> None:
+    """A file that can never load (corrupted on S3) fails every load of its table; a
+    watermark reset supersedes the pending files and the next run reads every row."""
+    backup = run(engine, {"pipeline": PIPELINE, "tables": [TABLE_A], "mode": "backup_only"})
+    assert backup["status"] == "SUCCEEDED", backup.get("cause")
+    table = engine.client_table()
+    files = state.list_files(table, PIPELINE, TABLE_A)
+    engine.client("s3").put_object(Bucket=engine.bucket, Key=files[1]["s3_key"], Body=b"junk")
+    for _ in range(2):  # not once: every load of the table stumbles on it
+        failed = run(engine, {"pipeline": PIPELINE, "tables": [TABLE_A]})
+        assert failed["status"] == "FAILED"
+    assert warehouse_rows(warehouse_dsn, TABLE_A) == []
+
+    # Refused while a run holds the table: nothing changes.
+    state.acquire_lock(table, PIPELINE, TABLE_A, "a-live-run", int(time.time()), 600)
+    with pytest.raises(TableLockedError, match="a-live-run"):
+        state.reset_table(table, PIPELINE, TABLE_A, int(time.time()))
+    assert {f["status"] for f in state.list_files(table, PIPELINE, TABLE_A)} == {"extracted"}
+    assert state.release_lock(table, PIPELINE, TABLE_A, "a-live-run")
+
+    mark, superseded = state.reset_table(table, PIPELINE, TABLE_A, int(time.time()))
+    assert mark["last_key"] is None
+    assert superseded == len(files)  # the backup's; the failed runs committed none
+    recovered = run(engine, {"pipeline": PIPELINE, "tables": [TABLE_A]})
+    assert recovered["status"] == "SUCCEEDED", recovered.get("cause")
+    assert result_of(recovered, TABLE_A)["rows_loaded"] == 1_000
+    assert warehouse_rows(warehouse_dsn, TABLE_A) == source_rows(TABLE_A)
+    statuses = [f["status"] for f in state.list_files(table, PIPELINE, TABLE_A)]
+    assert statuses.count("superseded") == len(files) and "extracted" not in statuses
 
 
 def test_rerunning_a_committed_load_changes_nothing(

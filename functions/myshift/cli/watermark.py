@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from typing import Any
 
 import click
@@ -122,14 +123,24 @@ def watermark_set(
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_obj
 def watermark_reset(ctx: CliContext, pipeline_name: str, table_name: str, yes: bool) -> None:
-    """Start the table over: no key, every count zero (the next run reads everything)."""
+    """Start the table over: no key, every count zero (the next run reads everything).
+
+    Extracted files not loaded yet are superseded (never loaded; s3clean deletes them).
+    Refused while a run holds the table's lock.
+    """
     pipeline = _configured(ctx, pipeline_name, table_name)
     if not yes:
         if not sys.stdin.isatty():
             raise click.UsageError("no terminal to confirm on: pass --yes to reset")
         click.confirm(f"Reset the watermark of {pipeline.name} {table_name}?", abort=True)
-    updated = state.reset_watermark(ctx.resources().table(), pipeline.name, table_name)
-    _show(ctx, f"watermark {pipeline.name} {table_name} reset", updated)
+    updated, superseded = state.reset_table(
+        ctx.resources().table(), pipeline.name, table_name, int(time.time())
+    )
+    _show(
+        ctx,
+        f"watermark {pipeline.name} {table_name} reset",
+        {**updated, "files_superseded": superseded},
+    )
 
 
 @watermark.command("list")

@@ -21,6 +21,7 @@ import queue
 import tempfile
 import threading
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
@@ -172,50 +173,41 @@ def _prefetched(lines: Iterator[Any], depth: int = 1) -> Iterator[Any]:
         reader.join()
 
 
-def _write_text(
+# One batch of a chunk: its rows (Arrow), their conversion report, the key of its last row.
+Batch = tuple[pa.Table | pa.RecordBatch, ConversionReport, keys.Key]
+
+
+def _text_batches(
     conn: pymysql.Connection,
-    writer: pq.ParquetWriter,
     sql: str,
     params: list,
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
-    report: ConversionReport,
-) -> tuple[int, keys.Key | None]:
-    rows = 0
-    last_key = None
-    for lines, count in _prefetched(stream_lines(conn, sql, params, batch_rows)):
-        table, batch_report = parse_csv_lines(columns, lines, count)
-        del lines
-        writer.write_table(table)
-        report.merge(batch_report)
-        rows += table.num_rows
-        last_key = _last_key(columns, table, key_positions)
-    return rows, last_key
+) -> Iterator[Batch]:
+    """The `text` reader: server-built lines off the socket, parsed by Arrow per batch."""
+    with closing(_prefetched(stream_lines(conn, sql, params, batch_rows))) as batches:
+        for lines, count in batches:
+            table, report = parse_csv_lines(columns, lines, count)
+            del lines  # freed before the next batch is read, not after
+            yield table, report, _last_key(columns, table, key_positions)
 
 
-def _write_rows(
+def _row_batches(
     conn: pymysql.Connection,
-    writer: pq.ParquetWriter,
     sql: str,
     params: list,
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
-    report: ConversionReport,
-) -> tuple[int, keys.Key | None]:
-    rows = 0
-    last_row: tuple | None = None
+) -> Iterator[Batch]:
+    """The `rows` reader: pymysql's unbuffered cursor, converted a column at a time."""
     with conn.cursor(pymysql.cursors.SSCursor) as cursor:
         cursor.execute(sql, params)
         while batch := cursor.fetchmany(batch_rows):
-            record_batch, batch_report = to_record_batch(columns, batch)
-            writer.write_batch(record_batch)
-            report.merge(batch_report)
-            rows += len(batch)
-            last_row = batch[-1]
-    last_key = keys.to_key([last_row[i] for i in key_positions]) if last_row else None
-    return rows, last_key
+            record_batch, report = to_record_batch(columns, batch)
+            # The key as pymysql gave it: the values the next chunk's bounds compare with.
+            yield record_batch, report, keys.to_key([batch[-1][i] for i in key_positions])
 
 
 def _write_parquet(
@@ -228,13 +220,22 @@ def _write_parquet(
     batch_rows: int,
 ) -> tuple[int, keys.Key | None, ConversionReport]:
     report = ConversionReport({}, {})
-    write = _write_text if reader == "text" else _write_rows
+    read = _text_batches if reader == "text" else _row_batches
+    rows = 0
+    last_key: keys.Key | None = None
     # Dictionary encoding costs time and space on high-cardinality text (DESIGN.md).
     with pq.ParquetWriter(
         path, arrow_schema(columns), compression="zstd", use_dictionary=False
     ) as writer:
         try:
-            rows, last_key = write(conn, writer, *query, columns, key_positions, batch_rows, report)
+            # closing: if writing fails, the reader stops (and lets go of the connection)
+            # now, not when the traceback is collected.
+            with closing(read(conn, *query, columns, key_positions, batch_rows)) as batches:
+                for data, batch_report, batch_last_key in batches:
+                    writer.write(data)
+                    report.merge(batch_report)
+                    rows += data.num_rows
+                    last_key = batch_last_key
         except pymysql.MySQLError as exc:
             raise classify(exc, f"{conn.host}:{conn.port}") from None
     return rows, last_key, report
@@ -259,9 +260,9 @@ def extract_chunk(
 ) -> ChunkResult:
     """Read the chunk's rows, write them as Parquet (zstd) and upload the file."""
     key_positions = [next(i for i, c in enumerate(columns) if c.source_name == k) for k in key_cols]
-    with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:
-        path = os.path.join(workdir, "chunk.parquet")
-        query = chunk_query(
+
+    def query(reader: Reader) -> tuple[str, list]:
+        return chunk_query(
             database,
             table,
             columns,
@@ -271,9 +272,12 @@ def extract_chunk(
             reader,
             include_null_cursor=include_null_cursor,
         )
+
+    with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:
+        path = os.path.join(workdir, "chunk.parquet")
         try:
             rows, last_key, report = _write_parquet(
-                conn, path, reader, query, columns, key_positions, batch_rows
+                conn, path, reader, query(reader), columns, key_positions, batch_rows
             )
         except OversizeRowError:
             # A row too large for one server-built line: this chunk the slow way. The
@@ -282,18 +286,8 @@ def extract_chunk(
                 conn.connect()
             except pymysql.MySQLError as exc:
                 raise classify(exc, f"{conn.host}:{conn.port}") from None
-            query = chunk_query(
-                database,
-                table,
-                columns,
-                key_cols,
-                lower,
-                upper,
-                "rows",
-                include_null_cursor=include_null_cursor,
-            )
             rows, last_key, report = _write_parquet(
-                conn, path, "rows", query, columns, key_positions, batch_rows
+                conn, path, "rows", query("rows"), columns, key_positions, batch_rows
             )
         size = os.path.getsize(path)
         try:

@@ -20,9 +20,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Run the myshift local engine.")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--state-file", type=Path, required=True)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="warm Lambda worker processes (0: run handlers in this process; "
+        "default: MYSHIFT_LOCAL_WORKERS, else one per CPU, 2 to 4)",
+    )
     args = parser.parse_args()
 
-    engine = LocalEngine(port=args.port)
+    engine = LocalEngine(port=args.port, workers=args.workers)
     resources = engine.start()
     record = {**resources.as_dict(), "pid": os.getpid()}
     tmp = args.state_file.with_suffix(".tmp")

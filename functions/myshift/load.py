@@ -10,6 +10,7 @@ machine's job (Wait/Choice over DescribeStatement), not a sleeping Lambda's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -222,6 +223,17 @@ def _submitted(call: Any, what: str, **kwargs: Any) -> str:
         raise WarehouseUnavailableError(f"Redshift Data API: {exc}".splitlines()[0]) from None
 
 
+def client_token(name: str, sqls: list[str]) -> str:
+    """The Data API idempotency token of a submission: its name and SQL, hashed.
+
+    A submit retried after its reply was lost (a Lambda timeout, a retried task) gets
+    the statement already running instead of a second one racing it. A submission
+    meant to run again must differ in name (the prepare's attempt number does).
+    """
+    digest = hashlib.sha256(json.dumps([name, *sqls]).encode("utf-8"))
+    return digest.hexdigest()  # 64 characters: the API's maximum
+
+
 def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str) -> str:
     """Submit a batch (one transaction); returns the statement id."""
     return _submitted(
@@ -229,6 +241,7 @@ def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str)
         "load",
         Sqls=sqls,
         StatementName=name[:500],
+        ClientToken=client_token(name, sqls),
         **connection_params(target),
     )
 
@@ -240,6 +253,7 @@ def submit_single(redshift_data: Any, target: TargetConfig, sql: str, name: str)
         "statement",
         Sql=sql,
         StatementName=name[:500],
+        ClientToken=client_token(name, [sql]),
         **connection_params(target),
     )
 

@@ -149,7 +149,7 @@ def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: dict[st
         return {"statement_id": None, "attempt": attempt}
     sqls = load.prepare_statements(pipeline.target.schema_name)
     statement_id = load.submit(
-        redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}"
+        redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}-{attempt}"
     )
     return {"statement_id": statement_id, "attempt": attempt}
 

@@ -173,6 +173,9 @@ def test_rerunning_a_committed_load_changes_nothing(
     )
     redshift_data = engine.client("redshift-data")
     statement = load.submit(redshift_data, pipeline.target, sqls, "rerun")
+    # The same submission again (a retried task whose reply was lost): the same
+    # statement, not a second batch racing the first.
+    assert load.submit(redshift_data, pipeline.target, sqls, "rerun") == statement
     deadline = time.monotonic() + 60
     while (description := load.describe(redshift_data, statement))["Status"] not in (
         "FINISHED",

@@ -178,3 +178,13 @@ def test_filled_columns_are_the_layout_past_the_narrowest_file() -> None:
     assert steps.filled_columns(layout, files) == ["region", "zone"]
     assert steps.filled_columns(layout, [{"columns": 5}, {}]) == []
     assert steps.filled_columns(layout, []) == []
+
+
+def test_client_token_is_the_submission_hashed_within_the_api_limit() -> None:
+    token = load.client_token("myshift-r1", ["SELECT 1", "SELECT 2"])
+    assert token == load.client_token("myshift-r1", ["SELECT 1", "SELECT 2"])
+    assert 1 <= len(token) <= 64
+    assert token != load.client_token("myshift-r2", ["SELECT 1", "SELECT 2"])
+    assert token != load.client_token("myshift-r1", ["SELECT 1", "SELECT 3"])
+    # Two different batches never share the text that is hashed.
+    assert load.client_token("a", ["b\nc"]) != load.client_token("a", ["b", "c"])

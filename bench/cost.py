@@ -212,8 +212,13 @@ def main() -> None:
         (pipelines / f"{PIPELINE}.yml").write_text(
             pipeline_yaml(list(tables.values()), args.chunk_rows)
         )
+        # In-process handlers (no worker processes): the clock wraps them in this process.
         engine = LocalEngine(
-            warehouse_dsn=dsn, pipelines_dir=pipelines, poll_seconds=1, state_table="cost-state"
+            warehouse_dsn=dsn,
+            pipelines_dir=pipelines,
+            poll_seconds=1,
+            state_table="cost-state",
+            workers=0,
         )
         engine.start()
         try:

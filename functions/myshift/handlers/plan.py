@@ -47,7 +47,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings()
     return steps.publish_plan(
         runtime.s3(),
-        {**event, **table_plan.as_dict(), **added, "read_from_start": from_start, "schema": schema},
+        {
+            **event,
+            **table_plan.as_dict(),
+            **added,
+            "read_from_start": from_start,
+            "schema": schema,
+            # Every chunk writes this many columns, whatever MySQL gains meanwhile.
+            "column_count": len(schema["layout"]),
+        },
         bucket=settings.bucket,
         data_prefix=settings.data_prefix,
         inline_max_chunks=settings.inline_map_max_chunks,

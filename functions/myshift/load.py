@@ -77,7 +77,6 @@ def load_statements(
     run_id: str,
     source_table: str,
     file_count: int,
-    loaded_at: str,
     write_mode: str = "merge",
     add_columns: list[str] | None = None,
     filled_columns: list[str] | None = None,
@@ -155,7 +154,7 @@ def load_statements(
         delete,
         insert,
         f"INSERT INTO {ledger} SELECT {sql_string(run_id)}, {sql_string(source_table)}, "
-        f"{int(file_count)}, {int(expected_rows)}, CAST({sql_string(loaded_at)} AS TIMESTAMP) "
+        f"{int(file_count)}, {int(expected_rows)}, GETDATE() "
         f"WHERE {not_loaded}",
     ]
 

@@ -168,7 +168,6 @@ def start_load(
     data_prefix: str,
     pipeline: PipelineConfig,
     item: dict[str, Any],
-    now: str,
 ) -> dict[str, Any]:
     """Submit the load of every extracted, not yet loaded file of the table.
 
@@ -197,7 +196,6 @@ def start_load(
         run_id=item["run_id"],
         source_table=table.name,
         file_count=len(pending),
-        loaded_at=now,
         write_mode=table.write_mode,
         add_columns=adds,
         filled_columns=filled_columns(schema["layout"], pending),

@@ -452,7 +452,12 @@ def test_a_transient_error_at_every_step_is_retried_within_the_run(
     assert {f["status"] for f in files(engine, run_id)} == {"loaded"}
     result = description["output_json"]["results"][0]
     assert result["rows_extracted"] == ROWS and result["rows_loaded"] == ROWS
-    # The load was submitted twice; the ledger let one batch change the table.
+    # The load was submitted twice: the second submit got the first's statement back
+    # (same idempotency token), so one batch ran, and the ledger has the run once.
+    loads = engine.client("redshift-data").list_statements(
+        StatementName=f"myshift-{run_id}", RoleLevel=False
+    )["Statements"]
+    assert len([s for s in loads if s.get("IsBatchStatement")]) == 1, loads
     assert ledger_runs(warehouse) == [run_id]
     comparison = compare(engine, warehouse)
     for step, fault in faults:

@@ -169,7 +169,6 @@ def test_rerunning_a_committed_load_changes_nothing(
         run_id=run_id,
         source_table=TABLE_A,
         file_count=4,
-        loaded_at="2030-01-01T00:00:00",
     )
     redshift_data = engine.client("redshift-data")
     statement = load.submit(redshift_data, pipeline.target, sqls, "rerun")

@@ -26,7 +26,6 @@ def statements() -> list[str]:
         run_id="run-1",
         source_table="shop.orders",
         file_count=3,
-        loaded_at="2025-01-01T00:00:00+00:00",
     )
 
 
@@ -116,7 +115,6 @@ def test_a_null_cursor_never_wins_over_a_version_with_one() -> None:
             run_id="r",
             source_table="shop.orders",
             file_count=2,
-            loaded_at="2025-01-01T00:00:00",
             write_mode=mode,
         )
         assert 'ORDER BY "updated_at" DESC NULLS LAST)' in sqls[load.INSERT_STATEMENT]
@@ -137,7 +135,6 @@ def test_files_without_the_added_columns_load_and_lose_ties() -> None:
         run_id="r",
         source_table="shop.orders",
         file_count=2,
-        loaded_at="2025-01-01T00:00:00",
         add_columns=adds,
     )
     assert sqls[:2] == adds
@@ -164,7 +161,6 @@ def test_files_of_an_older_layout_fill_the_columns_they_lack() -> None:
         run_id="r",
         source_table="shop.orders",
         file_count=2,
-        loaded_at="2025-01-01T00:00:00",
         filled_columns=["region"],
     )
     assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
@@ -188,3 +184,22 @@ def test_client_token_is_the_submission_hashed_within_the_api_limit() -> None:
     assert token != load.client_token("myshift-r1", ["SELECT 1", "SELECT 3"])
     # Two different batches never share the text that is hashed.
     assert load.client_token("a", ["b\nc"]) != load.client_token("a", ["b", "c"])
+
+
+def test_the_same_load_is_the_same_sql_so_a_retried_submit_is_one_statement() -> None:
+    """The idempotency token hashes the SQL: nothing in it may depend on the clock."""
+
+    def statements() -> list[str]:
+        return load.load_statements(
+            TARGET,
+            manifest_url="s3://b/m.json",
+            copy_role_arn=None,
+            expected_rows=2,
+            run_id="r",
+            source_table="shop.orders",
+            file_count=2,
+        )
+
+    first = statements()
+    assert statements() == first
+    assert "GETDATE()" in first[load.LEDGER_STATEMENT]  # the warehouse's commit time

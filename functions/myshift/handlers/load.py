@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from myshift import runtime, state, steps
+from myshift import runtime, steps
 from myshift.errors import InputError
 from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
@@ -29,7 +29,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             data_prefix=settings.data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
-            now=state.utc_now(),
         )
     if action == "alters":
         return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)

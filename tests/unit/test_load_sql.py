@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from myshift import load, steps
 from myshift.errors import CountMismatchError, LoadError
@@ -17,7 +19,8 @@ TARGET = TargetTable(
 )
 
 
-def statements() -> list[str]:
+def statements(**options: Any) -> list[str]:
+    """The SQL of one merge load of TARGET (`options`: write_mode, add_columns, ...)."""
     return load.load_statements(
         TARGET,
         manifest_url="s3://bucket/m'x.json",
@@ -26,6 +29,7 @@ def statements() -> list[str]:
         run_id="run-1",
         source_table="shop.orders",
         file_count=3,
+        **options,
     )
 
 
@@ -107,16 +111,7 @@ def test_failure_text_from_sub_statement() -> None:
 
 def test_a_null_cursor_never_wins_over_a_version_with_one() -> None:
     for mode in ("merge", "replace"):
-        sqls = load.load_statements(
-            TARGET,
-            manifest_url="s3://b/m.json",
-            copy_role_arn=None,
-            expected_rows=2,
-            run_id="r",
-            source_table="shop.orders",
-            file_count=2,
-            write_mode=mode,
-        )
+        sqls = statements(write_mode=mode)
         assert 'ORDER BY "updated_at" DESC NULLS LAST)' in sqls[load.INSERT_STATEMENT]
         assert "myshift_rn = 1" in sqls[load.INSERT_STATEMENT]  # one version per key
         assert "FILLRECORD" not in sqls[load.COPY_STATEMENT]  # every file has every column
@@ -127,16 +122,7 @@ def test_files_without_the_added_columns_load_and_lose_ties() -> None:
         'ALTER TABLE "dw"."orders" ADD COLUMN "region" VARCHAR(32)',
         'ALTER TABLE "dw"."orders" ADD COLUMN "x""y" BIGINT',
     ]
-    sqls = load.load_statements(
-        TARGET,
-        manifest_url="s3://b/m.json",
-        copy_role_arn=None,
-        expected_rows=2,
-        run_id="r",
-        source_table="shop.orders",
-        file_count=2,
-        add_columns=adds,
-    )
+    sqls = statements(add_columns=adds)
     assert sqls[:2] == adds
     assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
     assert (
@@ -153,16 +139,7 @@ def test_added_column_names_refuses_other_statements() -> None:
 def test_files_of_an_older_layout_fill_the_columns_they_lack() -> None:
     """No ADD COLUMN in this load (the table is created with the new layout), but some
     staged files were written before `region` existed."""
-    sqls = load.load_statements(
-        TARGET,
-        manifest_url="s3://b/m.json",
-        copy_role_arn=None,
-        expected_rows=2,
-        run_id="r",
-        source_table="shop.orders",
-        file_count=2,
-        filled_columns=["region"],
-    )
+    sqls = statements(filled_columns=["region"])
     assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
     order = 'ORDER BY "updated_at" DESC NULLS LAST, CASE WHEN "region" IS NULL THEN 1 ELSE 0 END)'
     assert order in sqls[load.INSERT_STATEMENT]
@@ -188,18 +165,6 @@ def test_client_token_is_the_submission_hashed_within_the_api_limit() -> None:
 
 def test_the_same_load_is_the_same_sql_so_a_retried_submit_is_one_statement() -> None:
     """The idempotency token hashes the SQL: nothing in it may depend on the clock."""
-
-    def statements() -> list[str]:
-        return load.load_statements(
-            TARGET,
-            manifest_url="s3://b/m.json",
-            copy_role_arn=None,
-            expected_rows=2,
-            run_id="r",
-            source_table="shop.orders",
-            file_count=2,
-        )
-
     first = statements()
     assert statements() == first
     assert "GETDATE()" in first[load.LEDGER_STATEMENT]  # the warehouse's commit time

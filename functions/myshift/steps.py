@@ -69,6 +69,7 @@ def record_chunk(
                 "status": "written",
                 "extracted_at": now,
                 "max_cursor": _cursor_value(last_key),
+                "last_key": last_key,
                 "report": result.get("report", {}),
                 **({"columns": int(result["columns"])} if "columns" in result else {}),
             }
@@ -101,6 +102,12 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
     schema.update(item["schema"])  # the files' layout, the name map, the key
     state.put_schema(state_table, pipeline, table, schema)
     rows = sum(int(f["rows"]) for f in files)
+    upper = item["upper_key"]
+    if item.get("write_mode") == "replace":
+        # A full refresh's last chunk is open-ended: it may have read past the planned
+        # key (rows written during the run); the watermark is what was really read.
+        last = max(files, key=lambda f: int(f["chunk"]), default={}).get("last_key")
+        upper = last if last is not None else upper
     watermark = state.get_watermark(state_table, pipeline, table)
     state.put_watermark(
         state_table,
@@ -108,8 +115,8 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
         table,
         watermark["version"],
         {
-            "last_key": item["upper_key"],
-            "last_mysql_data_timestamp": _cursor_value(item["upper_key"]),
+            "last_key": upper,
+            "last_mysql_data_timestamp": _cursor_value(upper),
             "last_mysql_extraction_time": now,
             "mysql_status": "success",
             "mysql_rows_extracted": rows,

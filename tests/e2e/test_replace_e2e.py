@@ -14,9 +14,10 @@ from typing import Any
 import psycopg
 import pymysql
 import pytest
-from myshift import state
+from myshift import state, verify
+from myshift.config import load_pipeline
 from myshift.local import sample
-from myshift.local.engine import LocalEngine
+from myshift.local.engine import Fault, LocalEngine
 
 from tests.conftest import MYSQL
 from tests.e2e.conftest import pipeline_yaml, run
@@ -179,6 +180,36 @@ def test_a_full_refresh_reads_rows_past_the_frozen_bound(
     assert description["status"] == "SUCCEEDED", description.get("cause")
     assert result_of(description, REPLACED)["rows_extracted"] == 600
     assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+
+
+def test_a_full_refresh_reads_rows_written_after_its_plan(
+    engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection, fresh: None
+) -> None:
+    """The last chunk is open-ended: a row written after the plan, past its last key, is
+    read too, and the watermark (and so the verified count) lands on what was read."""
+    later = dt.datetime.now() + dt.timedelta(hours=2)
+
+    def insert_before_the_last_chunk(event: dict) -> bool:
+        if event["chunk"]["index"] == 3 and not inserted:  # 600 rows, 150 a chunk
+            with mysql.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {REPLACED} SELECT 30001, order_no, merchant_id, amount, fee, "
+                    f"currency, status, 'late', created_at, %s FROM {REPLACED} WHERE id = 1",
+                    (later,),
+                )
+            inserted.append(True)
+        return False  # only changes MySQL first
+
+    inserted: list[bool] = []
+    engine.inject_fault(Fault("myshift-extract", None, times=1, when=insert_before_the_last_chunk))
+    description = run(engine, {"pipeline": PIPELINE, "tables": [REPLACED]})
+    assert inserted and description["status"] == "SUCCEEDED", description.get("cause")
+    assert result_of(description, REPLACED)["rows_extracted"] == 601
+    assert warehouse_rows(warehouse_dsn, REPLACED) == source_rows(mysql, REPLACED)
+    mark = state.get_watermark(engine.client_table(), PIPELINE, REPLACED)
+    assert mark["last_key"][1] == 30001 and mark["mysql_rows_extracted"] == 601
+    table = load_pipeline(engine.pipelines_dir, PIPELINE).table(REPLACED)
+    assert verify.source_rows_up_to(mysql, table, mark["last_key"]) == 601
 
 
 @pytest.mark.parametrize("tables", [[REPLACED], None])

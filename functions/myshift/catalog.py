@@ -47,8 +47,19 @@ def table_evolution(
 
 
 def table_columns(
-    conn: pymysql.Connection, state_table: Any, pipeline: str, table: TableConfig
+    conn: pymysql.Connection,
+    state_table: Any,
+    pipeline: str,
+    table: TableConfig,
+    planned_count: int | None = None,
 ) -> tuple[list[Column], dict[str, Any]]:
-    """The columns to extract, in the Redshift table's order, and this run's schema record."""
+    """The columns to extract, in the Redshift table's order, and this run's schema record.
+
+    With `planned_count` (the plan's layout) a column MySQL gained since the plan is
+    left out: new columns come last, every file of a run keeps the plan's layout, and
+    the next run adds the column.
+    """
     evolution, record = table_evolution(conn, state_table, pipeline, table)
+    if planned_count is not None:
+        return evolution.columns[:planned_count], record
     return evolution.columns, record

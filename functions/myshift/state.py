@@ -39,6 +39,23 @@ WATERMARK_DEFAULTS: dict[str, Any] = {
 }
 
 
+def table_definition(name: str) -> dict[str, Any]:
+    """CreateTable parameters of the state table (pk/sk strings, on demand), for the
+    local engine and tests; infra/state.py declares the same keys for the stack."""
+    return {
+        "TableName": name,
+        "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "sk", "KeyType": "RANGE"},
+        ],
+        "AttributeDefinitions": [
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+
+
 def partition_key(pipeline: str, table: str) -> str:
     """The partition key of a table's items."""
     return f"{pipeline}#{table}"

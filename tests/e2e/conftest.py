@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import json
 import os
 import time
@@ -89,6 +91,28 @@ def mysql() -> Iterator[pymysql.Connection]:
     conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
     yield conn
     conn.close()
+
+
+def result_of(description: dict, table: str) -> dict:
+    """One table's result in a finished execution's output (`run` parses it)."""
+    return next(r for r in description["output_json"]["results"] if r["table"] == table)
+
+
+def normalized(value: Any) -> Any:
+    """A value compared exactly across MariaDB and PostgreSQL: decimals by value,
+    datetimes without a zone, binary as bytes."""
+    if isinstance(value, decimal.Decimal):
+        return value.normalize()
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    return value
+
+
+def normalized_row(row: tuple) -> tuple:
+    """`normalized` for every value of a row."""
+    return tuple(normalized(value) for value in row)
 
 
 def run(engine: LocalEngine, execution_input: dict[str, Any], timeout: float = 300) -> dict:

@@ -23,8 +23,7 @@ from myshift import state
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 
-from tests.conftest import MYSQL
-from tests.e2e.conftest import pipeline_yaml, run
+from tests.e2e.conftest import normalized_row, pipeline_yaml, result_of, run
 
 DATABASE = "myshift_e2e_evolve"
 PIPELINE = "e2e_evolve"
@@ -53,13 +52,6 @@ def pipeline(pipelines_dir: Path) -> str:
 
 
 @pytest.fixture()
-def mysql() -> Iterator[pymysql.Connection]:
-    conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture()
 def fresh(pipeline: str, engine: LocalEngine, warehouse_dsn: str) -> Iterator[None]:
     """No state items and no warehouse schema for this module's tables."""
     table = engine.client_table()
@@ -72,23 +64,10 @@ def fresh(pipeline: str, engine: LocalEngine, warehouse_dsn: str) -> Iterator[No
     engine.clear_faults()
 
 
-def normalized(row: tuple) -> tuple:
-    """Decimals by value, datetimes without a zone: compared exactly."""
-    out: list[Any] = []
-    for value in row:
-        if isinstance(value, decimal.Decimal):
-            out.append(value.normalize())
-        elif isinstance(value, dt.datetime):
-            out.append(value.replace(tzinfo=None))
-        else:
-            out.append(value)
-    return tuple(out)
-
-
 def source_rows(mysql: pymysql.Connection, table: str, columns: list[str]) -> list[tuple]:
     with mysql.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY id")
-        return [normalized(r) for r in cursor.fetchall()]
+        return [normalized_row(r) for r in cursor.fetchall()]
 
 
 def warehouse_rows(dsn: str, table: str, columns: list[str]) -> list[tuple]:
@@ -96,7 +75,7 @@ def warehouse_rows(dsn: str, table: str, columns: list[str]) -> list[tuple]:
         rows = pg.execute(
             f"SELECT {', '.join(columns)} FROM {SCHEMA}.{table.split('.')[1]} ORDER BY id"
         ).fetchall()
-        return [normalized(r) for r in rows]
+        return [normalized_row(r) for r in rows]
 
 
 def warehouse_columns(dsn: str, table: str) -> list[tuple[str, str]]:
@@ -111,10 +90,6 @@ def warehouse_columns(dsn: str, table: str) -> list[tuple[str, str]]:
                 (f"{SCHEMA}.{table.split('.')[1]}",),
             ).fetchall()
         ]
-
-
-def result_of(description: dict, table: str) -> dict:
-    return next(r for r in description["output_json"]["results"] if r["table"] == table)
 
 
 def recent() -> dt.datetime:

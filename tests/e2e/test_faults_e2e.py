@@ -10,7 +10,6 @@ The matrix (step x outcome) is printed at the end of the module (visible with -s
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 import os
 import time
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from tests.conftest import POSTGRES_ADMIN_DSN
 from tests.e2e.conftest import (
     DATABASE,
     clear_partition,  # noqa: F401 (the other e2e modules import it from here)
+    normalized,
     pipeline_yaml,
     reset_table,
     run_fast,
@@ -184,16 +184,6 @@ def s3_keys(engine: LocalEngine, prefix: str = DATA_PREFIX) -> list[str]:
 
 def chunk_keys_of(engine: LocalEngine, run_id: str) -> list[str]:
     return [k for k in s3_keys(engine) if f"/run={run_id}/" in k and k.endswith(".parquet")]
-
-
-def normalized(value: Any) -> Any:
-    if isinstance(value, decimal.Decimal):
-        return value.normalize()
-    if isinstance(value, dt.datetime):
-        return value.replace(tzinfo=None)
-    if isinstance(value, memoryview | bytearray):
-        return bytes(value)
-    return value
 
 
 @dataclass

@@ -19,7 +19,7 @@ from myshift.local.engine import Fault, LocalEngine
 from myshift.verify import run_query
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, pipeline_yaml, run
+from tests.e2e.conftest import DATABASE, pipeline_yaml, result_of, run
 
 PIPELINE = "e2e_ops"
 SCHEMA = "ops_dw"
@@ -84,10 +84,6 @@ def warehouse_rows(dsn: str, table: str) -> list[tuple]:
                 f"SELECT id, amount, note, updated_at FROM {SCHEMA}.{name} ORDER BY id"
             ).fetchall()
         ]
-
-
-def result_of(description: dict, table: str) -> dict:
-    return next(r for r in description["output_json"]["results"] if r["table"] == table)
 
 
 def test_backup_only_then_redshift_only_equals_a_full_run(

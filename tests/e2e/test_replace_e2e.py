@@ -6,7 +6,6 @@ loses). Every check compares rows value by value between MariaDB and the warehou
 from __future__ import annotations
 
 import datetime as dt
-import decimal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,8 +18,7 @@ from myshift.config import load_pipeline
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 
-from tests.conftest import MYSQL
-from tests.e2e.conftest import pipeline_yaml, run
+from tests.e2e.conftest import normalized_row, pipeline_yaml, result_of, run
 
 DATABASE = "myshift_e2e_modes"
 PIPELINE = "e2e_modes"
@@ -43,13 +41,6 @@ def pipeline(pipelines_dir: Path) -> str:
 
 
 @pytest.fixture()
-def mysql() -> Iterator[pymysql.Connection]:
-    conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture()
 def fresh(
     pipeline: str, engine: LocalEngine, warehouse_dsn: str, mysql: pymysql.Connection
 ) -> Iterator[None]:
@@ -66,23 +57,10 @@ def fresh(
     engine.clear_faults()
 
 
-def normalized(row: tuple) -> tuple:
-    """Decimals by value, datetimes without a zone: compared exactly."""
-    out: list[Any] = []
-    for value in row:
-        if isinstance(value, decimal.Decimal):
-            out.append(value.normalize())
-        elif isinstance(value, dt.datetime):
-            out.append(value.replace(tzinfo=None))
-        else:
-            out.append(value)
-    return tuple(out)
-
-
 def source_rows(mysql: pymysql.Connection, table: str) -> list[tuple]:
     with mysql.cursor() as cursor:
         cursor.execute(f"SELECT {', '.join(COLUMNS)} FROM {table} ORDER BY id")
-        return [normalized(r) for r in cursor.fetchall()]
+        return [normalized_row(r) for r in cursor.fetchall()]
 
 
 def warehouse_rows(dsn: str, table: str) -> list[tuple]:
@@ -91,11 +69,7 @@ def warehouse_rows(dsn: str, table: str) -> list[tuple]:
         if pg.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
             return []
         rows = pg.execute(f"SELECT {', '.join(COLUMNS)} FROM {name} ORDER BY id").fetchall()
-        return [normalized(r) for r in rows]
-
-
-def result_of(description: dict, table: str) -> dict:
-    return next(r for r in description["output_json"]["results"] if r["table"] == table)
+        return [normalized_row(r) for r in rows]
 
 
 def recent() -> dt.datetime:

@@ -6,8 +6,6 @@ Every assertion is on rows: counted and compared value by value in both database
 from __future__ import annotations
 
 import datetime as dt
-import decimal
-from typing import Any
 
 import psycopg
 import pymysql
@@ -16,7 +14,7 @@ from myshift import state
 from myshift.local import sample
 from myshift.local.engine import LocalEngine
 
-from tests.e2e.conftest import DATABASE, PIPELINE, TABLE, TARGET_SCHEMA, run
+from tests.e2e.conftest import DATABASE, PIPELINE, TABLE, TARGET_SCHEMA, normalized_row, run
 
 QUALIFIED = f"{DATABASE}.{TABLE}"
 COLUMNS = [
@@ -44,19 +42,6 @@ def warehouse_rows(dsn: str) -> list[tuple]:
         return conn.execute(f"SELECT {', '.join(COLUMNS)} FROM {TARGET_SCHEMA}.{TABLE}").fetchall()
 
 
-def normalized(row: tuple) -> tuple:
-    """Values compared exactly: decimals by value, datetimes to the microsecond."""
-    out: list[Any] = []
-    for value in row:
-        if isinstance(value, decimal.Decimal):
-            out.append(value.normalize())
-        elif isinstance(value, dt.datetime):
-            out.append(value.replace(tzinfo=None))
-        else:
-            out.append(value)
-    return tuple(out)
-
-
 def assert_warehouse_equals_source(mysql: pymysql.Connection, dsn: str, ids: set[int]) -> None:
     """The warehouse holds exactly the source rows with these ids, value by value."""
     source = source_rows(mysql)
@@ -64,7 +49,7 @@ def assert_warehouse_equals_source(mysql: pymysql.Connection, dsn: str, ids: set
     target_ids = [row[0] for row in target]
     assert len(target_ids) == len(set(target_ids)), "duplicate keys in the warehouse"
     assert set(target_ids) == ids
-    mismatched = [r[0] for r in target if normalized(r) != normalized(source[r[0]])]
+    mismatched = [r[0] for r in target if normalized_row(r) != normalized_row(source[r[0]])]
     assert mismatched == [], f"{len(mismatched)} rows differ, e.g. ids {mismatched[:5]}"
 
 

@@ -6,25 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from myshift import state
 from myshift.cli.main import Context
 from myshift.cli.resources import Resources
 from myshift.errors import MyshiftError
 
 
 def create_state_table(dynamodb: Any, name: str) -> Any:
-    """The pipeline's DynamoDB state table (pk/sk strings, on demand), created in moto."""
-    return dynamodb.create_table(
-        TableName=name,
-        KeySchema=[
-            {"AttributeName": "pk", "KeyType": "HASH"},
-            {"AttributeName": "sk", "KeyType": "RANGE"},
-        ],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """The pipeline's DynamoDB state table, created in moto (a boto3 resource)."""
+    return dynamodb.create_table(**state.table_definition(name))
 
 
 class StandInContext(Context):

@@ -17,13 +17,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     tag(run_id=event["run_id"], table=table.name, chunk=chunk["index"])
     conn = runtime.mysql(pipeline.source)
     started = time.monotonic()
-    columns, _ = catalog.table_columns(conn, runtime.state_table(), pipeline.name, table)
     planned = event.get("column_count")
-    if planned is not None and len(columns) > int(planned):
-        # A column added in MySQL since the plan (new columns come last): this run's
-        # files keep the plan's layout; the next run adds the column.
-        logger.info("column added during the run", extra={"later": len(columns) - int(planned)})
-        columns = columns[: int(planned)]
+    columns, _ = catalog.table_columns(
+        conn,
+        runtime.state_table(),
+        pipeline.name,
+        table,
+        planned_count=None if planned is None else int(planned),
+    )
     result = extract.extract_chunk(
         conn,
         runtime.s3(),

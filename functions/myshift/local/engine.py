@@ -30,6 +30,7 @@ from typing import Any
 
 import boto3
 
+from myshift import state
 from myshift.local.workers import LambdaWorkers, error_payload, run_handler
 from myshift.settings import ENVIRONMENT_VARIABLES
 
@@ -423,18 +424,7 @@ class LocalEngine:
 
     def _provision(self) -> LocalResources:
         self.client("s3").create_bucket(Bucket=self.bucket)
-        self.client("dynamodb").create_table(
-            TableName=self.state_table,
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        self.client("dynamodb").create_table(**state.table_definition(self.state_table))
         iam = self.client("iam")
         role_arn = iam.create_role(
             RoleName="myshift-local",

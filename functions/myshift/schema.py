@@ -611,10 +611,13 @@ def csv_line_sql(columns: list[Column]) -> str:
     return "CONCAT_WS(',', " + ", ".join(csv_field_sql(c) for c in columns) + ")"
 
 
-def _csv_type(col: Column) -> pa.DataType:
+def _csv_type(col: Column, dates_as_text: bool) -> pa.DataType:
     """The type Arrow's CSV reader parses a column's field into."""
-    if col.data_type in _DATE_TYPES or col.data_type == "time":
-        return pa.string()  # zero dates are found and counted before the cast
+    if col.data_type in _DATE_TYPES:
+        # Zero dates fail the direct parse: that batch is parsed again with them as text.
+        return pa.string() if dates_as_text else col.arrow_type
+    if col.data_type == "time":
+        return pa.string()
     if pa.types.is_boolean(col.arrow_type):
         return pa.int64()  # TINYINT(1) as boolean holds 2 and 13; BIT(1) is 0 or 1
     if col.data_type == "float":
@@ -624,9 +627,9 @@ def _csv_type(col: Column) -> pa.DataType:
     return col.arrow_type
 
 
-def _csv_convert_options(columns: list[Column]) -> pa_csv.ConvertOptions:
+def _csv_convert_options(columns: list[Column], dates_as_text: bool) -> pa_csv.ConvertOptions:
     return pa_csv.ConvertOptions(
-        column_types={f"c{i}": _csv_type(c) for i, c in enumerate(columns)},
+        column_types={f"c{i}": _csv_type(c, dates_as_text) for i, c in enumerate(columns)},
         null_values=[""],
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
@@ -683,7 +686,7 @@ def _cut_strings(col: Column, values: Any, limit: int, report: ConversionReport)
 
 def _from_text(col: Column, values: pa.ChunkedArray, report: ConversionReport) -> Any:
     if col.data_type in _DATE_TYPES:
-        return _from_text_dates(col, values, report)
+        return values if values.type == col.arrow_type else _from_text_dates(col, values, report)
     if pa.types.is_boolean(col.arrow_type):
         return pc.not_equal(values, 0)
     if pa.types.is_string(col.arrow_type):
@@ -699,34 +702,89 @@ def _from_text(col: Column, values: pa.ChunkedArray, report: ConversionReport) -
     return values
 
 
+def _read_csv(
+    data: bytes | bytearray,
+    columns: list[Column],
+    *,
+    newlines_in_values: bool,
+    dates_as_text: bool,
+    block_size: int = 1 << 20,
+) -> pa.Table:
+    """Arrow's CSV reader on the lines (ArrowInvalid if they do not parse)."""
+    return pa_csv.read_csv(
+        pa.BufferReader(pa.py_buffer(data)),
+        read_options=pa_csv.ReadOptions(
+            column_names=[f"c{i}" for i in range(len(columns))],
+            block_size=block_size,
+            # One thread: the Lambda's other thread is reading the next batch (and on
+            # a machine running several extractions, Arrow's pool only adds switching).
+            use_threads=False,
+        ),
+        parse_options=_CSV_PARSE[newlines_in_values],
+        convert_options=_csv_convert_options(columns, dates_as_text),
+    )
+
+
+def _below_year_one(values: pa.ChunkedArray) -> bool:
+    """Whether a parsed date column holds a year-0000 value (a zero date in MySQL)."""
+    lowest = pc.min(values)
+    if not lowest.is_valid:
+        return False
+    floor = date(1, 1, 1) if pa.types.is_date(values.type) else datetime(1, 1, 1)
+    return bool(pc.less(lowest, pa.scalar(floor, values.type)).as_py())
+
+
+def _parse_fast(data: bytes | bytearray, columns: list[Column], rows: int) -> pa.Table | None:
+    """The parse that fits almost every batch, or None where it does not.
+
+    It assumes no line break inside a value (the quote-aware parse is ~2.5x slower) and
+    no zero or impossible date (dates parse directly, not as text and then cast). A
+    line break inside a value ends a line there: the parse fails or gives more rows
+    than the batch holds. A zero or impossible date fails the parse; a year-0000 date
+    parses, and is caught by its minimum.
+    """
+    try:
+        parsed = _read_csv(data, columns, newlines_in_values=False, dates_as_text=False)
+    except pa.ArrowInvalid:
+        return None
+    if parsed.num_rows != rows:
+        return None
+    for col, values in zip(columns, parsed.columns, strict=True):
+        if col.data_type in _DATE_TYPES and _below_year_one(values):
+            return None
+    return parsed
+
+
 def parse_csv_lines(
     columns: list[Column], lines: bytes | bytearray, rows: int
 ) -> tuple[pa.Table, ConversionReport]:
     """`rows` values of `csv_line_sql`, each ending in a newline, as an Arrow table."""
     report = ConversionReport()
     data = lines
-    # Newlines (or CRs) inside values need the slower, quote-aware parse.
-    newlines_in_values = data.count(b"\n") != rows or b"\r" in data
     if any(_is_text(c) for c in columns):
         if _QUOTE in data:
             data = data.replace(_QUOTE, _QUOTE + _QUOTE)
         data = data.translate(_WRAP_TO_QUOTE)
-    names = [f"c{i}" for i in range(len(columns))]
-    # Blocks of 1 MB are parsed in parallel; a row larger than a block needs one block.
-    for block_size in (1 << 20, len(data) + 1):
+    parsed = _parse_fast(data, columns, rows)
+    if parsed is None:
+        # Line breaks (or CRs) inside values need the quote-aware parse; dates come as
+        # text, so that zero and impossible ones are found and counted.
+        newlines_in_values = data.count(b"\n") != rows or b"\r" in data
         try:
-            parsed = pa_csv.read_csv(
-                pa.BufferReader(pa.py_buffer(data)),
-                read_options=pa_csv.ReadOptions(column_names=names, block_size=block_size),
-                parse_options=_CSV_PARSE[newlines_in_values],
-                convert_options=_csv_convert_options(columns),
+            # One block: a CRLF split between two blocks loses its LF (apache/arrow#51368),
+            # and a row larger than a block would not parse.
+            parsed = _read_csv(
+                data,
+                columns,
+                newlines_in_values=newlines_in_values,
+                dates_as_text=True,
+                block_size=len(data) + 1,
             )
-            break
         except pa.ArrowInvalid as exc:
-            if "straddl" in str(exc) and block_size < len(data):
-                continue
             message = str(exc).splitlines()[0]
             raise SchemaError(f"cannot parse the server's rows: {message}") from None
+        if parsed.num_rows != rows:  # the safety net: never a shifted or lost row
+            raise SchemaError(f"cannot parse the server's rows: {parsed.num_rows} of {rows}")
     del data
     arrays = []
     for col, values in zip(columns, parsed.columns, strict=True):

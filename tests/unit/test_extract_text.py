@@ -7,6 +7,7 @@ the bytes into reads); `schema.parse_csv_lines` gets lines as the server builds 
 from __future__ import annotations
 
 import itertools
+import random
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -16,7 +17,7 @@ import pymysql
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from myshift import keys, plan
+from myshift import keys, plan, schema
 from myshift.config import TableConfig
 from myshift.errors import ConfigError, SchemaError
 from myshift.schema import (
@@ -466,3 +467,163 @@ def test_a_row_larger_than_a_parse_block() -> None:
     assert table.column("i").to_pylist() == [1, 2]
     assert table.column("t").to_pylist() == ["\u00e9" * (REDSHIFT_MAX_VARCHAR // 2), "s"]
     assert report.values_truncated == {"t": 1}
+
+
+# --- the fast parse and its fallback ------------------------------------------------------
+
+
+def test_year_0000_dates_that_arrow_parses_are_nulled_and_counted() -> None:
+    # Arrow parses these directly (year 0 exists for it); MySQL's zero dates must not pass.
+    cols = columns_from_information_schema(
+        [info("d", "date"), info("dt", "datetime", "datetime(6)", dt_precision=6)]
+    )
+    rows = [
+        [b"2024-02-29", b"2024-02-29 12:34:56.000001"],
+        [b"0000-01-01", b"0000-06-15 10:00:00.000000"],
+        [b"0001-01-01", b"0001-01-01 00:00:00.000000"],
+        [b"9999-12-31", b"9999-12-31 23:59:59.999999"],
+    ]
+    table, report = parse_csv_lines(cols, *lines_of(rows))
+    assert table.column("d").to_pylist() == [
+        date(2024, 2, 29),
+        None,
+        date(1, 1, 1),
+        date(9999, 12, 31),
+    ]
+    assert table.column("dt").to_pylist() == [
+        datetime(2024, 2, 29, 12, 34, 56, 1),
+        None,
+        datetime(1, 1, 1),
+        datetime(9999, 12, 31, 23, 59, 59, 999999),
+    ]
+    assert report.zero_dates_nulled == {"d": 1, "dt": 1}
+
+
+ZERO_DATETIME = "0000-00-00 00:00:00.000000"
+
+_HARD_TEXT = st.text(alphabet=[",", "\n", "\r", "\x1f", '"', "a", "\u00e9", "\U0001f600"])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.none() | _HARD_TEXT,
+            st.none() | st.integers(-(2**31), 2**31 - 1),
+            st.none()
+            | st.just(ZERO_DATETIME)
+            | st.datetimes(datetime(1000, 1, 1), datetime(9999, 12, 31, 23, 59, 59, 999999)),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+@settings(max_examples=150, deadline=None)
+def test_any_rows_parse_exactly(rows: list[tuple[str | None, int | None, Any]]) -> None:
+    cols = columns_from_information_schema(
+        [
+            info("t", "text", charset="utf8mb4"),
+            info("i", "int"),
+            info("dt", "datetime", "datetime(6)", dt_precision=6),
+        ]
+    )
+
+    def dt_field(value: Any) -> bytes:
+        if value is None:
+            return b""
+        if isinstance(value, str):
+            return value.encode()
+        return value.isoformat(sep=" ", timespec="microseconds").encode()
+
+    fields = [[text(t), b"" if i is None else b"%d" % i, dt_field(d)] for t, i, d in rows]
+    table, report = parse_csv_lines(cols, *lines_of(fields))
+    assert table.num_rows == len(rows)
+    assert table.column("t").to_pylist() == [t for t, _, _ in rows]
+    assert table.column("i").to_pylist() == [i for _, i, _ in rows]
+    assert table.column("dt").to_pylist() == [None if isinstance(d, str) else d for _, _, d in rows]
+    zeros = sum(d == ZERO_DATETIME for _, _, d in rows)
+    assert report.zero_dates_nulled == ({"dt": zeros} if zeros else {})
+    assert report.values_truncated == {}
+
+
+def _rows_across_blocks(shift: int) -> list[tuple[str, int]]:
+    """About 3 MB of (text, int) rows; every ~50th text holds a line break.
+
+    Two texts are placed so that their line break sits at the 1 MB and 2 MB offsets
+    (moved by `shift`): '\\r\\n' astride the first, '\\n' on the second.
+    """
+    rng = random.Random(shift)
+    targets = [(1 << 20) + shift, (2 << 20) + shift]
+    rows: list[tuple[str, int]] = []
+    size = 0  # bytes of lines so far
+    while size < 3 << 20:
+        i = len(rows)
+        row_bytes = len(f"\xff\xff,{i}\n")
+        if targets and size + 200 > targets[0]:
+            # The break's '\n' lands on the target: 1 byte of 0xFF, k of 'a', then '\r'.
+            newline = "\r\n" if len(targets) == 2 else "\n"
+            k = targets.pop(0) - size - 1 - len(newline) + 1
+            value = "a" * k + newline + "tail"
+        elif i % 50 == 49:
+            value = "b" * rng.randrange(60) + rng.choice(["\n", "\r\n"]) + "c" * rng.randrange(60)
+        else:
+            value = "plain " + "x" * rng.randrange(120)
+        rows.append((value, i))
+        size += row_bytes + len(value.encode())
+    return rows
+
+
+@pytest.mark.parametrize("shift", [-1, 0, 1])
+def test_line_breaks_across_parse_blocks(shift: int) -> None:
+    cols = columns_from_information_schema([info("t", "text", charset="utf8mb4"), info("i", "int")])
+    rows = _rows_across_blocks(shift)
+    lines, count = lines_of([[text(t), b"%d" % i] for t, i in rows])
+    assert len(lines) > 3 << 20
+    for target in ((1 << 20) + shift, (2 << 20) + shift):
+        assert lines[target : target + 1] == b"\n"  # the placed break is where intended
+    table, report = parse_csv_lines(cols, lines, count)
+    assert table.num_rows == len(rows)
+    assert table.column("t").to_pylist() == [t for t, _ in rows]
+    assert table.column("i").to_pylist() == [i for _, i in rows]
+    assert report.values_truncated == {} and report.zero_dates_nulled == {}
+
+
+def _recording_read_csv(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = []
+    real = schema._read_csv
+
+    def wrapper(*args: Any, **kwargs: Any) -> pa.Table:
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(schema, "_read_csv", wrapper)
+    return calls
+
+
+def test_a_plain_batch_takes_the_fast_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _recording_read_csv(monkeypatch)
+    cols = columns_from_information_schema(
+        [
+            info("t", "varchar", chars=20, charset="utf8mb4"),
+            info("dt", "datetime", "datetime(6)", dt_precision=6),
+        ]
+    )
+    rows = [[text('a, "b"'), b"2024-01-02 03:04:05.000006"], [text(None), b""]]
+    table, report = parse_csv_lines(cols, *lines_of(rows))
+    assert table.to_pylist() == [
+        {"t": 'a, "b"', "dt": datetime(2024, 1, 2, 3, 4, 5, 6)},
+        {"t": None, "dt": None},
+    ]
+    assert report.zero_dates_nulled == {}
+    assert len(calls) == 1
+    assert calls[0]["newlines_in_values"] is False
+    assert calls[0]["dates_as_text"] is False
+
+    calls.clear()
+    rows.append([text("z"), ZERO_DATETIME.encode()])
+    table, report = parse_csv_lines(cols, *lines_of(rows))
+    assert table.column("dt").to_pylist() == [datetime(2024, 1, 2, 3, 4, 5, 6), None, None]
+    assert report.zero_dates_nulled == {"dt": 1}
+    assert len(calls) == 2
+    assert calls[0]["dates_as_text"] is False
+    assert calls[1]["dates_as_text"] is True
+    assert calls[1]["newlines_in_values"] is False

@@ -8,7 +8,8 @@ the same machine load:
 - the native client, `mariadb --quick --batch -e "<the SELECT>" > /dev/null`
   (median of 3): the floor;
 - our chunk extractor on the whole table to a Parquet file (median of 3; text reader),
-  and once with the pymysql `rows` reader for reference: rows/s, peak RSS of the child
+  once with the pure-Python packet splitter instead of the C one, and once with the
+  pymysql `rows` reader for reference: rows/s, peak RSS of the child
   process, output size, ratio to native;
 - peak RSS extracting a 75,000-row and a 750,000-row chunk (child processes);
 - a whole `--backup-only` run of the table through the local state machine
@@ -233,8 +234,11 @@ class _LocalFile:
 
 
 def child_extract(spec: dict[str, Any]) -> dict[str, Any]:
-    from myshift import catalog, extract
+    from myshift import catalog, extract, source
     from myshift.config import TableConfig
+
+    if spec.get("splitter") == "python":  # the fallback where the C module is not built
+        source.split_rows = source.split_rows_python
 
     conn = connect()
     table = TableConfig(name=f"{DATABASE}.{TABLE}", cursor="updated_at", primary_key=["id"])
@@ -262,6 +266,7 @@ def child_extract(spec: dict[str, Any]) -> dict[str, Any]:
         "cpu_seconds": time.process_time() - cpu,
         "rows": result.rows,
         "bytes": result.bytes,
+        "splitter": "pure Python" if source.split_rows is source.split_rows_python else "C",
         "baseline_rss_mb": baseline / 1024,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
@@ -418,13 +423,21 @@ def main() -> None:
     print(
         f"myshift text reader -> Parquet: {seconds:6.2f} s  (runs: "
         f"{fmt([r['seconds'] for r in ours])}), {best['rows'] / seconds:,.0f} rows/s, "
-        f"{best['cpu_seconds']:.2f} s CPU, ratio {seconds / floor:.2f}x native"
+        f"{best['cpu_seconds']:.2f} s CPU, ratio {seconds / floor:.2f}x native "
+        f"({best['splitter']} packet splitter)"
     )
     print(
         f"    peak RSS {best['peak_rss_mb']:.0f} MB (after imports {best['baseline_rss_mb']:.0f}"
         f" MB), Parquet {best['bytes'] / 1e6:.1f} MB for {best['rows']:,} rows"
     )
     if not args.quick:
+        python_split = in_child("extract", {**whole, "reader": "text", "splitter": "python"})
+        again = native_seconds(sql)
+        print(
+            f"  the same, pure-Python splitter: {python_split['seconds']:6.2f} s, "
+            f"{python_split['cpu_seconds']:.2f} s CPU, ratio "
+            f"{python_split['seconds'] / again:.2f}x native ({again:.2f} s next to it)"
+        )
         rows_reader = in_child("extract", {**whole, "reader": "rows"})
         again = native_seconds(sql)
         print(

@@ -12,11 +12,13 @@ pruning rules are unchanged (record `build/layer.build.json`, which app.py also 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 from pathlib import Path
 
@@ -65,10 +67,18 @@ PYARROW_PRUNE_DIRS = ("include", "src", "tests", "includes")
 GLOBAL_PRUNE = ("*.pyc", "*.pyx", "*.pxd", "*.pxi", "*.h", "*.hpp")
 GLOBAL_PRUNE_DIRS = ("__pycache__", "tests")
 
+# The one compiled module of our own (the text reader's packet splitter): cross-compiled
+# with zig (PyPI `ziglang`, requirements-dev.txt) for the Lambda architecture and the
+# oldest glibc manylinux2014 allows, against the limited API, so no Docker is needed.
+EXTENSION_SOURCE = PACKAGE_DIR.parent / "myshift_packets.c"
+EXTENSION_FILE = "myshift_packets.abi3.so"
+
 # What the verification imports (only when the host can run the layer's binaries).
 VERIFY_SNIPPET = """
 import io, pyarrow as pa, pyarrow.parquet as pq, pyarrow.csv, pyarrow.compute, pyarrow.dataset
 import pymysql, pydantic, yaml, aws_lambda_powertools
+import myshift_packets
+assert myshift_packets.split(b"\\x02\\x00\\x00\\x07\\x01a", 0, 7, 9) == (b"a\\n", 1, 6, 8, 0)
 table = pa.table({"id": pa.array([1, 2], pa.int64()), "name": ["a", "b"]})
 sink = io.BytesIO()
 pq.write_table(table, sink, compression="zstd", use_dictionary=False)
@@ -189,6 +199,29 @@ def prune(site: Path) -> float:
     return before - directory_size_mb(site)
 
 
+def compile_extension(site: Path, arch: str) -> Path:
+    """Cross-compile `myshift_packets` into the layer's site directory."""
+    include = sysconfig.get_paths()["include"]  # any CPython >= 3.11: limited API only
+    target = site / EXTENSION_FILE
+    command = [
+        sys.executable, "-m", "ziglang", "cc",
+        "-target", f"{ARCH_MACHINE[arch]}-linux-gnu.2.17",
+        "-shared", "-fPIC", "-O2", "-s",
+        f"-I{include}",
+        str(EXTENSION_SOURCE),
+        "-o", str(target),
+    ]  # fmt: skip
+    print("$", " ".join(command), flush=True)
+    result = subprocess.run(command, check=False, capture_output=True, text=True)
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise SystemExit(
+            f"error: could not compile {_shown(EXTENSION_SOURCE)} for {arch} with zig "
+            f"(`make venv` installs it): {detail[-1] if detail else result.returncode}"
+        )
+    return target
+
+
 def host_matches(arch: str, python_version: str) -> bool:
     """Whether this machine can import the layer's binaries."""
     host_python = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -262,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     record = layer_build_file(out)
     wanted = layer_build_info(requirements, args.arch, args.python_version, glibc, PRUNE_VERSION)
+    wanted["extension_sha256"] = hashlib.sha256(EXTENSION_SOURCE.read_bytes()).hexdigest()
     current = json.loads(record.read_text()) if record.is_file() else None
     if current == wanted and (out / "python").is_dir() and not args.force:
         print(f"layer up to date (python{args.python_version}, {args.arch}): {_shown(out)}")
@@ -272,6 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         pip_install(requirements, staging / "python", args.arch, args.python_version, glibc)
         removed = prune(staging / "python")
         print(f"pruned {removed:.1f} MB (flight, s3, duplicate .so copies, tests, headers)")
+        compile_extension(staging / "python", args.arch)
         check = args.verify == "yes" or (
             args.verify == "auto" and host_matches(args.arch, args.python_version)
         )

@@ -236,6 +236,9 @@ def test_field_sql_per_type() -> None:
             info("v", "varchar", "varchar(10)", chars=10, charset="latin1"),
             info("bl", "blob"),
             info("d", "decimal", "decimal(65,30)", precision=65, scale=30),
+            info("u", "varchar", "varchar(10)", chars=10, charset="utf8mb4", nullable=False),
+            info("j", "json", charset="utf8mb4"),
+            info("dt", "datetime", "datetime(6)", dt_precision=6, nullable=False),
         ]
     )
     sql = {c.source_name: csv_field_sql(c) for c in cols}
@@ -250,6 +253,12 @@ def test_field_sql_per_type() -> None:
     )
     assert sql["bl"] == "IFNULL(CONCAT('x', HEX(`bl`)), '')"
     assert sql["d"] == "IFNULL(`d`, '')"  # the exact digits, unquoted
+    # UTF-8 already: no CONVERT; NOT NULL in the source: no IFNULL (the target's DATETIME
+    # is nullable all the same, for zero dates).
+    assert sql["u"] == "CONCAT(X'FF', CAST(`u` AS BINARY), X'FF')"
+    assert sql["j"] == "IFNULL(CONCAT(X'FF', CAST(`j` AS BINARY), X'FF'), '')"
+    assert sql["dt"] == "`dt`"
+    assert next(c for c in cols if c.source_name == "dt").nullable
     assert csv_line_sql(cols[:2]) == "CONCAT_WS(',', `i`, IFNULL((`f` + 0e0), ''))"
 
 

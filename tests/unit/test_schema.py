@@ -228,9 +228,12 @@ def test_column_fields_and_normalization() -> None:
         arrow_type=pa.decimal128(20, 0),
         redshift_type="DECIMAL(20,0)",
         max_bytes=None,
+        charset=None,
+        source_nullable=False,
     )
     # Keywords are lower-cased, ENUM members are data and keep their case.
     assert status.column_type == "enum('Open','Closed')"
+    assert (status.charset, status.source_nullable) == ("utf8mb4", True)
     assert status.target_name == "status"
     assert raw.data_type == "varchar" and raw.redshift_type == "VARCHAR(12)"
 

@@ -407,11 +407,13 @@ def plan_table(
     load_null_cursor: bool = False,
     chunking: str = "auto",
     full_refresh: bool = False,
+    indexes: list[Index] | None = None,
 ) -> TablePlan:
     """Plan one run: freeze the bound, count NULL cursors, cut the chunks.
 
     `chunking="auto"` seeks along an index that starts with the cursor and numbers the
-    keys with a window query otherwise.
+    keys with a window query otherwise; `indexes` (`table_indexes`) saves reading them
+    again where the caller has them.
 
     A `full_refresh` (write mode `replace`) has no frozen bound and its last chunk is
     open-ended: the load deletes every row it does not stage, so a row the bound held
@@ -424,7 +426,8 @@ def plan_table(
     bound = None if full_refresh else freeze_bound(conn, cursor_type, safety_lag_seconds)
     null_rows = count_null_cursor(conn, database, table, cursor)
     if chunking == "auto":
-        indexes = table_indexes(conn, database, table)
+        if indexes is None:
+            indexes = table_indexes(conn, database, table)
         chunking = "seek" if has_cursor_index(indexes, cursor) else "window"
     chunks = cut_chunks(
         conn,

@@ -40,6 +40,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         safety_lag_seconds=pipeline.safety_lag_for(table),
         load_null_cursor=table.load_null_cursor,
         full_refresh=table.write_mode == "replace",
+        indexes=indexes,
     )
     logger.info(
         "planned", extra={"chunks": len(table_plan.chunks), "rows": table_plan.planned_rows}

@@ -12,7 +12,10 @@ parallel. Two ways, one result (a test checks they agree):
   one read-only snapshot. Each query walks `limit` entries of the covering index, so a
   run costs one scan of the keys it will extract: measured on MariaDB 10.11 with 1M
   rows, 0.16 s against 1.0 s for the window query, and with `--max-chunks` it reads
-  only the keys of the chunks it plans.
+  only the keys of the chunks it plans. Given a second connection, a run to the bound
+  (no `--max-chunks`) walks from both ends at once, each end in its own snapshot, and
+  the two meet in one shorter middle chunk: half the time on a server with two cores
+  free (`_cut_from_both_ends`).
 - `window`: one query numbering every key up to the bound (`ROW_NUMBER() OVER`), one
   sort whatever the indexes; used when no index starts with the cursor. A server
   without window functions (MySQL 5.7, MariaDB < 10.2) answers it with a syntax
@@ -33,6 +36,10 @@ loads them.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -339,6 +346,194 @@ def _cut_by_seek(
     return chunks
 
 
+# Key column types whose Python values (from pymysql) order as MySQL orders them: the
+# two ends of a walk are merged by comparing keys in Python. Strings are not here
+# (collations), nor are NULL cursors.
+_ORDERED_IN_PYTHON = frozenset(
+    {
+        "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year",
+        "decimal", "numeric", "date", "datetime", "timestamp",
+    }
+)  # fmt: skip
+
+
+@contextmanager
+def read_only_snapshot(conn: pymysql.Connection) -> Iterator[None]:
+    """A read-only REPEATABLE READ transaction with its snapshot taken now.
+
+    Committed at the end, rolled back on an error (where the connection is gone, so is
+    the transaction).
+    """
+    query_all(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    query_all(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+    try:
+        yield
+    except BaseException:
+        try:
+            query_all(conn, "ROLLBACK")
+        except MyshiftError:
+            pass
+        raise
+    query_all(conn, "COMMIT")
+
+
+class _Frontier:
+    """How far each end of a two-ended walk has come (raw key values), shared."""
+
+    def __init__(self, top: tuple) -> None:
+        self._lock = threading.Lock()
+        self.front: tuple | None = None  # not yet moved from the lower end
+        self.back: tuple = top
+        self.stopped = False
+
+    def read(self) -> tuple[tuple | None, tuple]:
+        with self._lock:
+            return self.front, self.back
+
+    def advance(self, *, front: tuple | None = None, back: tuple | None = None) -> None:
+        with self._lock:
+            if front is not None:
+                self.front = front
+            if back is not None:
+                self.back = back
+
+
+def _walk_forward(
+    conn: pymysql.Connection,
+    qualified: str,
+    key_cols: list[str],
+    frontier: _Frontier,
+    lower: keys.Key | None,
+    limit: int,
+) -> list[tuple]:
+    """Keys every `limit` rows from the lower end, never past the other end's keys."""
+    select = ", ".join(quote_mysql(c) for c in key_cols)
+    found: list[tuple] = []
+    previous = lower
+    while not frontier.stopped:
+        _, back = frontier.read()
+        where, params = keys.key_range(key_cols, previous, keys.to_key(back))
+        rows = query_all(
+            conn,
+            f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
+            f"ORDER BY {keys.order_by(key_cols)} LIMIT 1 OFFSET %s",
+            [*params, limit - 1],
+        )
+        if not rows:
+            break
+        key = tuple(rows[0])
+        if found and key <= found[-1]:  # a key that does not order the rows: never loop
+            raise SchemaError(f"{qualified}: the key {keys.to_key(key)} does not order the rows")
+        found.append(key)
+        frontier.advance(front=key)
+        previous = keys.to_key(key)
+        if key == back:
+            break
+    return found
+
+
+def _walk_backward(
+    conn: pymysql.Connection,
+    qualified: str,
+    key_cols: list[str],
+    frontier: _Frontier,
+    lower: keys.Key | None,
+    top: tuple,
+    limit: int,
+) -> list[tuple]:
+    """Keys every `limit` rows down from the top, in a snapshot of its own connection."""
+    select = ", ".join(quote_mysql(c) for c in key_cols)
+    found: list[tuple] = []
+    current = top
+    with read_only_snapshot(conn):
+        while not frontier.stopped:
+            front, _ = frontier.read()
+            bottom = lower if front is None else keys.to_key(front)
+            where, params = keys.key_range(key_cols, bottom, keys.to_key(current))
+            rows = query_all(
+                conn,
+                f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
+                f"ORDER BY {keys.order_by(key_cols, descending=True)} LIMIT 1 OFFSET %s",
+                [*params, limit],
+            )
+            if not rows:
+                break
+            key = tuple(rows[0])
+            if key >= current:  # a key that does not order the rows: never loop
+                raise SchemaError(
+                    f"{qualified}: the key {keys.to_key(key)} does not order the rows"
+                )
+            found.append(key)
+            frontier.advance(back=key)
+            current = key
+    return found
+
+
+def _cut_from_both_ends(
+    conn: pymysql.Connection,
+    other: pymysql.Connection,
+    qualified: str,
+    key_cols: list[str],
+    lower: keys.Key | None,
+    bound: str | None,
+    limit: int,
+) -> list[Chunk]:
+    """The chunks of a run to the bound, walked from both ends at once.
+
+    The lower end walks up on `conn` (in the caller's snapshot), the top walks down on
+    `other`; each step stops short of the other end's latest key. Two steps taken at
+    the same moment can still cross, so the merge keeps every key of the lower walk and
+    the top walk's keys above its last one. Each chunk holds `limit` rows but the one
+    where the walks met: fewer, counted. The chunks tile `lower < key <= last key`
+    whatever the snapshots saw, so no row falls between two chunks.
+    """
+    where, params = _bounded(key_cols, lower, bound, False)
+    select = ", ".join(quote_mysql(c) for c in key_cols)
+    last = query_all(
+        conn,
+        f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
+        f"ORDER BY {keys.order_by(key_cols, descending=True)} LIMIT 1",
+        params,
+    )
+    if not last:
+        return []
+    top = tuple(last[0])
+    frontier = _Frontier(top)
+    with ThreadPoolExecutor(1, thread_name_prefix="myshift-plan") as pool:
+        downward = pool.submit(
+            _walk_backward, other, qualified, key_cols, frontier, lower, top, limit
+        )
+        try:
+            upward = _walk_forward(conn, qualified, key_cols, frontier, lower, limit)
+        except BaseException:
+            frontier.stopped = True  # the other end stops after its current step
+            raise
+        down = downward.result()
+    # Ascending boundaries: the lower walk's, then the top walk's above them, then top.
+    above = [key for key in [*reversed(down), top] if not upward or key > upward[-1]]
+    chunks: list[Chunk] = []
+    previous = lower
+    for key in upward:
+        chunks.append(Chunk(len(chunks), previous, keys.to_key(key), limit))
+        previous = keys.to_key(key)
+    for position, key in enumerate(above):
+        upper = keys.to_key(key)
+        if position == 0:  # where the walks met: fewer rows than `limit`, counted
+            span, span_params = keys.key_range(key_cols, previous, upper)
+            rows = int(
+                query_all(
+                    conn,
+                    f"SELECT COUNT(*) FROM {qualified} WHERE {span}",  # noqa: S608 (quoted)
+                    span_params,
+                )[0][0]
+            )
+        else:
+            rows = limit
+        chunks.append(Chunk(len(chunks), previous, upper, rows))
+        previous = upper
+    return chunks
+
+
 _NO_WINDOW_FUNCTIONS = {1064, 1235}  # a syntax error; "this version doesn't yet support"
 
 
@@ -354,19 +549,20 @@ def cut_chunks(
     *,
     method: str = "seek",
     include_null_cursor: bool = False,
+    other: Callable[[], pymysql.Connection] | None = None,
 ) -> list[Chunk]:
     """Chunks of `limit` rows after `lower` up to `bound`; at most `max_chunks` of them.
 
     `method` is `seek` or `window` (see the module's doc); `window` falls back to
     `seek` on a server without window functions. The boundaries are read in one
-    read-only snapshot, so every chunk's row count is that of one moment.
+    read-only snapshot, so every chunk's row count is that of one moment; with
+    `other` (a second connection, opened when used) a `seek` to the bound walks from
+    both ends, in two snapshots (the key's values must order in Python as in MySQL).
     """
     if method not in ("seek", "window"):
         raise ValueError(f"unknown chunking method {method!r}")
     qualified = quote_mysql_table(database, table)
-    query_all(conn, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    query_all(conn, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-    try:
+    with read_only_snapshot(conn):
         chunks = None
         if method == "window":
             where, params = _bounded(key_cols, lower, bound, include_null_cursor)
@@ -378,18 +574,18 @@ def cut_chunks(
                 code = exc.args[0] if exc.args else None
                 if code not in _NO_WINDOW_FUNCTIONS:
                     raise classify(exc, f"{conn.host}:{conn.port}") from None
+        if chunks is None and other is not None and max_chunks is None and not include_null_cursor:
+            chunks = _cut_from_both_ends(conn, other(), qualified, key_cols, lower, bound, limit)
         if chunks is None:
             chunks = _cut_by_seek(
                 conn, qualified, key_cols, lower, bound, limit, max_chunks, include_null_cursor
             )
-    except BaseException:
-        try:
-            query_all(conn, "ROLLBACK")
-        except MyshiftError:
-            pass  # the connection is gone: so is the transaction
-        raise
-    query_all(conn, "COMMIT")
     return chunks
+
+
+def _orders_in_python(columns: list[Column], key_cols: list[str]) -> bool:
+    types = {c.source_name: c.data_type for c in columns}
+    return all(types.get(name) in _ORDERED_IN_PYTHON for name in key_cols)
 
 
 def plan_table(
@@ -408,12 +604,14 @@ def plan_table(
     chunking: str = "auto",
     full_refresh: bool = False,
     indexes: list[Index] | None = None,
+    second_connection: Callable[[], pymysql.Connection] | None = None,
 ) -> TablePlan:
     """Plan one run: freeze the bound, count NULL cursors, cut the chunks.
 
     `chunking="auto"` seeks along an index that starts with the cursor and numbers the
     keys with a window query otherwise; `indexes` (`table_indexes`) saves reading them
-    again where the caller has them.
+    again where the caller has them. `second_connection` lets a seek to the bound walk
+    from both ends when the key's types allow (`cut_chunks`).
 
     A `full_refresh` (write mode `replace`) has no frozen bound and its last chunk is
     open-ended: the load deletes every row it does not stage, so a row the bound held
@@ -440,6 +638,7 @@ def plan_table(
         max_chunks,
         method=chunking,
         include_null_cursor=load_null_cursor,
+        other=second_connection if _orders_in_python(columns, key_cols) else None,
     )
     upper = chunks[-1].upper if chunks else lower
     if full_refresh and chunks:

@@ -61,12 +61,12 @@ def source_password(source: SourceConfig) -> str:
     return source.password()
 
 
-def mysql(source: SourceConfig) -> pymysql.Connection:
-    """A MySQL connection, reused while it answers a ping."""
-    key = (source.host, source.port, source.user)
+def mysql(source: SourceConfig, slot: int = 0) -> pymysql.Connection:
+    """A MySQL connection, reused while it answers a ping (`slot`: a second one, etc.)."""
+    key = (source.host, source.port, source.user, slot)
     if not hasattr(_local, "connections"):
         _local.connections = {}
-    connections: dict[tuple[str, int, str], pymysql.Connection] = _local.connections
+    connections: dict[tuple[str, int, str, int], pymysql.Connection] = _local.connections
     conn = connections.get(key)
     if conn is not None:
         try:

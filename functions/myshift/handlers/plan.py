@@ -41,6 +41,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         load_null_cursor=table.load_null_cursor,
         full_refresh=table.write_mode == "replace",
         indexes=indexes,
+        # A second warm connection: the chunk boundaries are walked from both ends.
+        second_connection=lambda: runtime.mysql(pipeline.source, slot=1),
     )
     logger.info(
         "planned", extra={"chunks": len(table_plan.chunks), "rows": table_plan.planned_rows}

@@ -14,9 +14,11 @@ the same machine load:
 - peak RSS extracting a 75,000-row and a 750,000-row chunk (child processes);
 - a whole `--backup-only` run of the table through the local state machine
   (`LocalEngine`: planning, chunk Lambdas in parallel in warm worker processes,
-  Parquet, upload to moto S3), median of 2, and its ratio to native; the CPU time of
-  the engine process (moto), of the Lambda workers and of the MySQL server; the same
-  run with 10-row chunks (the orchestration alone) and with other concurrencies.
+  Parquet, upload to moto S3), median of 2, and its ratio to native, in 4 chunks of
+  250,000 rows extracted at once, and again with the default 75,000-row chunks; the
+  CPU time of the engine process (moto), of the Lambda workers and of the MySQL
+  server; the same run with 10-row chunks (the orchestration alone) and with other
+  concurrencies.
 
 Figures only, no pass/fail. Options: `--rows N` (another table size), `--recreate`,
 `--quick` (one run of each, no pymysql reference). MySQL at MYSHIFT_BENCH_MYSQL_HOST /
@@ -287,6 +289,9 @@ TINY = "settlement_tiny"  # 140 rows in 14 chunks of 10: the orchestration alone
 # Lambda workers, 4 beat 2 (measured, see `make bench`'s other lines): while one chunk's
 # reader waits for the server, another's Parquet work keeps a core busy.
 CONCURRENCY = 4
+# Rows per chunk in the headline run: one chunk per concurrent extraction (measured:
+# 4 chunks of 250,000 beat 14 of 75,000, the pipeline default, which is also shown).
+CHUNK_ROWS = 250_000
 
 
 def child_state_machine(spec: dict[str, Any]) -> dict[str, Any]:
@@ -463,8 +468,9 @@ def main() -> None:
     print()
     runs: list[dict[str, Any]] = []
     natives: list[float] = []
+    headline = {"concurrency": CONCURRENCY, "chunk_rows": CHUNK_ROWS}
     for _ in range(1 if args.quick else 2):
-        runs.append(in_child("state_machine", {"concurrency": CONCURRENCY}))
+        runs.append(in_child("state_machine", headline))
         natives.append(native_seconds(sql))
     for run in runs:
         if run["status"] != "SUCCEEDED":
@@ -474,7 +480,8 @@ def main() -> None:
     last = runs[-1]
     server = last["server_cpu_seconds"]
     print(
-        f"state machine --backup-only, max_concurrent_chunks {CONCURRENCY}: {sm:.2f} s "
+        f"state machine --backup-only, max_concurrent_chunks {CONCURRENCY}, chunk_rows "
+        f"{CHUNK_ROWS:,}: {sm:.2f} s "
         f"(runs: {fmt([r['seconds'] for r in runs])}) for {last['rows']:,} rows in "
         f"{last['files']} files ({(last['bytes'] or 0) / 1e6:.1f} MB): ratio "
         f"{sm / floor2:.2f}x native ({floor2:.2f} s next to it)"
@@ -490,6 +497,13 @@ def main() -> None:
     )
     if args.quick:
         return
+    default_chunks = [in_child("state_machine", {"concurrency": CONCURRENCY}) for _ in range(2)]
+    default_seconds = median([r["seconds"] for r in default_chunks])
+    print(
+        f"    the same with the default chunk_rows (75,000: {default_chunks[-1]['files']} "
+        f"chunks): {default_seconds:.2f} s (runs: {fmt([r['seconds'] for r in default_chunks])}),"
+        f" ratio {default_seconds / floor2:.2f}x native"
+    )
     ensure_tiny()
     tiny = in_child("state_machine", {"concurrency": CONCURRENCY, "table": TINY, "chunk_rows": 10})
     print(
@@ -498,7 +512,7 @@ def main() -> None:
         f"{tiny['cpu_seconds']:.2f} s, Lambda workers CPU {tiny['workers_cpu_seconds']:.2f} s"
     )
     for concurrency in (1, 2):
-        other = in_child("state_machine", {"concurrency": concurrency})
+        other = in_child("state_machine", {**headline, "concurrency": concurrency})
         print(
             f"    max_concurrent_chunks {concurrency}: {other['seconds']:.2f} s, ratio "
             f"{other['seconds'] / floor2:.2f}x native"

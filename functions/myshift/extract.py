@@ -34,7 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from myshift import keys
 from myshift.errors import StorageUnavailableError
-from myshift.identifiers import quote_mysql_table
+from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.schema import (
     Column,
     ConversionReport,
@@ -93,16 +93,20 @@ def chunk_query(
     reader: Reader = "rows",
     *,
     include_null_cursor: bool = False,
+    order_index: str | None = None,
 ) -> tuple[str, list]:
     """The SELECT of one chunk: `lower < key <= upper ORDER BY key`.
 
     `reader="rows"` selects the columns, `reader="text"` one CSV line per row. With
     `include_null_cursor` rows with a NULL cursor sort first (`keys.null_cursor_range`).
+    `order_index` (`plan.order_index`) is forced: the rows stream in its order, never
+    through a full scan and a sort.
     """
     where, params = keys.key_range(key_cols, lower, upper, include_null_cursor=include_null_cursor)
     select = csv_line_sql(columns) if reader == "text" else select_list(columns)
+    hint = f" FORCE INDEX ({quote_mysql(order_index)})" if order_index else ""
     sql = (
-        f"SELECT {select} FROM {quote_mysql_table(database, table)} "  # noqa: S608
+        f"SELECT {select} FROM {quote_mysql_table(database, table)}{hint} "  # noqa: S608
         f"WHERE {where} ORDER BY {keys.order_by(key_cols)}"
     )
     return sql, params
@@ -257,6 +261,7 @@ def extract_chunk(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     reader: Reader = "text",
     include_null_cursor: bool = False,
+    order_index: str | None = None,
 ) -> ChunkResult:
     """Read the chunk's rows, write them as Parquet (zstd) and upload the file."""
     key_positions = [next(i for i, c in enumerate(columns) if c.source_name == k) for k in key_cols]
@@ -271,6 +276,7 @@ def extract_chunk(
             upper,
             reader,
             include_null_cursor=include_null_cursor,
+            order_index=order_index,
         )
 
     with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:

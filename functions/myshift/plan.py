@@ -75,6 +75,7 @@ class TablePlan:
     null_cursor_rows: int
     chunking: str = "seek"
     load_null_cursor: bool = False
+    order_index: str | None = None
 
     @property
     def planned_rows(self) -> int:
@@ -91,6 +92,7 @@ class TablePlan:
             "null_cursor_rows": self.null_cursor_rows,
             "load_null_cursor": self.load_null_cursor,
             "chunking": self.chunking,
+            "order_index": self.order_index,
             "chunks": [asdict(chunk) for chunk in self.chunks],
         }
 
@@ -184,6 +186,24 @@ def check_key(
 def has_cursor_index(indexes: list[Index], cursor: str) -> bool:
     """An index starts with the cursor column (chunk ranges and seeks can use it)."""
     return any(i.columns and i.columns[0].lower() == cursor.lower() for i in indexes)
+
+
+def order_index(indexes: list[Index], cursor: str, primary_key: list[str]) -> str | None:
+    """An index that holds the rows in key order `(cursor, primary key...)`, if any.
+
+    Its columns are the cursor and a prefix of the primary key: InnoDB appends the
+    primary key to every secondary index, so `(cursor)` alone qualifies. Chunks are
+    read with FORCE INDEX on it: left to itself MariaDB reads a chunk that covers more
+    than about a tenth of the table with a full scan and a sort (measured: 4.5 s of
+    server CPU instead of 2.6 s for 1M rows in 125,000-row chunks), and the sort of a
+    large chunk spills to temporary files on the source.
+    """
+    wanted = [cursor.lower(), *(c.lower() for c in primary_key)]
+    for index in indexes:
+        columns = [c.lower() for c in index.columns]
+        if columns and columns == wanted[: len(columns)]:
+            return index.name
+    return None
 
 
 def freeze_bound(conn: pymysql.Connection, cursor_type: str, safety_lag_seconds: int) -> str | None:
@@ -623,9 +643,9 @@ def plan_table(
     cursor_type = next(c.data_type for c in columns if c.source_name == cursor)
     bound = None if full_refresh else freeze_bound(conn, cursor_type, safety_lag_seconds)
     null_rows = count_null_cursor(conn, database, table, cursor)
+    if indexes is None:
+        indexes = table_indexes(conn, database, table)
     if chunking == "auto":
-        if indexes is None:
-            indexes = table_indexes(conn, database, table)
         chunking = "seek" if has_cursor_index(indexes, cursor) else "window"
     chunks = cut_chunks(
         conn,
@@ -643,4 +663,13 @@ def plan_table(
     upper = chunks[-1].upper if chunks else lower
     if full_refresh and chunks:
         chunks[-1] = replace(chunks[-1], upper=None)
-    return TablePlan(lower, upper, bound, chunks, null_rows, chunking, load_null_cursor)
+    return TablePlan(
+        lower,
+        upper,
+        bound,
+        chunks,
+        null_rows,
+        chunking,
+        load_null_cursor,
+        order_index(indexes, cursor, primary_key),
+    )

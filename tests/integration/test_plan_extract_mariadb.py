@@ -117,6 +117,42 @@ def test_chunk_query_uses_the_cursor_index(conn, table, columns) -> None:
     mariadb.assert_uses_cursor_index(conn, sql, params)
 
 
+def test_a_large_chunk_streams_along_the_forced_index(conn, table, columns) -> None:
+    # Two thirds of the table in one chunk: left to itself MariaDB scans the whole table
+    # and sorts; the plan names the index and the chunk query forces it.
+    result = mariadb.plan_table(conn, DATABASE, TABLE, columns, limit=700)
+    assert result.order_index == "idx_updated_at_id"
+    assert result.as_dict()["order_index"] == "idx_updated_at_id"
+    chunk = result.chunks[0]
+    key_cols = ["updated_at", "id"]
+    sql, params = extract.chunk_query(
+        DATABASE, TABLE, columns, key_cols, chunk.lower, chunk.upper, "text"
+    )
+    with conn.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute("EXPLAIN " + sql, params)
+        unforced = cursor.fetchall()[0]
+    assert unforced["key"] is None and "filesort" in unforced["Extra"], unforced
+    sql, params = extract.chunk_query(
+        DATABASE, TABLE, columns, key_cols, chunk.lower, chunk.upper, "text",
+        order_index=result.order_index,
+    )  # fmt: skip
+    mariadb.assert_uses_cursor_index(conn, sql, params)
+    read, _ = mariadb.extract_to_memory(
+        conn,
+        s3_key="k",
+        index=0,
+        lower=chunk.lower,
+        upper=chunk.upper,
+        database=DATABASE,
+        table=TABLE,
+        columns=columns,
+        key_cols=key_cols,
+        order_index=result.order_index,
+    )
+    assert read.rows == chunk.rows == 700
+    assert read.last_key == chunk.upper
+
+
 def test_extract_chunk_writes_exact_rows(conn, table, columns) -> None:
     all_keys = ordered_keys(conn)
     with mock_aws():

@@ -444,6 +444,40 @@ def test_the_primary_key_or_a_unique_not_null_index_is_a_key() -> None:
     assert not plan.has_cursor_index(indexes, "order_no")
 
 
+def test_the_order_index_holds_the_rows_in_key_order() -> None:
+    cursor_then_other = index("idx_u_status", ["updated_at", "status"], unique=False)
+    cursor_alone = index("idx_u", ["Updated_At"], unique=False)  # InnoDB appends the key
+    cursor_and_key = index("idx_u_id", ["updated_at", "id"], unique=False)
+    primary = index("PRIMARY", ["id"])
+    assert plan.order_index([primary, cursor_then_other, cursor_alone], "updated_at", ["id"]) == (
+        "idx_u"
+    )
+    assert plan.order_index([primary, cursor_and_key], "updated_at", ["ID"]) == "idx_u_id"
+    assert plan.order_index([primary, cursor_then_other], "updated_at", ["id"]) is None
+    assert plan.order_index([index("PRIMARY", ["updated_at", "id"])], "updated_at", ["id"]) == (
+        "PRIMARY"
+    )
+    # A key of two columns: a prefix of it still orders the rows, another column does not.
+    assert plan.order_index([index("i", ["u", "a"])], "u", ["a", "b"]) == "i"
+    assert plan.order_index([index("i", ["u", "b"])], "u", ["a", "b"]) is None
+
+
+def test_a_forced_order_index_is_quoted_in_the_chunk_query() -> None:
+    cols = columns_from_information_schema([info("id", "int"), info("u", "datetime")])
+    sql, _ = plan_chunk_query(cols, "idx`x")
+    assert "FROM `db`.`t` FORCE INDEX (`idx``x`) WHERE" in sql
+    assert "FORCE INDEX" not in plan_chunk_query(cols, None)[0]
+
+
+def plan_chunk_query(cols: list, order_index: str | None) -> tuple[str, list]:
+    from myshift import extract
+
+    return extract.chunk_query(
+        "db", "t", cols, ["u", "id"], None, ["2024-01-01 00:00:00.000000", 1], "text",
+        order_index=order_index,
+    )  # fmt: skip
+
+
 def test_a_table_without_a_primary_key_needs_unique_key() -> None:
     indexes = [index("uk", ["code"]), index("uk_null", ["alt"], nullable=("alt",))]
     with pytest.raises(SchemaError, match="has no PRIMARY KEY: configure unique_key"):

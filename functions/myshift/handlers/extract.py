@@ -41,6 +41,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         upper=chunk["upper"],
         reader=table.reader,
         include_null_cursor=table.load_null_cursor,
+        order_index=event.get("order_index"),
     )
     logger.info("extracted", extra={"rows": result.rows, "bytes": result.bytes})
     record_chunk_metrics(

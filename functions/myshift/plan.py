@@ -257,11 +257,7 @@ def _oldest_open_transaction(conn: pymysql.Connection) -> dt.datetime | None:
 
 def count_null_cursor(conn: pymysql.Connection, database: str, table: str, cursor: str) -> int:
     """Rows whose cursor is NULL: never synced silently, always reported."""
-    sql = (
-        f"SELECT COUNT(*) FROM {quote_mysql_table(database, table)} "  # noqa: S608 (quoted)
-        f"WHERE {quote_mysql(cursor)} IS NULL"
-    )
-    return int(query_all(conn, sql)[0][0])
+    return _count(conn, quote_mysql_table(database, table), f"{quote_mysql(cursor)} IS NULL", [])
 
 
 def _bounded(
@@ -321,6 +317,34 @@ def _cut_by_window(
     return chunks
 
 
+def _key_at(
+    conn: pymysql.Connection,
+    qualified: str,
+    key_cols: list[str],
+    where: str,
+    params: list,
+    *,
+    offset: int = 0,
+    descending: bool = False,
+) -> tuple | None:
+    """The key `offset` rows into the rows matching `where`, in key order (or from the
+    top): one seek along the index, or None when fewer rows match."""
+    select = ", ".join(quote_mysql(c) for c in key_cols)
+    rows = query_all(
+        conn,
+        f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
+        f"ORDER BY {keys.order_by(key_cols, descending=descending)} LIMIT 1 OFFSET %s",
+        [*params, offset],
+    )
+    return tuple(rows[0]) if rows else None
+
+
+def _count(conn: pymysql.Connection, qualified: str, where: str, params: list) -> int:
+    """How many rows match `where`."""
+    sql = f"SELECT COUNT(*) FROM {qualified} WHERE {where}"  # noqa: S608 (quoted)
+    return int(query_all(conn, sql, params)[0][0])
+
+
 def _cut_by_seek(
     conn: pymysql.Connection,
     qualified: str,
@@ -332,36 +356,23 @@ def _cut_by_seek(
     include_null_cursor: bool,
 ) -> list[Chunk]:
     """Per chunk, the key `limit` rows on; the last chunk ends at the last key."""
-    select = ", ".join(quote_mysql(c) for c in key_cols)
-    order = keys.order_by(key_cols)
     chunks: list[Chunk] = []
     previous = lower
     while max_chunks is None or len(chunks) < max_chunks:
         where, params = _bounded(key_cols, previous, bound, include_null_cursor)
-        rows = query_all(
-            conn,
-            f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
-            f"ORDER BY {order} LIMIT 1 OFFSET %s",
-            [*params, limit - 1],
-        )
-        if rows:
-            upper = keys.to_key(rows[0])
+        found = _key_at(conn, qualified, key_cols, where, params, offset=limit - 1)
+        if found is not None:
+            upper = keys.to_key(found)
             if upper == previous:  # a key that compares equal to itself: never loop
                 raise SchemaError(f"{qualified}: the key {upper} does not order the rows")
             chunks.append(Chunk(len(chunks), previous, upper, limit))
             previous = upper
             continue
         # Fewer than `limit` rows are left: one last, shorter chunk (if any).
-        count_sql = f"SELECT COUNT(*) FROM {qualified} WHERE {where}"  # noqa: S608 (quoted)
-        count = int(query_all(conn, count_sql, params)[0][0])
-        if count:
-            last = query_all(
-                conn,
-                f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
-                f"ORDER BY {keys.order_by(key_cols, descending=True)} LIMIT 1",
-                params,
-            )
-            chunks.append(Chunk(len(chunks), previous, keys.to_key(last[0]), count))
+        count = _count(conn, qualified, where, params)
+        last = _key_at(conn, qualified, key_cols, where, params, descending=True) if count else None
+        if last is not None:
+            chunks.append(Chunk(len(chunks), previous, keys.to_key(last), count))
         break
     return chunks
 
@@ -427,21 +438,14 @@ def _walk_forward(
     limit: int,
 ) -> list[tuple]:
     """Keys every `limit` rows from the lower end, never past the other end's keys."""
-    select = ", ".join(quote_mysql(c) for c in key_cols)
     found: list[tuple] = []
     previous = lower
     while not frontier.stopped:
         _, back = frontier.read()
         where, params = keys.key_range(key_cols, previous, keys.to_key(back))
-        rows = query_all(
-            conn,
-            f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
-            f"ORDER BY {keys.order_by(key_cols)} LIMIT 1 OFFSET %s",
-            [*params, limit - 1],
-        )
-        if not rows:
+        key = _key_at(conn, qualified, key_cols, where, params, offset=limit - 1)
+        if key is None:
             break
-        key = tuple(rows[0])
         if found and key <= found[-1]:  # a key that does not order the rows: never loop
             raise SchemaError(f"{qualified}: the key {keys.to_key(key)} does not order the rows")
         found.append(key)
@@ -462,7 +466,6 @@ def _walk_backward(
     limit: int,
 ) -> list[tuple]:
     """Keys every `limit` rows down from the top, in a snapshot of its own connection."""
-    select = ", ".join(quote_mysql(c) for c in key_cols)
     found: list[tuple] = []
     current = top
     with read_only_snapshot(conn):
@@ -470,15 +473,9 @@ def _walk_backward(
             front, _ = frontier.read()
             bottom = lower if front is None else keys.to_key(front)
             where, params = keys.key_range(key_cols, bottom, keys.to_key(current))
-            rows = query_all(
-                conn,
-                f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
-                f"ORDER BY {keys.order_by(key_cols, descending=True)} LIMIT 1 OFFSET %s",
-                [*params, limit],
-            )
-            if not rows:
+            key = _key_at(conn, qualified, key_cols, where, params, offset=limit, descending=True)
+            if key is None:
                 break
-            key = tuple(rows[0])
             if key >= current:  # a key that does not order the rows: never loop
                 raise SchemaError(
                     f"{qualified}: the key {keys.to_key(key)} does not order the rows"
@@ -508,16 +505,9 @@ def _cut_from_both_ends(
     whatever the snapshots saw, so no row falls between two chunks.
     """
     where, params = _bounded(key_cols, lower, bound, False)
-    select = ", ".join(quote_mysql(c) for c in key_cols)
-    last = query_all(
-        conn,
-        f"SELECT {select} FROM {qualified} WHERE {where} "  # noqa: S608 (quoted)
-        f"ORDER BY {keys.order_by(key_cols, descending=True)} LIMIT 1",
-        params,
-    )
-    if not last:
+    top = _key_at(conn, qualified, key_cols, where, params, descending=True)
+    if top is None:
         return []
-    top = tuple(last[0])
     frontier = _Frontier(top)
     with ThreadPoolExecutor(1, thread_name_prefix="myshift-plan") as pool:
         downward = pool.submit(
@@ -539,14 +529,7 @@ def _cut_from_both_ends(
     for position, key in enumerate(above):
         upper = keys.to_key(key)
         if position == 0:  # where the walks met: fewer rows than `limit`, counted
-            span, span_params = keys.key_range(key_cols, previous, upper)
-            rows = int(
-                query_all(
-                    conn,
-                    f"SELECT COUNT(*) FROM {qualified} WHERE {span}",  # noqa: S608 (quoted)
-                    span_params,
-                )[0][0]
-            )
+            rows = _count(conn, qualified, *keys.key_range(key_cols, previous, upper))
         else:
             rows = limit
         chunks.append(Chunk(len(chunks), previous, upper, rows))

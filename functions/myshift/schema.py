@@ -327,19 +327,19 @@ def columns_from_information_schema(
         arrow_type, redshift_type, max_bytes = _map_type(
             row, data_type, column_type, tinyint1_as_boolean
         )
-        nullable = _text(row.get("IS_NULLABLE")).upper() != "NO" or data_type in _DATE_TYPES
+        source_nullable = _text(row.get("IS_NULLABLE")).upper() != "NO"
         columns.append(
             Column(
                 source_name=name,
                 target_name=targets[name],
                 data_type=data_type,
                 column_type=column_type,
-                nullable=nullable,
+                nullable=source_nullable or data_type in _DATE_TYPES,
                 arrow_type=arrow_type,
                 redshift_type=redshift_type,
                 max_bytes=max_bytes,
                 charset=(_text(row.get("CHARACTER_SET_NAME")) or "").lower() or None,
-                source_nullable=_text(row.get("IS_NULLABLE")).upper() != "NO",
+                source_nullable=source_nullable,
             )
         )
     return columns

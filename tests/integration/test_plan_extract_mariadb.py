@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import boto3
 import pyarrow as pa
@@ -67,7 +68,9 @@ def test_lower_key_inside_a_tie(conn, table, columns) -> None:
     assert result.planned_rows == ROWS - 502
 
 
-def test_bound_excludes_recent_rows(conn, table, columns) -> None:
+@contextmanager
+def a_row_written_now(conn: pymysql.Connection) -> Iterator[None]:
+    """A copy of row 1 (id 100001) whose updated_at is now; deleted afterwards."""
     recent = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with conn.cursor() as cursor:
         cursor.execute(
@@ -76,24 +79,22 @@ def test_bound_excludes_recent_rows(conn, table, columns) -> None:
             (recent,),
         )
     try:
-        result = mariadb.plan_table(
-            conn, DATABASE, TABLE, columns, limit=10_000, safety_lag_seconds=3_600
-        )
-        assert result.planned_rows == ROWS
+        yield
     finally:
         with conn.cursor() as cursor:
             cursor.execute(f"DELETE FROM {DATABASE}.{TABLE} WHERE id = 100001")
 
 
-def test_a_full_refresh_has_no_bound_and_an_open_last_chunk(conn, table, columns) -> None:
-    recent = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {DATABASE}.{TABLE} SELECT id + 100000, order_no, merchant_id, amount, "
-            f"fee, currency, status, note, created_at, %s FROM {DATABASE}.{TABLE} WHERE id = 1",
-            (recent,),
+def test_bound_excludes_recent_rows(conn, table, columns) -> None:
+    with a_row_written_now(conn):
+        result = mariadb.plan_table(
+            conn, DATABASE, TABLE, columns, limit=10_000, safety_lag_seconds=3_600
         )
-    try:
+        assert result.planned_rows == ROWS
+
+
+def test_a_full_refresh_has_no_bound_and_an_open_last_chunk(conn, table, columns) -> None:
+    with a_row_written_now(conn):
         result = mariadb.plan_table(
             conn, DATABASE, TABLE, columns, limit=500, safety_lag_seconds=3_600, full_refresh=True
         )
@@ -104,9 +105,6 @@ def test_a_full_refresh_has_no_bound_and_an_open_last_chunk(conn, table, columns
         assert result.chunks[1].upper == all_keys[999]
         assert result.chunks[-1].lower == all_keys[999] and result.chunks[-1].upper is None
         assert result.upper_key == all_keys[-1]
-    finally:
-        with conn.cursor() as cursor:
-            cursor.execute(f"DELETE FROM {DATABASE}.{TABLE} WHERE id = 100001")
 
 
 def test_chunk_query_uses_the_cursor_index(conn, table, columns) -> None:

@@ -320,10 +320,15 @@ def test_numbers_parse_exactly() -> None:
     assert table.to_pylist()[1] == dict.fromkeys(table.column_names)
 
 
-def test_zero_and_impossible_dates_are_nulled_and_counted() -> None:
-    cols = columns_from_information_schema(
+def date_columns() -> list:
+    """A DATE `d` and a DATETIME(6) `dt`."""
+    return columns_from_information_schema(
         [info("d", "date"), info("dt", "datetime", "datetime(6)", dt_precision=6)]
     )
+
+
+def test_zero_and_impossible_dates_are_nulled_and_counted() -> None:
+    cols = date_columns()
     rows = [
         [b"2024-02-29", b"2024-02-29 12:34:56.000001"],
         [b"0000-00-00", b"0000-00-00 00:00:00.000000"],
@@ -517,9 +522,7 @@ def test_a_row_larger_than_a_parse_block() -> None:
 
 def test_year_0000_dates_that_arrow_parses_are_nulled_and_counted() -> None:
     # Arrow parses these directly (year 0 exists for it); MySQL's zero dates must not pass.
-    cols = columns_from_information_schema(
-        [info("d", "date"), info("dt", "datetime", "datetime(6)", dt_precision=6)]
-    )
+    cols = date_columns()
     rows = [
         [b"2024-02-29", b"2024-02-29 12:34:56.000001"],
         [b"0000-01-01", b"0000-06-15 10:00:00.000000"],

@@ -368,6 +368,21 @@ def test_binary_from_hex() -> None:
     assert table.column(0).to_pylist() == [b"\x00\xff\x22", b"", None]
 
 
+@given(st.lists(st.none() | st.binary(max_size=40), min_size=1, max_size=60))
+@settings(max_examples=100, deadline=None)
+def test_any_binary_values_come_back_exactly(values: list[bytes | None]) -> None:
+    # The hex of every value is decoded a column at a time: offsets, NULLs and empty
+    # values must stay in their rows.
+    cols = columns_from_information_schema([info("b", "blob"), info("i", "int")])
+    rows = [
+        [b"" if v is None else b"x" + v.hex().upper().encode(), str(i).encode()]
+        for i, v in enumerate(values)
+    ]
+    table, _ = parse_csv_lines(cols, *lines_of(rows))
+    assert table.column("b").to_pylist() == values
+    assert table.column("i").to_pylist() == list(range(len(values)))
+
+
 def test_a_row_with_a_missing_field_is_an_error_not_a_shift() -> None:
     cols = columns_from_information_schema([info("a", "int"), info("b", "int")])
     with pytest.raises(SchemaError, match="parse"):

@@ -169,6 +169,35 @@ def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
 
 
 _moto_patched = False
+_definitions_checked = False
+
+
+def _check_definitions_as_aws_does() -> None:
+    """CreateStateMachine/UpdateStateMachine refuse what Step Functions refuses.
+
+    moto only parses the definition; asl-validator (see `asl_validator`) also finds
+    what AWS's validation refuses, such as a state name used twice in nested scopes.
+    """
+    global _definitions_checked
+    if _definitions_checked:
+        return
+    from moto.stepfunctions.exceptions import AWSError
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    from myshift.local.asl_validator import InvalidDefinitionError, validate_definition
+
+    parse_only = StepFunctionsParserBackend._validate_definition
+
+    def validate(definition: str) -> None:
+        parse_only(definition)
+        try:
+            validate_definition(definition)
+        except InvalidDefinitionError as exc:
+            # AWS's error code; moto's own InvalidDefinition reaches clients as UnknownError.
+            raise AWSError(str(exc), exception_type="InvalidDefinition") from None
+
+    StepFunctionsParserBackend._validate_definition = staticmethod(validate)  # type: ignore[method-assign]
+    _definitions_checked = True
 
 
 def _skip_repeated_moto_work() -> None:
@@ -352,6 +381,7 @@ class LocalEngine:
         default_user_config["stepfunctions"]["execute_state_machine"] = True
         LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
         _skip_repeated_moto_work()
+        _check_definitions_as_aws_does()
         overrides = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
         overrides["redshiftdata"] = "redshift-data"  # type: ignore[index]
 

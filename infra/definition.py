@@ -113,57 +113,60 @@ def wait(seconds_path: str, next_state: str) -> State:
     return {"Type": "Wait", "SecondsPath": seconds_path, "Next": next_state}
 
 
-def poll_statement(
+WAREHOUSE = ("WarehouseUnavailableError",)
+STORAGE = ("StorageUnavailableError",)
+SOURCE_AND_STORAGE = ("SourceUnavailableError", "StorageUnavailableError")
+
+
+def follow_statement(
     prefix: str,
     *,
-    statement_path: str,
-    status_path: str,
+    statement: str,
     finished: str,
-    failed: str,
-    aborted: str | None = None,
+    failed: str | None = None,
+    comment: str | None = None,
 ) -> dict[str, State]:
-    """Wait<prefix> -> Describe<prefix> -> <prefix>Finished: the statement-wait loop.
+    """`WaitFor<prefix>` -> `Follow<prefix>` -> `<prefix>Finished`: wait for a statement.
 
-    The state machine waits, never a sleeping Lambda. Returns the three states; the
-    loop is entered at `WaitFor<prefix>`.
+    The Load function, which submitted the statement, describes it: the Data API lets
+    only the identity that ran a statement (or one that can assume its role) describe
+    it, get its result or cancel it. The state machine does the waiting, never a
+    sleeping Lambda. Follow raises the database's error of a failed statement (the
+    table's Catch records it), unless `failed` names a state to go to instead.
     """
-    wait_name, describe_name, check_name = f"WaitFor{prefix}", f"Describe{prefix}", ""
-    check_name = f"{prefix}Finished" if prefix != "Warehouse" else "WarehousePrepared"
-    status = f"{status_path}.status"
+    wait_name, follow_name, check_name = f"WaitFor{prefix}", f"Follow{prefix}", f"{prefix}Finished"
+    payload: State = {"action": "follow", "statement.$": statement, "run_id.$": "$.run_id"}
+    if failed is not None:
+        payload["raise_on_failure"] = False
+    status = f"{statement}_status.status"
+    choices: list[State] = [{"Variable": status, "StringEquals": "FINISHED", "Next": finished}]
+    if failed is not None:
+        choices.append({"Variable": status, "StringEquals": "FAILED", "Next": failed})
+        choices.append({"Variable": status, "StringEquals": "ABORTED", "Next": failed})
     return {
-        wait_name: wait("$.poll_seconds", describe_name),
-        describe_name: {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:redshiftdata:describeStatement",
-            "Parameters": {"Id.$": statement_path},
-            "ResultSelector": {"status.$": "$.Status"},
-            "ResultPath": status_path,
-            "Retry": [
-                retrier(
-                    ("RedshiftData.ThrottlingException", "RedshiftData.InternalServerException"),
-                    attempts=5,
-                )
-            ],
-            "Next": check_name,
-        },
-        check_name: choice(
-            [
-                {"Variable": status, "StringEquals": "FINISHED", "Next": finished},
-                {"Variable": status, "StringEquals": "FAILED", "Next": failed},
-                {"Variable": status, "StringEquals": "ABORTED", "Next": aborted or failed},
-            ],
-            wait_name,
+        wait_name: wait("$.poll_seconds", follow_name),
+        follow_name: lambda_task(
+            "Load",
+            payload,
+            next_state=check_name,
+            retry_on=WAREHOUSE,
+            result_selector={"status.$": "$.Payload.status", "counts.$": "$.Payload.counts"},
+            result_path=f"{statement}_status",
+            comment=comment,
         ),
+        check_name: choice(choices, wait_name),
     }
 
 
-def _extract_chunks(name: str, *, distributed: bool) -> State:
-    """The chunk Map: inline for small plans, Distributed (plan and results on S3) above."""
+def _extract_chunks(*, distributed: bool) -> State:
+    """The chunk Map: inline for small plans; Distributed (its own child executions,
+    the plan read from and the results written to S3) for large ones."""
     task = "ExtractChunkDistributed" if distributed else "ExtractChunk"
     state: State = {"Type": "Map"}
     if distributed:
         state["Comment"] = (
-            "Large plans: the chunk list is read from S3 and the results written to S3."
+            "Large plans: each chunk a child execution (its own history), the chunk list "
+            "read from S3, the results written to S3."
         )
         state["ItemReader"] = {
             "Resource": "arn:aws:states:::s3:getObject",
@@ -181,53 +184,106 @@ def _extract_chunks(name: str, *, distributed: bool) -> State:
         "column_count.$": "$.column_count",
         "order_index.$": "$.order_index",
     }
-    config: State = {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"} if distributed else {
-        "Mode": "INLINE"
-    }
+    config: State = (
+        {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"} if distributed else {"Mode": "INLINE"}
+    )
     state["ItemProcessor"] = {
         "ProcessorConfig": config,
         "StartAt": task,
-        "States": {
-            task: lambda_task(
-                "Extract", "$", retry_on=("SourceUnavailableError", "StorageUnavailableError")
-            )
-        },
+        "States": {task: lambda_task("Extract", "$", retry_on=SOURCE_AND_STORAGE)},
     }
     if distributed:
-        state["ResultWriter"] = {
-            "Resource": "arn:aws:states:::s3:putObject",
-            "Parameters": {"Bucket": "${DataBucketName}", "Prefix": "${MapResultsPrefix}"},
-        }
+        state["ResultWriter"] = results_writer()
     state["ResultPath"] = None
     state["Next"] = "CommitExtraction"
     return state
 
 
-def _state_action(action: str, next_state: str | None, **kwargs: Any) -> State:
+def results_writer() -> State:
+    """A Distributed Map's results go to S3: they would not fit in a 256 KiB payload."""
+    return {
+        "Resource": "arn:aws:states:::s3:putObject",
+        # Static: moto evaluates a dynamic prefix against the results.
+        "Parameters": {"Bucket": "${DataBucketName}", "Prefix": "${MapResultsPrefix}"},
+    }
+
+
+def _state_action(
+    action: str, next_state: str | None, *, retry_on: tuple[str, ...] = STORAGE, **kwargs: Any
+) -> State:
     """A task of the State function on the table item."""
     return lambda_task(
         "State",
         {"action": action, "table.$": "$"},
         next_state=next_state,
-        retry_on=kwargs.pop("retry_on", ("StorageUnavailableError",)),
+        retry_on=retry_on,
         **kwargs,
     )
 
 
+def _submit(payload: State, next_state: str, result_path: str, **kwargs: Any) -> State:
+    """A Load function task that submits a statement; its id lands at `result_path`."""
+    return lambda_task(
+        "Load",
+        payload,
+        next_state=next_state,
+        retry_on=(*WAREHOUSE, *STORAGE),
+        result_selector={
+            "statement_id.$": "$.Payload.statement_id",
+            "expected_rows.$": "$.Payload.expected_rows",
+            "manifest_key.$": "$.Payload.manifest_key",
+            "attempt.$": "$.Payload.attempt",
+        },
+        result_path=result_path,
+        **kwargs,
+    )
+
+
+def _alter_columns() -> State:
+    """VARCHAR widenings, one statement at a time, each waited for."""
+    return {
+        "Type": "Map",
+        "Comment": "VARCHAR widenings: Redshift runs ALTER COLUMN TYPE only outside a "
+        "transaction block, so each is its own statement before the load.",
+        "ItemsPath": "$.alters.statements",
+        "MaxConcurrency": 1,
+        "ItemSelector": {
+            "sql.$": "$$.Map.Item.Value",
+            "pipeline.$": "$.pipeline",
+            "table.$": "$.table",
+            "run_id.$": "$.run_id",
+            "poll_seconds.$": "$.poll_seconds",
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": "SubmitAlter",
+            "States": {
+                "SubmitAlter": _submit(
+                    {"action": "execute", "sql.$": "$.sql", "table.$": "$"},
+                    "WaitForAlter",
+                    "$.alter",
+                ),
+                **follow_statement("Alter", statement="$.alter", finished="AlterDone"),
+                "AlterDone": {"Type": "Succeed"},
+            },
+        },
+        "ResultPath": None,
+        "Next": "CommitAlters",
+    }
+
+
 def _table_states() -> dict[str, State]:
-    """The whole per-table flow, one branch of SyncTable."""
-    storage = ("StorageUnavailableError",)
-    states: dict[str, State] = {
-        "AcquireLock": _state_action("acquire_lock", "RouteMode"),
+    """The whole flow of one table, one branch of SyncTable."""
+    return {
+        "AcquireLock": _state_action(
+            "acquire_lock",
+            "RouteMode",
+            comment="Takes the table's lock and completes the item from the pipeline file.",
+        ),
         "RouteMode": choice(
             [{"Variable": "$.mode", "StringEquals": "redshift_only", "Next": "PlanAlters"}], "Plan"
         ),
-        "Plan": lambda_task(
-            "Plan",
-            "$",
-            next_state="HasChunks",
-            retry_on=("SourceUnavailableError", "StorageUnavailableError"),
-        ),
+        "Plan": lambda_task("Plan", "$", next_state="HasChunks", retry_on=SOURCE_AND_STORAGE),
         "HasChunks": choice(
             [
                 {
@@ -247,8 +303,8 @@ def _table_states() -> dict[str, State]:
             comment="Files of an earlier run whose load failed still load now.",
         ),
         "NothingToSync": _state_action("record_empty_run", "ReleaseLock"),
-        "ExtractChunks": _extract_chunks("ExtractChunks", distributed=False),
-        "ExtractChunksDistributed": _extract_chunks("ExtractChunksDistributed", distributed=True),
+        "ExtractChunks": _extract_chunks(distributed=False),
+        "ExtractChunksDistributed": _extract_chunks(distributed=True),
         "CommitExtraction": _state_action("commit_extraction", "ShouldLoad"),
         "ShouldLoad": choice(
             [{"Variable": "$.mode", "StringEquals": "backup_only", "Next": "ReleaseLock"}],
@@ -258,108 +314,60 @@ def _table_states() -> dict[str, State]:
             "Load",
             {"action": "alters", "table.$": "$"},
             next_state="HasAlters",
-            retry_on=storage,
-            comment="VARCHAR widenings Redshift runs only outside a transaction.",
+            retry_on=STORAGE,
             result_selector={"statements.$": "$.Payload.alter_statements"},
             result_path="$.alters",
         ),
         "HasAlters": choice(
-            [
-                {
-                    "Variable": "$.alters.statements[0]",
-                    "IsPresent": True,
-                    "Next": "AlterColumns",
-                }
-            ],
-            "Load",
+            [{"Variable": "$.alters.statements[0]", "IsPresent": True, "Next": "AlterColumns"}],
+            "CommitAlters",
         ),
-        "AlterColumns": {
-            "Type": "Map",
-            "ItemsPath": "$.alters.statements",
-            "MaxConcurrency": 1,
-            "ItemSelector": {
-                "sql.$": "$$.Map.Item.Value",
-                "pipeline.$": "$.pipeline",
-                "table.$": "$.table",
-                "run_id.$": "$.run_id",
-                "poll_seconds.$": "$.poll_seconds",
-            },
-            "ItemProcessor": {
-                "ProcessorConfig": {"Mode": "INLINE"},
-                "StartAt": "SubmitAlter",
-                "States": {
-                    "SubmitAlter": lambda_task(
-                        "Load",
-                        {"action": "execute", "sql.$": "$.sql", "table.$": "$"},
-                        next_state="WaitForAlter",
-                        retry_on=("WarehouseUnavailableError",),
-                        result_selector={"statement_id.$": "$.Payload.statement_id"},
-                        result_path="$.load",
-                    ),
-                    **poll_statement(
-                        "Alter",
-                        statement_path="$.load.statement_id",
-                        status_path="$.load_status",
-                        finished="AlterDone",
-                        failed="AlterFailed",
-                    ),
-                    "AlterFailed": lambda_task(
-                        "Load", {"action": "raise_failure", "table.$": "$"}, retried=False
-                    ),
-                    "AlterDone": {"Type": "Succeed"},
-                },
-            },
-            "ResultPath": None,
-            "Next": "CommitAlters",
-        },
+        "AlterColumns": _alter_columns(),
         "CommitAlters": _state_action("commit_alters", "Load"),
-        "Load": lambda_task(
-            "Load",
-            {"action": "submit", "table.$": "$"},
-            next_state="HasStatement",
-            retry_on=("WarehouseUnavailableError", "StorageUnavailableError"),
-            result_selector={
-                "statement_id.$": "$.Payload.statement_id",
-                "expected_rows.$": "$.Payload.expected_rows",
-                "manifest_key.$": "$.Payload.manifest_key",
-            },
-            result_path="$.load",
-        ),
+        "Load": _submit({"action": "submit", "table.$": "$"}, "HasStatement", "$.load"),
         "HasStatement": choice(
             [{"Variable": "$.load.statement_id", "IsNull": True, "Next": "NothingToSync"}],
             "WaitForLoad",
         ),
-        **poll_statement(
+        **follow_statement(
             "Load",
-            statement_path="$.load.statement_id",
-            status_path="$.load_status",
+            statement="$.load",
             finished="CommitLoad",
-            failed="LoadFailed",
+            comment="Checks the staged count against the rows extracted when it finished; "
+            "raises LoadError with the database's error text when it failed.",
         ),
-        "LoadFailed": lambda_task(
-            "Load",
-            {"action": "raise_failure", "table.$": "$"},
-            retried=False,
-            comment="Raises LoadError with the database's error text, so the Catch records it.",
+        "CommitLoad": _state_action("commit_load", "ReleaseLock"),
+        "ReleaseLock": _state_action(
+            "release_lock", None, comment="Ends with the table's small summary."
         ),
-        "CommitLoad": _state_action(
-            "commit_load",
-            "ReleaseLock",
-            retry_on=("StorageUnavailableError", "WarehouseUnavailableError"),
-        ),
-        "ReleaseLock": _state_action("release_lock", None),
     }
-    return states
 
 
 def _sync_tables() -> State:
-    """The Map over tables: each table's flow in one Parallel branch with one Catch."""
+    """A Distributed Map over the tables: each table's run is a child execution.
+
+    A child has its own history (25,000 events each), so the parent's history does
+    not grow with tables times chunks; results go to S3 and the summary reads the run
+    records, so no payload grows with the number of tables either.
+    """
     return {
         "Type": "Map",
         "ItemsPath": "$.tables",
         "MaxConcurrencyPath": "$.max_concurrent_tables",
+        # Each table catches its own failures; a child that fails anyway (a Step
+        # Functions runtime error) must not stop the other tables. SummarizeRun reports it.
+        "ToleratedFailurePercentage": 100.0,  # moto's grammar wants a decimal
+        "ItemSelector": {
+            "pipeline.$": "$.pipeline",
+            "table.$": "$$.Map.Item.Value",
+            "run_id.$": "$.run_id",
+            "mode.$": "$.mode",
+            "limit.$": "$.limit",
+            "max_chunks.$": "$.max_chunks",
+            "poll_seconds.$": "$.poll_seconds",
+        },
         "ItemProcessor": {
-            "ProcessorConfig": {"Mode": "INLINE"},
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
             "StartAt": "SyncTable",
             "States": {
                 "SyncTable": {
@@ -380,12 +388,13 @@ def _sync_tables() -> State:
                 "RecordFailure": _state_action(
                     "record_failure",
                     None,
-                    comment="Records the failure, releases the lock; the table's result says "
-                    "failed, other tables go on.",
+                    comment="Records the failure and releases the lock; the table's summary "
+                    "says failed, the other tables go on.",
                 ),
             },
         },
-        "ResultPath": "$.results",
+        "ResultWriter": results_writer(),
+        "ResultPath": None,
         "Next": "SummarizeRun",
     }
 
@@ -398,29 +407,18 @@ def sync_definition() -> State:
             {"input.$": "$", "execution_name.$": "$$.Execution.Name"},
             next_state="PrepareWarehouse",
         ),
-        "PrepareWarehouse": lambda_task(
-            "Load",
+        "PrepareWarehouse": _submit(
             {"action": "prepare", "run.$": "$"},
-            next_state="WarehouseReady",
-            retry_on=("WarehouseUnavailableError",),
+            "WarehouseReady",
+            "$.prepare",
             comment="Schema and ledger DDL once per run, before tables load in parallel.",
-            result_selector={
-                "statement_id.$": "$.Payload.statement_id",
-                "attempt.$": "$.Payload.attempt",
-            },
-            result_path="$.prepare",
         ),
         "WarehouseReady": choice(
             [{"Variable": "$.prepare.statement_id", "IsNull": True, "Next": "SyncTables"}],
             "WaitForWarehouse",
         ),
-        **poll_statement(
-            "Warehouse",
-            statement_path="$.prepare.statement_id",
-            status_path="$.prepare_status",
-            finished="SyncTables",
-            failed="PrepareAgain",
-            aborted="PrepareFailed",
+        **follow_statement(
+            "Warehouse", statement="$.prepare", finished="SyncTables", failed="PrepareAgain"
         ),
         "PrepareAgain": choice(
             [
@@ -438,23 +436,22 @@ def sync_definition() -> State:
         "WaitBeforePreparingAgain": wait("$.poll_seconds", "PrepareWarehouse"),
         "PrepareFailed": lambda_task(
             "Load",
-            {
-                "action": "raise_failure",
-                "table": {"load.$": "$.prepare", "run_id.$": "$.run_id", "table": "(warehouse)"},
-            },
+            {"action": "raise_failure", "statement.$": "$.prepare", "run_id.$": "$.run_id"},
             retried=False,
         ),
         "SyncTables": _sync_tables(),
         "SummarizeRun": lambda_task(
             "State",
-            {"action": "summarize_run", "results.$": "$.results"},
-            retry_on=("StorageUnavailableError",),
-            comment="Fails the execution naming every failed table and its cause.",
+            {"action": "summarize_run", "run.$": "$"},
+            retry_on=STORAGE,
+            comment="Reads every table's run record; fails the execution naming every "
+            "failed table and its cause.",
         ),
     }
     return {
-        "Comment": "myshift sync: validate the input; per table lock, plan, extract chunks to "
-        "S3, commit, load into Redshift in one transaction, wait, commit, release; summarize.",
+        "Comment": "myshift sync: validate the input; per table (a child execution each) "
+        "lock, plan, extract chunks to S3, commit, load into Redshift in one transaction, "
+        "wait, commit, release; summarize.",
         "StartAt": "ValidateInput",
         "States": states,
     }

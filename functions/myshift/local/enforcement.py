@@ -225,7 +225,7 @@ def install() -> None:
         def signed_request(self: Any) -> Any:
             # moto hashes a bodiless request's headers as its payload (its `data` holds
             # them for a GET): the signature of every GET would not match.
-            if not self._body:
+            if not self._body and str(self._method).upper() in ("GET", "HEAD", "DELETE"):
                 saved, self._data = self._data, b""
                 try:
                     return original_request(self)

@@ -54,7 +54,7 @@ class HistoryStats:
     entered: Counter[str] = field(default_factory=Counter)  # state transitions, by state
 
 
-_stats: dict[int, HistoryStats] = {}
+_stats: list[HistoryStats] = []  # every history since the last reset
 _lock = threading.Lock()
 _installed = False
 
@@ -68,7 +68,20 @@ def reset_stats() -> None:
 def stats() -> list[HistoryStats]:
     """Every history recorded since the last reset."""
     with _lock:
-        return [HistoryStats(**{**vars(s), "entered": Counter(s.entered)}) for s in _stats.values()]
+        return [HistoryStats(**{**vars(s), "entered": Counter(s.entered)}) for s in _stats]
+
+
+# A long-running engine (`myshift local up`) keeps the newest histories only.
+_KEPT_HISTORIES = 200_000
+
+
+def _new_history(kind: str) -> HistoryStats:
+    history = HistoryStats(kind=kind)
+    with _lock:
+        _stats.append(history)
+        if len(_stats) > _KEPT_HISTORIES:
+            del _stats[: len(_stats) - _KEPT_HISTORIES]
+    return history
 
 
 def _payload_size(details: Any) -> tuple[int, str]:
@@ -111,12 +124,11 @@ def install() -> None:
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         original_init(self, *args, **kwargs)
-        with _lock:
-            _stats[id(self)] = HistoryStats(kind="execution")
+        self.myshift_history = _new_history("execution")
 
     def add_event(self: Any, context: Any, event_type: Any, event_details: Any = None, **kw: Any):
         with _lock:
-            counted = _stats.setdefault(id(self), HistoryStats(kind="execution"))
+            counted = self.myshift_history
             name = str(event_type)
             if counted.events >= MAX_HISTORY_EVENTS and not counted.exceeded:
                 # Once: the state that would write it fails the execution (as AWS does);
@@ -143,8 +155,7 @@ def install() -> None:
     def eval_job(self: Any, env: Any, job: Any) -> None:
         # A child execution of a Distributed Map: a history of its own, as in AWS.
         env.event_manager = EventManager()
-        with _lock:
-            _stats[id(env.event_manager)].kind = "map child"
+        env.event_manager.myshift_history.kind = "map child"
         original_job(self, env, job)
 
     worker._eval_job = eval_job  # type: ignore[method-assign]

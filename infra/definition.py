@@ -118,6 +118,20 @@ STORAGE = ("StorageUnavailableError",)
 SOURCE_AND_STORAGE = ("SourceUnavailableError", "StorageUnavailableError")
 
 
+# A submitted statement as the workflow carries it (`myshift.steps.submitted`).
+STATEMENT_FIELDS = (
+    "statement_id",
+    "expected_rows",
+    "manifest_key",
+    "attempt",
+    "status",
+    "counts",
+    "polls",
+    "poll_seconds",
+    "wait_seconds",
+)
+
+
 def follow_statement(
     prefix: str,
     *,
@@ -130,32 +144,37 @@ def follow_statement(
 
     The Load function, which submitted the statement, describes it: the Data API lets
     only the identity that ran a statement (or one that can assume its role) describe
-    it, get its result or cancel it. The state machine does the waiting, never a
-    sleeping Lambda. Follow raises the database's error of a failed statement (the
-    table's Catch records it), unless `failed` names a state to go to instead.
+    it, get its result or cancel it. The state machine does the waiting (the wait
+    lengthens for long statements), never a sleeping Lambda. Follow raises the
+    database's error of a failed statement (the table's Catch records it), unless
+    `failed` names a state to go to instead.
     """
     wait_name, follow_name, check_name = f"WaitFor{prefix}", f"Follow{prefix}", f"{prefix}Finished"
     payload: State = {"action": "follow", "statement.$": statement, "run_id.$": "$.run_id"}
     if failed is not None:
         payload["raise_on_failure"] = False
-    status = f"{statement}_status.status"
+    status = f"{statement}.status"
     choices: list[State] = [{"Variable": status, "StringEquals": "FINISHED", "Next": finished}]
     if failed is not None:
         choices.append({"Variable": status, "StringEquals": "FAILED", "Next": failed})
         choices.append({"Variable": status, "StringEquals": "ABORTED", "Next": failed})
     return {
-        wait_name: wait("$.poll_seconds", follow_name),
+        wait_name: wait(f"{statement}.wait_seconds", follow_name),
         follow_name: lambda_task(
             "Load",
             payload,
             next_state=check_name,
             retry_on=WAREHOUSE,
-            result_selector={"status.$": "$.Payload.status", "counts.$": "$.Payload.counts"},
-            result_path=f"{statement}_status",
+            result_selector=_statement_selector(),
+            result_path=statement,
             comment=comment,
         ),
         check_name: choice(choices, wait_name),
     }
+
+
+def _statement_selector() -> State:
+    return {f"{field}.$": f"$.Payload.{field}" for field in STATEMENT_FIELDS}
 
 
 def _extract_chunks(*, distributed: bool) -> State:
@@ -228,12 +247,7 @@ def _submit(payload: State, next_state: str, result_path: str, **kwargs: Any) ->
         payload,
         next_state=next_state,
         retry_on=(*WAREHOUSE, *STORAGE),
-        result_selector={
-            "statement_id.$": "$.Payload.statement_id",
-            "expected_rows.$": "$.Payload.expected_rows",
-            "manifest_key.$": "$.Payload.manifest_key",
-            "attempt.$": "$.Payload.attempt",
-        },
+        result_selector=_statement_selector(),
         result_path=result_path,
         **kwargs,
     )

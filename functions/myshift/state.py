@@ -232,6 +232,28 @@ def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str,
         raise _storage_error(exc, "put run") from None
 
 
+def update_run(
+    table: Any, pipeline: str, name: str, run_id: str, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Set `changes` on a run's record (created with them if it has none); returns the
+    record as it is now. One UpdateItem: no read-modify-write window."""
+    key = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}
+    values = {**changes, "pipeline": pipeline, "table": name, "run_id": run_id}
+    names = {f"#a{i}": field for i, field in enumerate(values)}
+    expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
+    try:
+        answer = table.update_item(
+            Key=key,
+            UpdateExpression=expression,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":v{i}": v for i, v in enumerate(values.values())},
+            ReturnValues="ALL_NEW",
+        )
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "update run") from None
+    return _plain(answer.get("Attributes") or {})
+
+
 def get_run(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
     """The history record of one run of one table, or None."""
     key = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}

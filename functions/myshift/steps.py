@@ -190,14 +190,8 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
         # Rows skipped (or, with load_null_cursor, included) for a NULL cursor: reported.
         "null_cursor_rows": int(item.get("null_cursor_rows") or 0),
     }
-    planned = state.get_run(state_table, pipeline, table, run_id) or {"started_at": now}
-    planned = {k: v for k, v in planned.items() if k not in ("pk", "sk")}
-    state.put_run(
-        state_table,
-        pipeline,
-        table,
-        run_id,
-        {**planned, "status": "extracted", "phase": "loading", **summary},
+    state.update_run(
+        state_table, pipeline, table, run_id, {"status": "extracted", "phase": "loading", **summary}
     )
     keep = {k: v for k, v in item.items() if k not in ("chunks", "extracted")}
     return {**keep, **summary}
@@ -211,22 +205,39 @@ def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: dict[st
     """
     attempt = int((run.get("prepare") or {}).get("attempt") or 0) + 1
     if run["mode"] == "backup_only":
-        return submitted(None, attempt=attempt)
+        return submitted(None, attempt=attempt, poll_seconds=int(run["poll_seconds"]))
     sqls = load.prepare_statements(pipeline.target.schema_name)
     statement_id = load.submit(
         redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}-{attempt}"
     )
-    return submitted(statement_id, attempt=attempt)
+    return submitted(statement_id, attempt=attempt, poll_seconds=int(run["poll_seconds"]))
+
+
+# Polls of a statement: `poll_seconds` apart for the first FAST_POLLS, then twice as
+# far apart every SLOWER_EVERY polls, up to MAX_POLL_SECONDS: a load of hours costs a
+# few hundred polls (history events, transitions), one of seconds is seen at once.
+FAST_POLLS = 12
+SLOWER_EVERY = 6
+MAX_POLL_SECONDS = 60
+
+
+def next_wait(polls: int, poll_seconds: int) -> int:
+    """Seconds to wait before poll number `polls + 1` of a statement."""
+    if polls < FAST_POLLS:
+        return poll_seconds
+    cap = max(MAX_POLL_SECONDS, poll_seconds)
+    return min(cap, poll_seconds * 2 ** ((polls - FAST_POLLS) // SLOWER_EVERY + 1))
 
 
 def submitted(
     statement_id: str | None,
     *,
+    poll_seconds: int,
     expected_rows: int | None = None,
     manifest_key: str | None = None,
     attempt: int | None = None,
 ) -> dict[str, Any]:
-    """What every submitting step returns (one shape: the state machine selects fields).
+    """A submitted statement, as the workflow carries and follows it (one shape).
 
     `expected_rows` is set for a load: the follow step checks the staged count with it.
     """
@@ -235,13 +246,18 @@ def submitted(
         "expected_rows": expected_rows,
         "manifest_key": manifest_key,
         "attempt": attempt,
+        "status": "SUBMITTED",
+        "counts": None,
+        "polls": 0,
+        "poll_seconds": poll_seconds,
+        "wait_seconds": poll_seconds,
     }
 
 
 def follow_statement(
     redshift_data: Any, statement: dict[str, Any], *, raise_on_failure: bool = True
 ) -> dict[str, Any]:
-    """Where a submitted statement is: `{"status", "counts"}`.
+    """The statement with its status now (and the wait before the next poll).
 
     Called by the identity that submitted it (the Data API allows nobody else). A
     finished load's counts are checked here (staged = extracted, else
@@ -255,7 +271,14 @@ def follow_statement(
         raise load.failure_of(description)
     if status == "FINISHED" and statement.get("expected_rows") is not None:
         counts = load.verified_counts(description, int(statement["expected_rows"])).as_dict()
-    return {"status": status, "counts": counts}
+    polls = int(statement.get("polls") or 0) + 1
+    return {
+        **statement,
+        "status": status,
+        "counts": counts,
+        "polls": polls,
+        "wait_seconds": next_wait(polls, int(statement["poll_seconds"])),
+    }
 
 
 def manifest_key(data_prefix: str, pipeline: str, table: str, run_id: str) -> str:
@@ -281,7 +304,7 @@ def start_load(
     table = pipeline.table(item["table"])
     pending = pending_files(state_table, pipeline.name, table.name, item)
     if not pending:
-        return submitted(None)
+        return submitted(None, poll_seconds=int(item["poll_seconds"]))
     schema = state.get_schema(state_table, pipeline.name, table.name)
     if schema is None or not schema.get("layout"):
         raise LoadError(f"{table.name}: no stored schema; plan the table first")
@@ -305,7 +328,12 @@ def start_load(
         filled_columns=filled_columns(schema["layout"], pending),
     )
     statement_id = load.submit(redshift_data, pipeline.target, sqls, f"myshift-{item['run_id']}")
-    return submitted(statement_id, expected_rows=expected, manifest_key=key)
+    return submitted(
+        statement_id,
+        expected_rows=expected,
+        manifest_key=key,
+        poll_seconds=int(item["poll_seconds"]),
+    )
 
 
 def filled_columns(layout: list[dict[str, Any]], files: list[dict[str, Any]]) -> list[str]:
@@ -359,9 +387,12 @@ def commit_alters(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k != "alters"}
 
 
-def submit_statement(redshift_data: Any, pipeline: PipelineConfig, sql: str, name: str) -> dict:
+def submit_statement(
+    redshift_data: Any, pipeline: PipelineConfig, sql: str, name: str, poll_seconds: int
+) -> dict:
     """One statement on its own (not in a transaction block), e.g. ALTER COLUMN TYPE."""
-    return submitted(load.submit_single(redshift_data, pipeline.target, sql, name))
+    statement_id = load.submit_single(redshift_data, pipeline.target, sql, name)
+    return submitted(statement_id, poll_seconds=poll_seconds)
 
 
 def pending_files(
@@ -406,7 +437,7 @@ def commit_load(
     The counts come from the follow step, which checked them (staged = extracted).
     """
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    counts = load.LoadCounts(**item["load_status"]["counts"])
+    counts = load.LoadCounts(**item["load"]["counts"])
     files = loaded_files(state_table, s3, bucket, item)
     state.mark_files(state_table, files, "loaded", loaded_at=now, loaded_by=run_id)
     schema = state.get_schema(state_table, pipeline, table) or {}
@@ -424,21 +455,24 @@ def commit_load(
             "last_redshift_load_time": now,
         },
     )
-    run = state.get_run(state_table, pipeline, table, run_id) or {}
-    record = {
-        **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
-        "status": "succeeded",
-        "phase": "committed",  # "done" once the lock is released
-        "statement_id": item["load"]["statement_id"],
-        "files_loaded": len(files),
-        "rows_loaded": counts.rows_staged,
-        "rows_inserted": counts.rows_inserted,
-        "rows_replaced": counts.rows_replaced,
-        "already_loaded": counts.already_loaded,
-        "finished_at": now,
-    }
-    state.put_run(state_table, pipeline, table, run_id, record)
-    return {**{k: v for k, v in item.items() if k not in ("load", "load_status")}, **record}
+    record = state.update_run(
+        state_table,
+        pipeline,
+        table,
+        run_id,
+        {
+            "status": "succeeded",
+            "phase": "committed",  # "done" once the lock is released
+            "statement_id": item["load"]["statement_id"],
+            "files_loaded": len(files),
+            "rows_loaded": counts.rows_staged,
+            "rows_inserted": counts.rows_inserted,
+            "rows_replaced": counts.rows_replaced,
+            "already_loaded": counts.already_loaded,
+            "finished_at": now,
+        },
+    )
+    return {**{k: v for k, v in item.items() if k != "load"}, **record}
 
 
 def raise_failure(redshift_data: Any, statement: dict[str, Any]) -> None:
@@ -535,15 +569,19 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
                 state_table, pipeline, table, watermark["version"], {side: "failed"}
             )
     # What the run did before failing (rows extracted, loaded) stays in its record.
-    record = {
-        **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
-        "status": "failed",
-        "phase": "done",
-        "error": error_type,
-        "cause": message,
-        "finished_at": now,
-    }
-    state.put_run(state_table, pipeline, table, run_id, record)
+    record = state.update_run(
+        state_table,
+        pipeline,
+        table,
+        run_id,
+        {
+            "status": "failed",
+            "phase": "done",
+            "error": error_type,
+            "cause": message,
+            "finished_at": now,
+        },
+    )
     if not locked_out:
         state.release_lock(state_table, pipeline, table, run_id)
     return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
@@ -575,16 +613,13 @@ def release_lock(state_table: Any, item: dict[str, Any], now: str) -> dict[str, 
     """
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
     released = state.release_lock(state_table, pipeline, table, run_id)
+    changes: dict[str, Any] = {"phase": "done", "lock_released": released}
     run = state.get_run(state_table, pipeline, table, run_id) or {}
-    run = {
-        **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
-        "status": "succeeded",  # a backup-only run ends after its extraction
-        "phase": "done",
-        "lock_released": released,
-        "finished_at": run.get("finished_at", now),
-    }
-    state.put_run(state_table, pipeline, table, run_id, run)
-    return table_summary({**item, **run})
+    if run.get("status") != "succeeded":  # a backup-only run ends after its extraction
+        changes.update(status="succeeded", finished_at=now)
+    return table_summary(
+        {**item, **state.update_run(state_table, pipeline, table, run_id, changes)}
+    )
 
 
 # At most this many failed tables are named in a failed run's cause (Step Functions

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pymysql
 import pytest
@@ -96,6 +97,19 @@ def mysql() -> Iterator[pymysql.Connection]:
     conn = pymysql.connect(**MYSQL, password="", charset="utf8mb4", autocommit=True)
     yield conn
     conn.close()
+
+
+def client_as(engine: LocalEngine, handler_module: str, service: str) -> Any:
+    """A client signed with the role the function of `handler_module` runs with."""
+    keys = engine.role_credentials(handler_module)
+    return boto3.client(
+        service,
+        endpoint_url=engine.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=keys["AWS_SESSION_TOKEN"],
+    )
 
 
 def result_of(description: dict, table: str) -> dict:

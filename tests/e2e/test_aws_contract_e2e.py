@@ -6,9 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from myshift.errors import ConfigError
@@ -16,7 +14,7 @@ from myshift.local import limits
 from myshift.local.engine import LocalEngine, role_credentials
 
 from infra.definition import sync_definition
-from tests.e2e.conftest import PIPELINE, run
+from tests.e2e.conftest import PIPELINE, client_as, run
 
 
 def test_the_engine_refuses_a_definition_step_functions_refuses(engine: LocalEngine) -> None:
@@ -113,19 +111,6 @@ def test_an_execution_over_the_history_limit_fails(
 # --- identities ----------------------------------------------------------------------
 
 
-def _client_as(engine: LocalEngine, handler_module: str, service: str) -> Any:
-    """A client signed with the role the function of `handler_module` runs with."""
-    keys = engine.role_credentials(handler_module)
-    return boto3.client(
-        service,
-        endpoint_url=engine.endpoint_url,
-        region_name="us-east-1",
-        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
-        aws_session_token=keys["AWS_SESSION_TOKEN"],
-    )
-
-
 @contextmanager
 def without_permission(engine: LocalEngine, handler_module: str, action: str) -> Iterator[None]:
     """The function's role, with `action` removed from every policy it has inline."""
@@ -202,7 +187,7 @@ def test_a_role_lambda_cannot_assume_is_refused(engine: LocalEngine) -> None:
 def test_only_the_identity_that_ran_a_statement_may_follow_it(engine: LocalEngine) -> None:
     # "To act on the same SQL statement from another user, the user must be able to
     # assume the IAM role of the user who ran the SQL statement" (Data API guide).
-    load = _client_as(engine, "load", "redshift-data")
+    load = client_as(engine, "load", "redshift-data")
     statement = load.execute_statement(
         WorkgroupName="local", Database="dev", Sql="SELECT 1 AS one"
     )["Id"]
@@ -212,7 +197,7 @@ def test_only_the_identity_that_ran_a_statement_may_follow_it(engine: LocalEngin
         time.sleep(0.1)
     assert load.get_statement_result(Id=statement)["Records"] == [[{"longValue": 1}]]
     # The state function's role may not call the Data API at all (IAM refuses it)...
-    state_role = _client_as(engine, "state", "redshift-data")
+    state_role = client_as(engine, "state", "redshift-data")
     with pytest.raises(ClientError) as refused:
         state_role.describe_statement(Id=statement)
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"

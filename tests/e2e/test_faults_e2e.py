@@ -350,10 +350,9 @@ def test_a_transient_error_at_every_step_is_retried_within_the_run(
     assert result["rows_extracted"] == ROWS and result["rows_loaded"] == ROWS
     # The load was submitted twice: the second submit got the first's statement back
     # (same idempotency token), so one batch ran, and the ledger has the run once.
-    loads = engine.client("redshift-data").list_statements(
-        StatementName=f"myshift-{run_id}", RoleLevel=False
-    )["Statements"]
+    loads = engine.warehouse_statements(f"myshift-{run_id}")
     assert len([s for s in loads if s.get("IsBatchStatement")]) == 1, loads
+    assert {s["Owner"] for s in loads} == {engine.stack.functions["load"].role_arn}
     assert ledger_runs(warehouse) == [run_id]
     comparison = compare(engine, warehouse)
     for step, fault in faults:

@@ -15,6 +15,7 @@ execution's of a Distributed Map) and its largest input/output as AWS bounds the
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ import pymysql
 import pytest
 from myshift.local import limits, sample
 from myshift.local.engine import LocalEngine
-from myshift.steps import INLINE_CHUNKS_MAX_BYTES
+from myshift.steps import INLINE_CHUNKS_MAX_BYTES, next_wait
 
 from tests.conftest import MYSQL
 from tests.e2e.conftest import DATABASE, compare_table, pipeline_yaml, run
@@ -40,6 +41,8 @@ TARGET_TABLES = 1_000
 TARGET_CHUNKS = 1_000
 DEPLOYED_INLINE_MAX = 200
 LONGEST_TABLE_NAME = 64 + 1 + 64  # MySQL identifiers: database.table, 64 characters each
+# The statement-wait loops: how many times they turn depends on how long Redshift takes.
+POLLING = re.compile(r"^(WaitFor|Follow)\w+|\w+Finished$")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class Measured:
     table_payload: int
     chunk_children: int
     chunk_events: int
+    table_steps: int  # state transitions of a table, its statement polls not counted
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +92,10 @@ def measure(engine: LocalEngine, tables: list[str], limit: int) -> Measured:
         table_payload=max(h.largest_payload for h in table_histories),
         chunk_children=len(chunk_histories),
         chunk_events=max((h.events for h in chunk_histories), default=0),
+        table_steps=max(
+            sum(n for state, n in h.entered.items() if not POLLING.match(state))
+            for h in table_histories
+        ),
     )
 
 
@@ -105,6 +113,15 @@ def inline_chunks_at_most(engine: LocalEngine, chunks: int) -> Iterator[None]:
         yield
     finally:
         lambda_client.update_function_configuration(FunctionName=name, Environment=before)
+
+
+def polls_in(seconds: int, poll_seconds: int) -> int:
+    """How many polls the workflow makes of a statement that runs `seconds`."""
+    polls, waited = 0, 0
+    while waited < seconds:
+        waited += next_wait(polls, poll_seconds)
+        polls += 1
+    return polls
 
 
 def test_a_pipeline_of_1000_tables_of_1000_chunks_stays_within_every_limit(
@@ -127,13 +144,16 @@ def test_a_pipeline_of_1000_tables_of_1000_chunks_stays_within_every_limit(
 
     # A table's history: inline chunks add events per chunk up to the inline maximum...
     per_inline_chunk = (four_inline.table_events - two_inline.table_events) / 2
-    assert per_inline_chunk > 0
+    assert four_inline.table_steps == two_inline.table_steps + 2  # one Map iteration each
     inline_at_max = four_inline.table_events + per_inline_chunk * (DEPLOYED_INLINE_MAX - 4)
-    # ...and above it the chunks are child executions: 12 chunks cost a table no more
-    # than 2 (a poll of the load more or less).
+    # ...and above it the chunks are child executions: 12 chunks take a table the same
+    # steps as 2 (its statement polls aside: they follow Redshift's time, see below).
     assert distributed.chunk_children == 4 * ROWS
-    assert distributed.table_events <= two_inline.table_events + 3, (two_inline, distributed)
-    table_events_at_target = max(inline_at_max, distributed.table_events + 3)
+    assert distributed.table_steps <= two_inline.table_steps + 1, (two_inline, distributed)
+    # A statement's polls lengthen (myshift.steps.next_wait): a load running 24 hours,
+    # the Data API's maximum, is polled this many times; 9 events each.
+    day_of_polls = polls_in(24 * 3600, poll_seconds=5)
+    table_events_at_target = max(inline_at_max, distributed.table_events) + 9 * day_of_polls
     # A table's payload: what was measured, plus an inline chunk list at its cap (the
     # plan sends a larger one to S3), whatever else the largest payload held.
     assert distributed.table_payload < two_inline.table_payload + 1024  # no chunk list
@@ -149,6 +169,7 @@ def test_a_pipeline_of_1000_tables_of_1000_chunks_stays_within_every_limit(
             "run_largest_payload_bytes_names_as_measured": two_inline.run_payload
             + (TARGET_TABLES - 2) * per_name,
             "table_history_events_max": table_events_at_target,
+            "polls_of_a_24_hour_load": day_of_polls,
             "table_largest_payload_bytes": table_payload_at_target,
             "chunk_history_events": distributed.chunk_events,
             "histories": 1 + TARGET_TABLES + TARGET_TABLES * TARGET_CHUNKS,
@@ -156,7 +177,7 @@ def test_a_pipeline_of_1000_tables_of_1000_chunks_stays_within_every_limit(
     }
     print("\n" + json.dumps(report, indent=2))
     for events in (run_events_at_target, table_events_at_target, distributed.chunk_events):
-        assert events < limits.MAX_HISTORY_EVENTS / 4
+        assert events < limits.MAX_HISTORY_EVENTS * 0.75
     for payload in (run_payload_at_target, table_payload_at_target):
         assert payload < limits.MAX_PAYLOAD_BYTES * 0.75
 

@@ -49,5 +49,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             runtime.pipeline(item["pipeline"]),
             event["sql"],
             f"myshift-alter-{item['run_id']}",
+            int(item["poll_seconds"]),
         )
     raise InputError(f"unknown load action {action!r}")

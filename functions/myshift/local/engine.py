@@ -659,6 +659,11 @@ class LocalEngine:
     def client_factory(self, service: str) -> Any:
         return lambda: self.client(service)
 
+    def warehouse_statements(self, name_prefix: str) -> list[dict[str, Any]]:
+        """The warehouse's query history: statements named so, whoever ran them."""
+        assert self._standin is not None
+        return list(self._standin.statements_named(name_prefix))
+
     def role_credentials(self, handler_module: str) -> dict[str, str]:
         """The credentials the function of `myshift.handlers.<module>` runs with."""
         assert self.stack is not None

@@ -863,6 +863,16 @@ class RedshiftDataStandIn:
             out["NextToken"] = str(start + limit)
         return out
 
+    def statements_named(self, prefix: str) -> list[dict[str, Any]]:
+        """Every statement whose name starts with `prefix`, whoever ran it: what an
+        administrator sees in the warehouse's query history (SYS_QUERY_HISTORY)."""
+        with self._lock:
+            return [
+                {**self._list_entry(s), "Owner": s.owner}
+                for s in self._statements.values()
+                if (s.statement_name or "").startswith(prefix)
+            ]
+
     def shutdown(self) -> None:
         """Cancel what still runs and stop the workers."""
         with self._lock:

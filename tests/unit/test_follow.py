@@ -1,0 +1,23 @@
+"""Polling a Redshift statement: soon at first, further apart for long statements."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from myshift.steps import FAST_POLLS, MAX_POLL_SECONDS, next_wait
+
+
+@given(st.integers(min_value=1, max_value=300))  # Settings.poll_seconds' range
+def test_waits_start_at_poll_seconds_and_grow_to_the_cap(poll_seconds: int) -> None:
+    waits = [next_wait(polls, poll_seconds) for polls in range(500)]
+    assert waits[:FAST_POLLS] == [poll_seconds] * FAST_POLLS
+    assert all(a <= b for a, b in zip(waits, waits[1:], strict=False))  # never sooner
+    assert waits[-1] == max(poll_seconds, MAX_POLL_SECONDS)  # the cap is reached, kept
+
+
+def test_a_day_long_statement_is_polled_a_few_hundred_times_per_hour() -> None:
+    polls, waited = 0, 0
+    while waited < 24 * 3600:
+        waited += next_wait(polls, 5)
+        polls += 1
+    assert polls < 1_500  # 9 history events a poll: well inside 25,000 per table

@@ -37,6 +37,7 @@ from infra.functions import FUNCTIONS, secret_resources  # noqa: E402
 from infra.packaging import check_layer, layer_build_file, layer_build_info  # noqa: E402
 from infra.schedules import S3CLEAN_EVENT  # noqa: E402
 from infra.workflow import definition_placeholders  # noqa: E402
+from tests.support.tls_mariadb import Authority  # noqa: E402
 
 PIPELINES_DIR = REPO_ROOT / "pipelines"
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
@@ -122,6 +123,8 @@ source:
   host: mysql.example.internal
   user: sync
   secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf
+  tls:
+    ca_bundle: certs/mysql-ca.pem
 target:
   database: analytics
   schema: dw
@@ -141,6 +144,7 @@ source:
   host: mysql.example.internal
   user: sync
   password_env: LAKE_PASSWORD
+  tls: {mode: required}
 target:
   database: lake
   schema: raw
@@ -158,7 +162,8 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Two unscheduled pipelines (cluster, serverless + secret), context switches flipped."""
     tmp = tmp_path_factory.mktemp("variant")
     pipelines = tmp / "pipelines"
-    pipelines.mkdir()
+    (pipelines / "certs").mkdir(parents=True)
+    Authority.create(pipelines / "certs" / "mysql-ca.pem", "variant CA")
     (pipelines / "warehouse.yml").write_text(CLUSTER_PIPELINE)
     (pipelines / "lake.yml").write_text(SERVERLESS_PIPELINE)
     return _synth(
@@ -408,7 +413,8 @@ def _logical_id_of_data_bucket(synth: Synth) -> str:
     return next(i for i, b in buckets.items() if "LoggingConfiguration" in b["Properties"])
 
 
-def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
+def _code_asset(synth: Synth) -> Path:
+    """The staged directory of the functions' one code asset, in the cloud assembly."""
     functions = synth.resources("AWS::Lambda::Function")
     keys = {f["Properties"]["Code"]["S3Key"] for f in functions.values()}
     assert len(keys) == 1, "all functions share one code asset"
@@ -418,12 +424,26 @@ def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
         for entry in manifest["files"].values()
         if any(d["objectKey"] == next(iter(keys)) for d in entry["destinations"].values())
     ]
-    staged = synth.outdir / source
+    return synth.outdir / source
+
+
+def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
+    staged = _code_asset(synth)
     assert (staged / "myshift" / "handlers" / "__init__.py").is_file()
     assert sorted(p.name for p in (staged / "pipelines").iterdir()) == sorted(
         p.name for p in PIPELINES_DIR.iterdir() if p.suffix in (".yml", ".yaml")
     )
     assert not list(staged.rglob("__pycache__"))
+
+
+def test_code_asset_carries_the_ca_bundles_the_pipelines_name(variant: Synth) -> None:
+    """The functions load the pipelines from the asset: the bundle is there, same bytes."""
+    staged = _code_asset(variant) / "pipelines"
+    written = variant.outdir.parent / "pipelines" / "certs" / "mysql-ca.pem"
+    assert (staged / "certs" / "mysql-ca.pem").read_bytes() == written.read_bytes()
+    deployed = load_pipelines(staged)  # as in AWS, relative to /var/task/pipelines
+    assert deployed["warehouse"].source.tls.ca_path == staged / "certs" / "mysql-ca.pem"
+    assert deployed["lake"].source.tls.mode == "required"
 
 
 # --- IAM -------------------------------------------------------------------------

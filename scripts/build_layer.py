@@ -242,10 +242,11 @@ def host_matches(arch: str, python_version: str) -> bool:
 
 def verify(site: Path) -> None:
     """Import pyarrow.parquet etc. from the layer alone (no site-packages)."""
-    # -S: no site-packages, so only the stdlib and the layer are importable.
+    # -S: no site-packages, so only the stdlib and the layer are importable. No byte
+    # code: the imports would leave __pycache__ in the pruned layer (+1.7 MB, stale).
     result = subprocess.run(
         [sys.executable, "-S", "-c", VERIFY_SNIPPET],
-        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin", "PYTHONDONTWRITEBYTECODE": "1"},
         check=False,
         capture_output=True,
         text=True,

@@ -13,15 +13,17 @@ STAMP := $(VENV)/.installed
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py functions/myshift_packets.c
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml setup.py functions/myshift_packets.c tools/package-lock.json
 	@test -n "$(PYTHON)" || { echo "error: need Python >= 3.11 (3.12 preferred): apt-get install python3 python3-venv" >&2; exit 1; }
+	@command -v npm >/dev/null || { echo "error: need Node.js and npm (for the CDK and asl-validator): apt-get install nodejs npm" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	npm ci --prefix tools --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
-venv: $(STAMP) ## Create .venv with the pinned dependencies
+venv: $(STAMP) ## Create .venv with the pinned dependencies (and tools/: asl-validator)
 
 services: ## Make sure MariaDB and PostgreSQL are reachable (start them if installed)
 	@scripts/services.sh
@@ -41,6 +43,10 @@ test-slow: venv services ## The slow proofs (10,000-chunk limits, fault matrix, 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
+asl: venv ## Rewrite statemachines/sync.asl.json from infra/definition.py and validate it
+	$(PY) -m infra.definition
+	tools/node_modules/.bin/asl-validator --json-path statemachines/sync.asl.json
+
 synth: venv ## Synthesize the CDK app into cdk.out/ (no AWS account, no Docker); prints sizes and cdk-nag
 	$(PY) scripts/build_layer.py --python-version $$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["lambda_python_version"])')
 	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py
@@ -51,4 +57,4 @@ bench: venv services ## Benchmarks (print figures)
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf cdk.out build .pytest_cache
 
-.PHONY: help venv services demo test test-slow lint synth bench clean
+.PHONY: help venv services demo test test-slow lint asl synth bench clean

@@ -54,6 +54,7 @@ def build_app(
     *,
     outdir: str | None = None,
     pipelines_dir: Path = PIPELINES_DIR,
+    nag: bool = True,
 ) -> tuple[cdk.App, MyshiftStack]:
     """The app with the stack and cdk-nag registered (not synthesized yet).
 
@@ -83,7 +84,8 @@ def build_app(
         layer_dir=layer_dir,
         settings=settings,
     )
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    if nag:
+        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stack
 
 

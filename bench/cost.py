@@ -5,9 +5,9 @@ fresh) and one run that finds nothing new, through the real state machine and th
 handlers (`myshift.local.engine.LocalEngine`: moto, MariaDB, the PostgreSQL Redshift
 stand-in), and counts per run:
 
-- state transitions: the execution's history events whose type ends in
-  `StateEntered` (what Step Functions Standard bills), also per state, so the
-  load-polling loop (WaitForLoad → DescribeLoad → LoadFinished, 3 transitions a poll)
+- state transitions: the StateEntered events of the execution and of its child
+  executions (what Step Functions Standard bills), also per state, so the
+  load-polling loop (WaitForLoad → FollowLoad → LoadFinished, 3 transitions a poll)
   can be told apart: in AWS a COPY takes longer than on the stand-in, so add 3 per
   extra poll (poll_seconds, 5 s in cdk.json);
 - Lambda time: every handler call timed in-process, by function, times the memory
@@ -116,7 +116,11 @@ def pipeline_yaml(tables: list[str], chunk_rows: int) -> str:
 
 
 def run(engine: Any, execution_input: dict[str, Any], timeout: float = 900) -> dict[str, Any]:
-    """One execution to its end: status and its history's StateEntered events by state."""
+    """One execution to its end: its state transitions by state, its child executions'
+    (each table's, each distributed chunk's) included: they are billed alike."""
+    from myshift.local import limits
+
+    limits.reset_stats()
     sfn = engine.client("stepfunctions")
     name = f"cost-{time.time_ns()}"
     arn = sfn.start_execution(
@@ -132,15 +136,8 @@ def run(engine: Any, execution_input: dict[str, Any], timeout: float = 900) -> d
     if description["status"] != "SUCCEEDED":
         raise SystemExit(f"cost: {name} {description['status']}: {description.get('cause')}")
     entered: Counter[str] = Counter()
-    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        for event in page["events"]:
-            if event["type"].endswith("StateEntered"):
-                entered[event["stateEnteredEventDetails"]["name"]] += 1
-        if not page.get("nextToken"):
-            break
-        kwargs["nextToken"] = page["nextToken"]
+    for history in limits.stats():
+        entered.update(history.entered)
     return {"name": name, "entered": entered}
 
 
@@ -190,7 +187,7 @@ def main() -> None:
     os.environ.setdefault("MYSQL_PASSWORD", PASSWORD)
 
     from myshift.local import sample
-    from myshift.local.engine import DEFAULT_WAREHOUSE_DSN, FUNCTIONS, LocalEngine
+    from myshift.local.engine import DEFAULT_WAREHOUSE_DSN, LocalEngine
 
     tables = {n: f"{DATABASE}.orders_{n}_chunks" for n in args.chunks}
     mysql = pymysql.connect(**MYSQL, password=PASSWORD, autocommit=True)
@@ -222,7 +219,8 @@ def main() -> None:
         )
         engine.start()
         try:
-            clock.install([handler.rsplit(".", 1)[0] for _, handler in FUNCTIONS.values()])
+            assert engine.stack is not None
+            clock.install([f.handler.rsplit(".", 1)[0] for f in engine.stack.functions.values()])
             results = []
             for n, qualified in tables.items():
                 print(f"sync {qualified} ({n} chunks)", file=sys.stderr, flush=True)

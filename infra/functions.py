@@ -97,7 +97,6 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "State",
         "Commit extraction/load state and record run outcomes",
         timeout_seconds=120,
-        uses_warehouse=True,
     ),
     FunctionSpec(
         "s3clean",
@@ -441,9 +440,8 @@ class WarehouseAccessPolicy(Construct):
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
                 reason="redshift-data Describe/GetStatementResult/CancelStatement support no "
-                "resource-level permissions (they take a statement id). The state function "
-                "describes statements the load function submitted, so the "
-                "statement-owner condition cannot be used either."
+                "resource-level permissions (they take a statement id); only the load "
+                "function, which runs the statements, follows them."
                 + (
                     ""
                     if execute_resources != ["*"]

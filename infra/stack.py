@@ -148,6 +148,7 @@ class MyshiftStack(Stack):
             removal_policy=settings.removal,
             versioned=settings.bucket_versioning,
             access_logs=settings.access_logs,
+            data_prefix=settings.data_prefix,
         )
         storage.grant_copy_read(copy_roles(pipelines.values()))
         state = StateTable(self, "State", removal_policy=settings.removal)

@@ -8,6 +8,7 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+from myshift.settings import MAP_RESULTS_DAYS, map_results_prefix
 
 
 class Storage(Construct):
@@ -21,6 +22,7 @@ class Storage(Construct):
         removal_policy: RemovalPolicy,
         versioned: bool,
         access_logs: bool,
+        data_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
         common = {
@@ -62,6 +64,13 @@ class Storage(Construct):
                 s3.LifecycleRule(
                     id="abort-incomplete-multipart-uploads",
                     abort_incomplete_multipart_upload_after=Duration.days(1),
+                ),
+                # Every run's Distributed Maps write a manifest (and results) here;
+                # nothing reads them once the run ended.
+                s3.LifecycleRule(
+                    id="expire-map-results",
+                    prefix=f"{map_results_prefix(data_prefix)}/",
+                    expiration=Duration.days(MAP_RESULTS_DAYS),
                 ),
                 # Retried chunks overwrite their own key; with versioning on, keep the
                 # superseded copies only briefly.

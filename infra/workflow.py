@@ -17,6 +17,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from myshift.settings import map_results_prefix
 
 from infra.functions import _nag_arn
 
@@ -51,7 +52,7 @@ class Workflow(Construct):
         }
         substitutions["DataBucketName"] = bucket.bucket_name
         # Static: moto evaluates a dynamic ResultWriter prefix against the results.
-        substitutions["MapResultsPrefix"] = f"{data_prefix}/_map-results"
+        substitutions["MapResultsPrefix"] = map_results_prefix(data_prefix)
         missing = definition_placeholders(definition_file) - set(substitutions)
         if missing:
             # A placeholder left in would deploy and fail at the first execution.
@@ -94,15 +95,21 @@ class Workflow(Construct):
                 resources=[fn.function_arn for fn in functions.values()],
             )
         )
-        # Large plans: the Distributed Map reads the chunk list from the bucket
-        # (ItemReader), writes its results there (ResultWriter) and runs child
-        # executions of this state machine.
+        # Distributed Maps: the chunk one reads a large plan from the bucket
+        # (ItemReader); both write their results there (ResultWriter, which also uses
+        # multipart uploads: the actions CDK's own ResultWriter grants); each runs
+        # child executions of this state machine.
         stack = Stack.of(self)
         data_objects = bucket.arn_for_objects(f"{data_prefix}/*")
         self.state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 sid="DistributedMapPlanAndResults",
-                actions=["s3:GetObject", "s3:PutObject"],
+                actions=[
+                    "s3:GetObject",
+                    "s3:PutObject",
+                    "s3:ListMultipartUploadParts",
+                    "s3:AbortMultipartUpload",
+                ],
                 resources=[data_objects],
             )
         )
@@ -142,20 +149,10 @@ class Workflow(Construct):
                 for arn in children
             ),
         )
-        # The WaitForLoad/DescribeLoad loop polls the Redshift Data API directly.
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="PollLoadStatement",
-                actions=["redshift-data:DescribeStatement"],
-                resources=["*"],
-            )
-        )
         Validations.of(self.state_machine).acknowledge(
             Acknowledgment(
                 id="AwsSolutions-IAM5[Resource::*]",
-                reason="All '*' resources here lack resource-level permissions: "
-                "redshift-data:DescribeStatement (takes a statement id; the load function "
-                "submitted it, so the statement-owner condition cannot apply), X-Ray "
+                reason="All '*' resources here lack resource-level permissions: X-Ray "
                 "tracing, and the CloudWatch Logs delivery APIs Step Functions logging "
                 "uses (CreateLogDelivery, PutResourcePolicy, ...).",
             )

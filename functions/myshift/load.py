@@ -285,6 +285,10 @@ class LoadCounts:
     rows_inserted: int
     already_loaded: bool = False
 
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-safe form for the state machine payload."""
+        return dict(self.__dict__)
+
 
 def verified_counts(description: dict[str, Any], expected_rows: int) -> LoadCounts:
     """Counts of a FINISHED load; staged must equal extracted."""

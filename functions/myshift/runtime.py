@@ -7,11 +7,12 @@ engine boto3 reaches moto through `AWS_ENDPOINT_URL`, set by the engine.
 from __future__ import annotations
 
 import json
+import os
 import threading
-from functools import lru_cache
 from typing import Any
 
 import boto3
+import boto3.session
 import pymysql
 
 from myshift.config import PipelineConfig, SourceConfig, load_pipeline
@@ -24,22 +25,58 @@ from myshift.source import connect
 _local = threading.local()
 
 
-@lru_cache(maxsize=1)
+_clients: dict[tuple[str, ...], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _cached(kind: str, build: Any, *extra: str) -> Any:
+    """One client per kind and credentials, each from a session of its own.
+
+    Lambda sets the role's credentials in the function's environment, fixed for the
+    execution environment; the local engine's warm workers serve several functions,
+    each with its own role, so a client is kept per access key (and boto3's default
+    session, which keeps the first credentials it read, is not used).
+    """
+    key = (kind, os.environ.get("AWS_ACCESS_KEY_ID", ""), *extra)
+    with _clients_lock:
+        client = _clients.get(key)
+    if client is None:
+        client = build(boto3.session.Session())
+        with _clients_lock:
+            client = _clients.setdefault(key, client)
+    return client
+
+
+def clear_clients() -> None:
+    """Forget every kept client (tests that point the functions somewhere else)."""
+    with _clients_lock:
+        _clients.clear()
+
+
 def s3() -> Any:
     """The S3 client."""
-    return boto3.client("s3")
+    return _cached("s3", lambda session: session.client("s3"))
 
 
-@lru_cache(maxsize=1)
 def state_table() -> Any:
     """The DynamoDB state table."""
-    return boto3.resource("dynamodb").Table(current_settings().state_table)
+    name = current_settings().state_table
+    return _cached("state_table", lambda session: session.resource("dynamodb").Table(name), name)
 
 
-@lru_cache(maxsize=1)
 def redshift_data() -> Any:
     """The Redshift Data API client."""
-    return boto3.client("redshift-data")
+    return _cached("redshift-data", lambda session: session.client("redshift-data"))
+
+
+def secrets() -> Any:
+    """Powertools' Secrets Manager provider (it caches values for `max_age`)."""
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
+    return _cached(
+        "secrets",
+        lambda session: SecretsProvider(boto3_client=session.client("secretsmanager")),
+    )
 
 
 def pipeline(name: str) -> PipelineConfig:
@@ -50,9 +87,7 @@ def pipeline(name: str) -> PipelineConfig:
 def source_password(source: SourceConfig) -> str:
     """The MySQL password: Secrets Manager in AWS (cached), else the named variable."""
     if source.secret_arn:
-        from aws_lambda_powertools.utilities import parameters
-
-        secret = parameters.get_secret(source.secret_arn, max_age=300)
+        secret = secrets().get(source.secret_arn, max_age=300)
         try:
             value = json.loads(secret)["password"] if str(secret).startswith("{") else secret
         except (ValueError, KeyError):

@@ -25,6 +25,17 @@ ENVIRONMENT_VARIABLES = {
 }
 
 
+# Under the data prefix: what Distributed Maps write (their ResultWriter manifests and
+# results). Workflow bookkeeping, never data: an S3 lifecycle rule expires it.
+MAP_RESULTS_FOLDER = "_map-results"
+MAP_RESULTS_DAYS = 7
+
+
+def map_results_prefix(data_prefix: str) -> str:
+    """Where the Distributed Maps write their results (`<data prefix>/_map-results`)."""
+    return f"{data_prefix}/{MAP_RESULTS_FOLDER}"
+
+
 class Settings(BaseModel):
     """Where the functions keep their data and state."""
 

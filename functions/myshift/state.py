@@ -1,7 +1,8 @@
 """Sync state in DynamoDB: watermarks, the column name map, processed files, runs.
 
 One table, items keyed by `pk = "<pipeline>#<database.table>"` and `sk`:
-`WATERMARK`, `SCHEMA`, `FILE#<seq>` (one item per S3 file), `RUN#<run id>`.
+`WATERMARK`, `SCHEMA`, `FILE#<seq>` (one item per S3 file), `RUN#<run id>`, and
+`PLAN#<run id>` (what a run's plan decided and the workflow payload does not carry).
 Watermark writes are conditional on a version number, so two writers cannot
 silently overwrite each other. Functions take the boto3 `Table` resource.
 """
@@ -22,6 +23,9 @@ LOCK = "LOCK"
 SCHEMA = "SCHEMA"
 FILE_PREFIX = "FILE#"
 RUN_PREFIX = "RUN#"
+PLAN_PREFIX = "PLAN#"
+# A run's plan is only read while the run goes on; DynamoDB's TTL removes it later.
+PLAN_TTL_SECONDS = 30 * 24 * 3600
 
 WATERMARK_DEFAULTS: dict[str, Any] = {
     "last_key": None,
@@ -184,13 +188,15 @@ def put_files(table: Any, pipeline: str, name: str, files: list[dict[str, Any]])
 
 
 def list_files(
-    table: Any, pipeline: str, name: str, status: str | None = None
+    table: Any, pipeline: str, name: str, status: str | None = None, run_id: str | None = None
 ) -> list[dict[str, Any]]:
-    """Files of a table in extraction order, optionally only those with `status`."""
+    """Files of a table in extraction order, optionally only those with `status`, or
+    of one run."""
     pk = partition_key(pipeline, name)
     files: list[dict[str, Any]] = []
+    prefix = FILE_PREFIX if run_id is None else f"{FILE_PREFIX}{run_id}#"
     kwargs: dict[str, Any] = {
-        "KeyConditionExpression": Key("pk").eq(pk) & Key("sk").begins_with(FILE_PREFIX),
+        "KeyConditionExpression": Key("pk").eq(pk) & Key("sk").begins_with(prefix),
         "ConsistentRead": True,
     }
     if status:
@@ -218,9 +224,10 @@ def mark_files(table: Any, files: list[dict[str, Any]], status: str, **extra: An
 
 def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str, Any]) -> None:
     """Write (or overwrite) the history record of one run of one table."""
-    item = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}", "run_id": run_id}
+    item = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}
+    keys = {"pipeline": pipeline, "table": name, "run_id": run_id}
     try:
-        table.put_item(Item={**item, **record})
+        table.put_item(Item={**item, **record, **keys})
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "put run") from None
 
@@ -233,6 +240,58 @@ def get_run(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any]
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "get run") from None
     return _plain(item) if item else None
+
+
+def put_plan(
+    table: Any, pipeline: str, name: str, run_id: str, plan: dict[str, Any], now_epoch: int
+) -> None:
+    """Keep what a run's plan decided (its schema), read back by the run's later steps."""
+    item = {
+        "pk": partition_key(pipeline, name),
+        "sk": f"{PLAN_PREFIX}{run_id}",
+        "run_id": run_id,
+        "expires_at": now_epoch + PLAN_TTL_SECONDS,
+    }
+    try:
+        table.put_item(Item={**item, **plan})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "put plan") from None
+
+
+def get_plan(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
+    """The plan a run recorded with `put_plan`, or None."""
+    key = {"pk": partition_key(pipeline, name), "sk": f"{PLAN_PREFIX}{run_id}"}
+    try:
+        item = table.get_item(Key=key, ConsistentRead=True).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get plan") from None
+    return _plain(item) if item else None
+
+
+def get_runs(table: Any, pipeline: str, names: list[str], run_id: str) -> dict[str, dict[str, Any]]:
+    """The records of one run for many tables (BatchGetItem, 100 keys a call), by table."""
+    keys = [
+        {"pk": partition_key(pipeline, n), "sk": f"{RUN_PREFIX}{run_id}"}
+        for n in dict.fromkeys(names)  # BatchGetItem refuses a key twice
+    ]
+    found: dict[str, dict[str, Any]] = {}
+    # The Table resource's own client: it (de)serializes attribute values as the
+    # resource does.
+    client = table.meta.client
+    try:
+        for start in range(0, len(keys), 100):
+            request: dict[str, Any] = {
+                table.name: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            while request:
+                answer = client.batch_get_item(RequestItems=request)
+                for item in answer.get("Responses", {}).get(table.name, []):
+                    record = _plain(item)
+                    found[str(record["table"])] = record
+                request = answer.get("UnprocessedKeys") or {}
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get runs") from None
+    return found
 
 
 def acquire_lock(

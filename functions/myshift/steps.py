@@ -16,33 +16,84 @@ from myshift.errors import (
     LoadError,
     RunFailedError,
     SchemaError,
+    StateConflictError,
     StorageUnavailableError,
 )
 from myshift.extract import table_prefix
+from myshift.workflow import table_item
 
 
 def _cursor_value(key: keys.Key | None) -> keys.KeyValue | None:
     return key[0] if key else None
 
 
+# An inline chunk list travels in the table's payload (256 KiB per state in Step
+# Functions); above this size, or above `inline_max_chunks` chunks, it goes to S3 and a
+# Distributed Map reads it.
+INLINE_CHUNKS_MAX_BYTES = 64 * 1024
+
+
+# What the run record keeps of the plan (why a run read what it read).
+PLAN_FACTS = (
+    "mode",
+    "write_mode",
+    "chunk_count",
+    "planned_rows",
+    "read_from_start",
+    "added_columns",
+    "bound",
+    "upper_key",
+    "distributed",
+)
+
+
 def publish_plan(
-    s3: Any, item: dict[str, Any], *, bucket: str, data_prefix: str, inline_max_chunks: int
+    s3: Any,
+    state_table: Any,
+    item: dict[str, Any],
+    *,
+    schema: dict[str, Any],
+    bucket: str,
+    data_prefix: str,
+    inline_max_chunks: int,
+    now: str,
+    now_epoch: int,
 ) -> dict[str, Any]:
-    """Keep a small plan in the payload; put a large one on S3 for the Distributed Map."""
-    if item["chunk_count"] <= inline_max_chunks:
-        return {**item, "distributed": False}
-    prefix = f"{table_prefix(data_prefix, item['pipeline'], item['table'])}run={item['run_id']}/"
-    key = f"{prefix}plan.json"
-    try:
-        s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(item["chunks"]).encode())
-    except Exception as exc:
-        raise StorageUnavailableError(f"S3 put of {key}: {exc}".splitlines()[0]) from None
-    return {
-        **item,
-        "chunks": [],
-        "distributed": True,
-        "plan_key": key,
-    }
+    """Record the plan and keep the payload small.
+
+    The schema (about 190 bytes a column) goes to the run's PLAN item, never into the
+    payload; a chunk list over `inline_max_chunks` chunks or INLINE_CHUNKS_MAX_BYTES
+    goes to S3 for the Distributed Map. The run record says the table is extracting.
+    """
+    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    state.put_plan(state_table, pipeline, table, run_id, {"schema": schema}, now_epoch)
+    chunks = json.dumps(item["chunks"]).encode()
+    distributed = item["chunk_count"] > inline_max_chunks or len(chunks) > INLINE_CHUNKS_MAX_BYTES
+    published = {**item, "distributed": distributed}
+    if distributed:
+        key = f"{table_prefix(data_prefix, pipeline, table)}run={run_id}/plan.json"
+        try:
+            s3.put_object(Bucket=bucket, Key=key, Body=chunks)
+        except Exception as exc:
+            raise StorageUnavailableError(f"S3 put of {key}: {exc}".splitlines()[0]) from None
+        published.update(chunks=[], plan_key=key)
+    facts = {k: published[k] for k in PLAN_FACTS if published.get(k) is not None}
+    state.put_run(
+        state_table,
+        pipeline,
+        table,
+        run_id,
+        {"status": "running", "phase": "extracting", "started_at": now, **facts},
+    )
+    return published
+
+
+def planned_schema(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
+    """The schema the run's plan recorded (the files' layout, the name map, the key)."""
+    plan = state.get_plan(state_table, item["pipeline"], item["table"], item["run_id"])
+    if plan is None or "schema" not in plan:
+        raise StateConflictError(f"{item['table']}: run {item['run_id']} recorded no plan")
+    return dict(plan["schema"])
 
 
 def record_chunk(
@@ -85,11 +136,12 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
     run. The watermark lands on the plan's upper key: the last chunk's upper key.
     """
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    files = [f for f in state.list_files(state_table, pipeline, table) if f["run_id"] == run_id]
+    planned_layout = planned_schema(state_table, item)
+    files = state.list_files(state_table, pipeline, table, run_id=run_id)
     missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
     if missing:
         raise CountMismatchError(f"{table}: chunks {missing[:20]} recorded no file")
-    planned = len(item["schema"]["layout"])
+    planned = len(planned_layout["layout"])
     changed = sorted(int(f["chunk"]) for f in files if int(f.get("columns", planned)) != planned)
     if changed:  # a column was added in MySQL after the plan: files of two layouts
         raise SchemaError(
@@ -99,7 +151,7 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
         )
     state.mark_files(state_table, files, "extracted", extracted_at=now)
     schema = state.get_schema(state_table, pipeline, table) or {}
-    schema.update(item["schema"])  # the files' layout, the name map, the key
+    schema.update(planned_layout)  # the files' layout, the name map, the key
     state.put_schema(state_table, pipeline, table, schema)
     rows = sum(int(f["rows"]) for f in files)
     upper = item["upper_key"]
@@ -138,10 +190,16 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
         # Rows skipped (or, with load_null_cursor, included) for a NULL cursor: reported.
         "null_cursor_rows": int(item.get("null_cursor_rows") or 0),
     }
+    planned = state.get_run(state_table, pipeline, table, run_id) or {"started_at": now}
+    planned = {k: v for k, v in planned.items() if k not in ("pk", "sk")}
     state.put_run(
-        state_table, pipeline, table, run_id, {"status": "extracted", "started_at": now, **summary}
+        state_table,
+        pipeline,
+        table,
+        run_id,
+        {**planned, "status": "extracted", "phase": "loading", **summary},
     )
-    keep = {k: v for k, v in item.items() if k not in ("chunks", "extracted", "schema")}
+    keep = {k: v for k, v in item.items() if k not in ("chunks", "extracted")}
     return {**keep, **summary}
 
 
@@ -153,12 +211,51 @@ def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: dict[st
     """
     attempt = int((run.get("prepare") or {}).get("attempt") or 0) + 1
     if run["mode"] == "backup_only":
-        return {"statement_id": None, "attempt": attempt}
+        return submitted(None, attempt=attempt)
     sqls = load.prepare_statements(pipeline.target.schema_name)
     statement_id = load.submit(
         redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}-{attempt}"
     )
-    return {"statement_id": statement_id, "attempt": attempt}
+    return submitted(statement_id, attempt=attempt)
+
+
+def submitted(
+    statement_id: str | None,
+    *,
+    expected_rows: int | None = None,
+    manifest_key: str | None = None,
+    attempt: int | None = None,
+) -> dict[str, Any]:
+    """What every submitting step returns (one shape: the state machine selects fields).
+
+    `expected_rows` is set for a load: the follow step checks the staged count with it.
+    """
+    return {
+        "statement_id": statement_id,
+        "expected_rows": expected_rows,
+        "manifest_key": manifest_key,
+        "attempt": attempt,
+    }
+
+
+def follow_statement(
+    redshift_data: Any, statement: dict[str, Any], *, raise_on_failure: bool = True
+) -> dict[str, Any]:
+    """Where a submitted statement is: `{"status", "counts"}`.
+
+    Called by the identity that submitted it (the Data API allows nobody else). A
+    finished load's counts are checked here (staged = extracted, else
+    CountMismatchError); a failed or aborted statement raises the database's error
+    unless `raise_on_failure` is off (the warehouse preparation submits again).
+    """
+    description = load.describe(redshift_data, statement["statement_id"])
+    status = str(description.get("Status"))
+    counts = None
+    if status in ("FAILED", "ABORTED") and raise_on_failure:
+        raise load.failure_of(description)
+    if status == "FINISHED" and statement.get("expected_rows") is not None:
+        counts = load.verified_counts(description, int(statement["expected_rows"])).as_dict()
+    return {"status": status, "counts": counts}
 
 
 def manifest_key(data_prefix: str, pipeline: str, table: str, run_id: str) -> str:
@@ -184,7 +281,7 @@ def start_load(
     table = pipeline.table(item["table"])
     pending = pending_files(state_table, pipeline.name, table.name, item)
     if not pending:
-        return {"statement_id": None, "expected_rows": 0, "manifest_key": None}
+        return submitted(None)
     schema = state.get_schema(state_table, pipeline.name, table.name)
     if schema is None or not schema.get("layout"):
         raise LoadError(f"{table.name}: no stored schema; plan the table first")
@@ -208,7 +305,7 @@ def start_load(
         filled_columns=filled_columns(schema["layout"], pending),
     )
     statement_id = load.submit(redshift_data, pipeline.target, sqls, f"myshift-{item['run_id']}")
-    return {"statement_id": statement_id, "expected_rows": expected, "manifest_key": key}
+    return submitted(statement_id, expected_rows=expected, manifest_key=key)
 
 
 def filled_columns(layout: list[dict[str, Any]], files: list[dict[str, Any]]) -> list[str]:
@@ -264,7 +361,7 @@ def commit_alters(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
 
 def submit_statement(redshift_data: Any, pipeline: PipelineConfig, sql: str, name: str) -> dict:
     """One statement on its own (not in a transaction block), e.g. ALTER COLUMN TYPE."""
-    return {"statement_id": load.submit_single(redshift_data, pipeline.target, sql, name)}
+    return submitted(load.submit_single(redshift_data, pipeline.target, sql, name))
 
 
 def pending_files(
@@ -302,18 +399,14 @@ def loaded_files(
 
 
 def commit_load(
-    state_table: Any,
-    s3: Any,
-    redshift_data: Any,
-    *,
-    bucket: str,
-    item: dict[str, Any],
-    now: str,
+    state_table: Any, s3: Any, *, bucket: str, item: dict[str, Any], now: str
 ) -> dict[str, Any]:
-    """Verify the finished load's counts, mark its files loaded, advance the watermark."""
+    """After the load finished: mark its files loaded, advance the watermark.
+
+    The counts come from the follow step, which checked them (staged = extracted).
+    """
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    description = load.describe(redshift_data, item["load"]["statement_id"])
-    counts = load.verified_counts(description, int(item["load"]["expected_rows"]))
+    counts = load.LoadCounts(**item["load_status"]["counts"])
     files = loaded_files(state_table, s3, bucket, item)
     state.mark_files(state_table, files, "loaded", loaded_at=now, loaded_by=run_id)
     schema = state.get_schema(state_table, pipeline, table) or {}
@@ -331,37 +424,67 @@ def commit_load(
             "last_redshift_load_time": now,
         },
     )
-    summary = {
-        **{k: v for k, v in item.items() if k not in ("load", "load_status")},
-        "statement_id": item["load"]["statement_id"],
+    run = state.get_run(state_table, pipeline, table, run_id) or {}
+    record = {
+        **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
         "status": "succeeded",
+        "phase": "committed",  # "done" once the lock is released
+        "statement_id": item["load"]["statement_id"],
         "files_loaded": len(files),
         "rows_loaded": counts.rows_staged,
         "rows_inserted": counts.rows_inserted,
         "rows_replaced": counts.rows_replaced,
         "already_loaded": counts.already_loaded,
+        "finished_at": now,
     }
-    state.put_run(state_table, pipeline, table, run_id, {**summary, "finished_at": now})
+    state.put_run(state_table, pipeline, table, run_id, record)
+    return {**{k: v for k, v in item.items() if k not in ("load", "load_status")}, **record}
+
+
+def raise_failure(redshift_data: Any, statement: dict[str, Any]) -> None:
+    """Raise the database's error of a failed statement (this identity submitted it)."""
+    raise load.failure_of(load.describe(redshift_data, statement["statement_id"]))
+
+
+# What a table's child execution returns (its full record stays in DynamoDB).
+SUMMARY_FIELDS = (
+    "pipeline",
+    "table",
+    "run_id",
+    "status",
+    "rows_extracted",
+    "files_extracted",
+    "rows_loaded",
+    "files_loaded",
+    "error",
+    "cause",
+)
+
+
+def table_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """The small summary of a table's run: a few fields, the cause cut to 500 chars."""
+    summary = {k: record[k] for k in SUMMARY_FIELDS if record.get(k) is not None}
+    if "cause" in summary:
+        summary["cause"] = str(summary["cause"])[:500]
     return summary
-
-
-def raise_load_failure(redshift_data: Any, item: dict[str, Any]) -> None:
-    """Raise the database's error of the run's failed load statement."""
-    raise load.failure_of(load.describe(redshift_data, item["load"]["statement_id"]))
 
 
 def record_empty_run(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
     """A run that found nothing new: recorded, watermark unchanged."""
-    summary = {
+    run = state.get_run(state_table, item["pipeline"], item["table"], item["run_id"]) or {}
+    record = {
         **{k: v for k, v in item.items() if k != "chunks"},
+        "started_at": run.get("started_at", now),
         "status": "succeeded",
+        "phase": "committed",  # "done" once the lock is released
         "rows_extracted": 0,
         "files_extracted": 0,
         "files_loaded": 0,
         "rows_loaded": 0,
+        "finished_at": now,
     }
-    state.put_run(state_table, item["pipeline"], item["table"], item["run_id"], summary)
-    return summary
+    state.put_run(state_table, item["pipeline"], item["table"], item["run_id"], record)
+    return record
 
 
 def failure_message(error: dict[str, Any]) -> tuple[str, str]:
@@ -415,6 +538,7 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
     record = {
         **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
         "status": "failed",
+        "phase": "done",
         "error": error_type,
         "cause": message,
         "finished_at": now,
@@ -422,33 +546,85 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
     state.put_run(state_table, pipeline, table, run_id, record)
     if not locked_out:
         state.release_lock(state_table, pipeline, table, run_id)
-    outcome = {k: record[k] for k in ("status", "error", "cause", "finished_at")}
-    return {"pipeline": pipeline, "table": table, "run_id": run_id, **outcome}
+    return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
-def acquire_lock(state_table: Any, item: dict[str, Any], now_epoch: int) -> dict[str, Any]:
-    """Take the table's lock for this execution (fails fast when another holds it)."""
+def acquire_lock(
+    state_table: Any, pipeline: PipelineConfig, item: dict[str, Any], now_epoch: int
+) -> dict[str, Any]:
+    """Take the table's lock for this execution (fails fast when another holds it).
+
+    Returns the table's item completed from the pipeline file (write mode, lease...).
+    """
+    item = table_item(pipeline, item)
     state.acquire_lock(
         state_table,
         item["pipeline"],
         item["table"],
         item["run_id"],
         now_epoch,
-        int(item.get("lock_lease_seconds", 3 * 3600)),
+        int(item["lock_lease_seconds"]),
     )
     return item
 
 
-def release_lock(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
-    """Release the table's lock at the end of a successful table run."""
-    released = state.release_lock(state_table, item["pipeline"], item["table"], item["run_id"])
-    return {"status": "succeeded", **item, "lock_released": released}
+def release_lock(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+    """End a table's successful run: its record says succeeded, the lock is released.
+
+    Returns the table's small summary (the child execution's output).
+    """
+    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    released = state.release_lock(state_table, pipeline, table, run_id)
+    run = state.get_run(state_table, pipeline, table, run_id) or {}
+    run = {
+        **{k: v for k, v in run.items() if k not in ("pk", "sk", "run_id")},
+        "status": "succeeded",  # a backup-only run ends after its extraction
+        "phase": "done",
+        "lock_released": released,
+        "finished_at": run.get("finished_at", now),
+    }
+    state.put_run(state_table, pipeline, table, run_id, run)
+    return table_summary({**item, **run})
 
 
-def summarize_run(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run's outcome; RunFailedError names every failed table and its cause."""
-    failed = [r for r in results if r.get("status") == "failed"]
+# At most this many failed tables are named in a failed run's cause (Step Functions
+# keeps 32,768 characters of it); the run records hold every one.
+MAX_FAILURES_NAMED = 20
+
+
+def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
+    """The run's outcome from every table's run record.
+
+    RunFailedError names the failed tables and their causes. A table whose record did
+    not reach its last phase ("done": lock released, or failure recorded) failed outside
+    its own Catch: its child execution failed (see the Map Run), its lock may be held
+    until the lease ends.
+    """
+    names: list[str] = list(run["tables"])
+    records = state.get_runs(state_table, run["pipeline"], names, run["run_id"])
+    failed: list[tuple[str, str]] = []
+    totals = {"rows_extracted": 0, "rows_loaded": 0}
+    for name in names:
+        record = records.get(name) or {}
+        status, phase = record.get("status"), record.get("phase")
+        if status == "succeeded" and phase == "done":
+            for field in totals:
+                totals[field] += int(record.get(field) or 0)
+            continue
+        if status == "failed":
+            failed.append((name, f"{record.get('error')}: {record.get('cause')}"))
+        else:
+            failed.append(
+                (
+                    name,
+                    f"did not finish (status {status or 'none'}, phase {phase or 'none'}): its "
+                    "child execution failed outside the table's Catch (see the SyncTables "
+                    "Map Run); its lock is held until the lease ends",
+                )
+            )
     if failed:
-        causes = "; ".join(f"{r['table']}: {r.get('error')}: {r.get('cause')}" for r in failed)
-        raise RunFailedError(f"{len(failed)} of {len(results)} tables failed: {causes}")
-    return {"status": "succeeded", "results": results}
+        named = "; ".join(f"{name}: {cause}" for name, cause in failed[:MAX_FAILURES_NAMED])
+        more = len(failed) - MAX_FAILURES_NAMED
+        tail = f"; and {more} more (see `myshift runs show`)" if more > 0 else ""
+        raise RunFailedError(f"{len(failed)} of {len(names)} tables failed: {named}{tail}")
+    return {"status": "succeeded", "run_id": run["run_id"], "tables": len(names), **totals}

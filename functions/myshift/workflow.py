@@ -74,41 +74,44 @@ def refuse_partial_refresh(tables: list[TableConfig], max_chunks: int | None, mo
         )
 
 
-def table_items(
+def run_items(
     request: ExecutionInput, pipeline: PipelineConfig, run_id: str, poll_seconds: int
 ) -> dict[str, Any]:
-    """The state machine's plan of the run: one item per table to sync."""
+    """The run as the state machine maps over it: run-wide values and the table names.
+
+    Each table's item is built by the Distributed Map's ItemSelector from these values
+    and completed from the pipeline file when its child execution takes the table's lock
+    (`table_item`): the list holds names only, so 1,000 tables stay a small payload.
+    """
     if not RUN_ID.match(run_id):
         raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
     names = request.tables or [t.name for t in pipeline.tables]
     tables = [pipeline.table(name) for name in names]  # ConfigError for an unknown table
     refuse_partial_refresh(tables, request.max_chunks, request.mode)
-    items = [
-        {
-            "pipeline": pipeline.name,
-            "table": table.name,
-            "run_id": run_id,
-            "mode": request.mode,
-            "limit": request.limit or pipeline.chunk_rows,
-            "max_chunks": request.max_chunks,
-            "poll_seconds": poll_seconds,
-            "max_concurrent_chunks": pipeline.max_concurrent_chunks,
-            "strategy": pipeline.strategy,
-            "write_mode": table.write_mode,
-            "lock_lease_seconds": pipeline.lock_lease_seconds,
-        }
-        for table in tables
-    ]
     parallel = (
-        1 if pipeline.strategy == "sequential" else min(pipeline.max_parallel_tables, len(items))
+        1 if pipeline.strategy == "sequential" else min(pipeline.max_parallel_tables, len(names))
     )
     return {
         "pipeline": pipeline.name,
         "run_id": run_id,
         "mode": request.mode,
-        "max_concurrent_tables": parallel,
+        "limit": request.limit or pipeline.chunk_rows,
+        "max_chunks": request.max_chunks,
         "poll_seconds": poll_seconds,
-        "tables": items,
+        "max_concurrent_tables": parallel,
+        "tables": names,
+    }
+
+
+def table_item(pipeline: PipelineConfig, item: dict[str, Any]) -> dict[str, Any]:
+    """A table's item completed from the pipeline file (write mode, lease, concurrency)."""
+    table = pipeline.table(item["table"])
+    return {
+        **item,
+        "max_concurrent_chunks": pipeline.max_concurrent_chunks,
+        "strategy": pipeline.strategy,
+        "write_mode": table.write_mode,
+        "lock_lease_seconds": pipeline.lock_lease_seconds,
     }
 
 

@@ -8,6 +8,8 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,14 @@ import pymysql
 import pytest
 from boto3.dynamodb.conditions import Key
 from myshift import state
+from myshift.config import load_pipeline
+from myshift.errors import ConfigError
+from myshift.identifiers import quote_mysql_table, quote_redshift, quote_redshift_table
 from myshift.local import sample
 from myshift.local.engine import LocalEngine
 
 from tests.conftest import MYSQL, POSTGRES_ADMIN_DSN
-from tests.support.mariadb import connect
+from tests.support.mariadb import connect, execute_alone
 
 DATABASE = "myshift_e2e"
 TABLE = "settle_orders"
@@ -129,10 +134,31 @@ def run(engine: LocalEngine, execution_input: dict[str, Any], timeout: float = 3
     while True:
         description = sfn.describe_execution(executionArn=arn)
         if description["status"] != "RUNNING":
-            description["output_json"] = json.loads(description.get("output") or "null")
-            return description
+            return with_outcomes(engine, description)
         assert time.monotonic() < deadline, f"execution {name} still running after {timeout}s"
         time.sleep(0.5)
+
+
+def with_outcomes(engine: LocalEngine, description: dict) -> dict:
+    """The finished execution, `output_json` its parsed output with `results`: the run's
+    record of each table (DynamoDB), in the order of the run's tables.
+
+    Each table runs in its own child execution and the run's output stays small (1,000
+    tables), so a table's outcome is its run record, as for the CLI.
+    """
+    output = json.loads(description.get("output") or "null") or {}
+    output["results"] = []
+    description["output_json"] = output
+    try:  # hostile-input tests start runs that name no pipeline at all
+        request = json.loads(description["input"])
+        pipeline = load_pipeline(engine.pipelines_dir, request["pipeline"])
+        names = request.get("tables") or [t.name for t in pipeline.tables]
+        names = [str(name) for name in names]
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return description
+    records = state.get_runs(engine.client_table(), pipeline.name, names, run_id_of(description))
+    output["results"] = [records[name] for name in names if name in records]
+    return description
 
 
 def run_fast(engine: LocalEngine, execution_input: Any, timeout: float = 300) -> dict:
@@ -148,8 +174,7 @@ def run_fast(engine: LocalEngine, execution_input: Any, timeout: float = 300) ->
     while (description := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         assert time.monotonic() < deadline, f"execution {arn} still running after {timeout}s"
         time.sleep(0.1)
-    description["output_json"] = json.loads(description.get("output") or "null")
-    return description
+    return with_outcomes(engine, description)
 
 
 def run_id_of(description: dict) -> str:
@@ -211,3 +236,102 @@ def local_cli_env(engine: LocalEngine, pipelines_dir: Path, state_dir: Path) -> 
         "MYSHIFT_PIPELINES_DIR": str(pipelines_dir),
         "MYSQL_PASSWORD": "",
     }
+
+
+# --- comparing the warehouse with the source ---------------------------------------------
+
+
+@contextmanager
+def isolated_warehouse(engine: LocalEngine, name: str) -> Iterator[str]:
+    """A warehouse database of this module's own (per process), for the engine's stand-in.
+
+    Every test session drops and re-creates the shared e2e warehouse database when it
+    starts; with sessions running side by side (several engineers, CI jobs) that would
+    drop our tables mid-run. The stand-in opens a session per statement on its DSN, so
+    pointing it at a database of our own for the module's duration isolates us.
+    """
+    from myshift.local.redshift_standin import ensure_database
+
+    name = f"{name}_{os.getpid()}"
+    dsn = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
+
+    def drop() -> None:
+        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+    drop()
+    ensure_database(dsn)
+    standin = getattr(engine, "_standin", None)
+    saved = getattr(standin, "_dsn", None)
+    if saved is None:  # the stand-in changed shape: use the shared database
+        drop()
+        yield engine.warehouse_dsn
+        return
+    standin._dsn = dsn  # type: ignore[union-attr]
+    try:
+        yield dsn
+    finally:
+        standin._dsn = saved  # type: ignore[union-attr]
+        drop()
+
+
+def drop_source_table(name: str) -> None:
+    execute_alone(f"DROP TABLE IF EXISTS {quote_mysql_table(DATABASE, name)}")
+
+
+@dataclass
+class Comparison:
+    source_rows: int
+    target_rows: int
+    missing: int
+    duplicate: int
+    extra: int
+    differing: int
+
+    @property
+    def equal(self) -> bool:
+        return self.missing == self.duplicate == self.extra == self.differing == 0
+
+
+def compare_table(
+    engine: LocalEngine, dsn: str, pipeline: str, qualified: str, schema: str, key: str = "id"
+) -> Comparison:
+    """Every column of every row: MySQL against the warehouse, by primary key.
+
+    Target columns are found through the stored source -> target name map.
+    """
+    database, name = qualified.split(".")
+    conn = connect()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f"SELECT * FROM {quote_mysql_table(database, name)}")
+            columns = [d[0] for d in cursor.description]
+            position = columns.index(key)
+            source = {row[position]: tuple(normalized(v) for v in row) for row in cursor.fetchall()}
+    finally:
+        conn.close()
+    stored = state.get_schema(engine.client_table(), pipeline, qualified)
+    target: list[tuple] = []
+    if stored is not None:
+        names = ", ".join(quote_redshift(stored["name_map"][c]) for c in columns)
+        with psycopg.connect(dsn) as pg:
+            exists = pg.execute("SELECT to_regclass(%s)", (f'"{schema}"."{name.lower()}"',))
+            if exists.fetchone()[0] is not None:
+                target = [
+                    tuple(normalized(v) for v in row)
+                    for row in pg.execute(
+                        f"SELECT {names} FROM {quote_redshift_table(schema, name.lower())}"
+                    ).fetchall()
+                ]
+    target_ids = [row[position] for row in target]
+    by_id = {row[position]: row for row in target}
+    return Comparison(
+        source_rows=len(source),
+        target_rows=len(target),
+        missing=len(set(source) - set(by_id)),
+        duplicate=len(target_ids) - len(set(target_ids)),
+        extra=len(set(by_id) - set(source)),
+        differing=sum(1 for k, row in by_id.items() if k in source and source[k] != row),
+    )
+
+

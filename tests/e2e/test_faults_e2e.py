@@ -13,7 +13,6 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,22 +28,23 @@ from myshift.errors import (
     WarehouseUnavailableError,
 )
 from myshift.extract import chunk_object_key
-from myshift.identifiers import quote_mysql_table, quote_redshift, quote_redshift_table
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 
-from tests.conftest import POSTGRES_ADMIN_DSN
 from tests.e2e.conftest import (
     DATABASE,
+    Comparison,
     clear_partition,  # noqa: F401 (the other e2e modules import it from here)
-    normalized,
+    compare_table,
+    drop_source_table,
+    isolated_warehouse,
     pipeline_yaml,
     reset_table,
     run_fast,
     run_id_of,
 )
 from tests.e2e.conftest import s3_keys as bucket_keys
-from tests.support.mariadb import connect, execute_alone
+from tests.support.mariadb import connect
 
 PIPELINE = "e2e_faults"
 SCHEMA = "faults_dw"
@@ -118,48 +118,10 @@ def print_matrix(request: pytest.FixtureRequest) -> Iterator[None]:
 # --- fixtures and helpers ----------------------------------------------------------------
 
 
-@contextmanager
-def isolated_warehouse(engine: LocalEngine, name: str) -> Iterator[str]:
-    """A warehouse database of this module's own (per process), for the engine's stand-in.
-
-    Every test session drops and re-creates the shared e2e warehouse database when it
-    starts; with sessions running side by side (several engineers, CI jobs) that would
-    drop our tables mid-run. The stand-in opens a session per statement on its DSN, so
-    pointing it at a database of our own for the module's duration isolates us.
-    """
-    from myshift.local.redshift_standin import ensure_database
-
-    name = f"{name}_{os.getpid()}"
-    dsn = POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-
-    def drop() -> None:
-        with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-    drop()
-    ensure_database(dsn)
-    standin = getattr(engine, "_standin", None)
-    saved = getattr(standin, "_dsn", None)
-    if saved is None:  # the stand-in changed shape: use the shared database
-        drop()
-        yield engine.warehouse_dsn
-        return
-    standin._dsn = dsn  # type: ignore[union-attr]
-    try:
-        yield dsn
-    finally:
-        standin._dsn = saved  # type: ignore[union-attr]
-        drop()
-
-
 @pytest.fixture(scope="module")
 def warehouse(engine: LocalEngine) -> Iterator[str]:
     with isolated_warehouse(engine, "myshift_warehouse_faults") as dsn:
         yield dsn
-
-
-def drop_source_table(name: str) -> None:
-    execute_alone(f"DROP TABLE IF EXISTS {quote_mysql_table(DATABASE, name)}")
 
 
 @pytest.fixture(scope="module")
@@ -184,62 +146,6 @@ def s3_keys(engine: LocalEngine, prefix: str = DATA_PREFIX) -> list[str]:
 
 def chunk_keys_of(engine: LocalEngine, run_id: str) -> list[str]:
     return [k for k in s3_keys(engine) if f"/run={run_id}/" in k and k.endswith(".parquet")]
-
-
-@dataclass
-class Comparison:
-    source_rows: int
-    target_rows: int
-    missing: int
-    duplicate: int
-    extra: int
-    differing: int
-
-    @property
-    def equal(self) -> bool:
-        return self.missing == self.duplicate == self.extra == self.differing == 0
-
-
-def compare_table(
-    engine: LocalEngine, dsn: str, pipeline: str, qualified: str, schema: str, key: str = "id"
-) -> Comparison:
-    """Every column of every row: MySQL against the warehouse, by primary key.
-
-    Target columns are found through the stored source -> target name map.
-    """
-    database, name = qualified.split(".")
-    conn = connect()
-    try:
-        with conn.cursor() as cursor:
-            cursor.execute(f"SELECT * FROM {quote_mysql_table(database, name)}")
-            columns = [d[0] for d in cursor.description]
-            position = columns.index(key)
-            source = {row[position]: tuple(normalized(v) for v in row) for row in cursor.fetchall()}
-    finally:
-        conn.close()
-    stored = state.get_schema(engine.client_table(), pipeline, qualified)
-    target: list[tuple] = []
-    if stored is not None:
-        names = ", ".join(quote_redshift(stored["name_map"][c]) for c in columns)
-        with psycopg.connect(dsn) as pg:
-            exists = pg.execute("SELECT to_regclass(%s)", (f'"{schema}"."{name.lower()}"',))
-            if exists.fetchone()[0] is not None:
-                target = [
-                    tuple(normalized(v) for v in row)
-                    for row in pg.execute(
-                        f"SELECT {names} FROM {quote_redshift_table(schema, name.lower())}"
-                    ).fetchall()
-                ]
-    target_ids = [row[position] for row in target]
-    by_id = {row[position]: row for row in target}
-    return Comparison(
-        source_rows=len(source),
-        target_rows=len(target),
-        missing=len(set(source) - set(by_id)),
-        duplicate=len(target_ids) - len(set(target_ids)),
-        extra=len(set(by_id) - set(source)),
-        differing=sum(1 for k, row in by_id.items() if k in source and source[k] != row),
-    )
 
 
 def compare(engine: LocalEngine, dsn: str) -> Comparison:

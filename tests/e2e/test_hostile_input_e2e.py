@@ -30,10 +30,17 @@ from myshift.identifiers import quote_mysql, quote_mysql_table, quote_redshift
 from myshift.local import sample
 from myshift.local.engine import LocalEngine
 from myshift.schema import truncate_utf8
+from myshift.settings import map_results_prefix
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, local_cli_env, pipeline_yaml
-from tests.e2e.test_faults_e2e import compare_table, isolated_warehouse
+from tests.e2e.conftest import (
+    DATABASE,
+    compare_table,
+    isolated_warehouse,
+    local_cli_env,
+    pipeline_yaml,
+    with_outcomes,
+)
 from tests.support.mariadb import connect as mysql_conn
 from tests.support.mariadb import execute_alone
 
@@ -288,8 +295,15 @@ def state_view(engine: LocalEngine, strict: bool) -> dict[tuple[str, str], str]:
 def s3_view(engine: LocalEngine) -> dict[str, str]:
     s3 = client(engine, "s3")
     objects: dict[str, str] = {}
+    bookkeeping = f"{map_results_prefix('data')}/"  # every run's Map Run manifests
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=engine.bucket):
-        objects.update({o["Key"]: o["ETag"] for o in page.get("Contents", [])})
+        objects.update(
+            {
+                o["Key"]: o["ETag"]
+                for o in page.get("Contents", [])
+                if not o["Key"].startswith(bookkeeping)
+            }
+        )
     return objects
 
 
@@ -413,7 +427,7 @@ def execute(engine: LocalEngine, execution_input: Any, name: str | None = None) 
     while (description := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
         assert time.monotonic() < deadline
         time.sleep(0.1)
-    return description
+    return with_outcomes(engine, description)
 
 
 def failure(description: dict) -> tuple[str, str]:
@@ -847,14 +861,14 @@ def test_hostile_string_keys_tied_on_the_cursor_chunk_exactly(
 ) -> None:
     description = sync(engine, KEYS)
     assert description["status"] == "SUCCEEDED", description.get("cause")
-    output = json.loads(description["output"])
+    output = description["output_json"]
     assert output["results"][0]["files_extracted"] == -(-len(HOSTILE_KEYS) // 7)
     comparison = compare_table(engine, warehouse, PIPELINE, KEYS, SCHEMA)
     assert comparison.equal and comparison.target_rows == len(HOSTILE_KEYS), comparison
     # A second run finds nothing new: the watermark sits on a hostile key exactly.
     again = sync(engine, KEYS)
     assert again["status"] == "SUCCEEDED", again.get("cause")
-    assert json.loads(again["output"])["results"][0]["rows_extracted"] == 0
+    assert again["output_json"]["results"][0]["rows_extracted"] == 0
 
 
 def test_colliding_sanitized_column_names_fail_clearly_and_change_nothing(
@@ -882,7 +896,7 @@ def test_empty_table_syncs_nothing_and_changes_nothing(
     before = Snapshot(engine, warehouse, strict=False)
     description = sync(engine, EMPTY)
     assert description["status"] == "SUCCEEDED", description.get("cause")
-    assert json.loads(description["output"])["results"][0]["rows_extracted"] == 0
+    assert description["output_json"]["results"][0]["rows_extracted"] == 0
     after = Snapshot(engine, warehouse, strict=False)
     assert after.s3 == before.s3 and after.warehouse == before.warehouse
     mark = state.get_watermark(engine.client_table(), PIPELINE, EMPTY)

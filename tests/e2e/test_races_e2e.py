@@ -26,14 +26,18 @@ from myshift.identifiers import quote_mysql_table
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
 
-from tests.e2e.conftest import DATABASE, pipeline_yaml, reset_table, run_fast, run_id_of
-from tests.e2e.conftest import s3_keys as bucket_keys
-from tests.e2e.test_faults_e2e import (
+from tests.e2e.conftest import (
+    DATABASE,
     Comparison,
     compare_table,
     drop_source_table,
     isolated_warehouse,
+    pipeline_yaml,
+    reset_table,
+    run_fast,
+    run_id_of,
 )
+from tests.e2e.conftest import s3_keys as bucket_keys
 from tests.support.mariadb import connect as mysql_conn
 
 PIPELINE = "e2e_races"

@@ -33,8 +33,7 @@ from myshift.local.engine import LocalEngine
 from myshift.source import connect
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, run
-from tests.e2e.test_faults_e2e import compare_table, drop_source_table, isolated_warehouse
+from tests.e2e.conftest import DATABASE, compare_table, drop_source_table, isolated_warehouse, run
 
 SECRET_PASSWORD = "Zq9-SECRET-pw-7731"
 WRONG_PASSWORD = "Zq9-WRONG-pw-9902"

@@ -12,84 +12,31 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Match
+from cdk_nag import AwsSolutionsChecks
+from myshift.config import load_pipelines
+from myshift.errors import transient_error_names
+from myshift.settings import ENVIRONMENT_VARIABLES, Settings
 
-# jsii prints a 12-line banner per process on Node 20; it is noise in test output.
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+import app as app_module
+from infra.functions import FUNCTIONS, secret_resources
+from infra.packaging import check_layer, layer_build_file, layer_build_info
+from infra.schedules import S3CLEAN_EVENT
+from infra.workflow import definition_placeholders
+from tests.support.synth import (
+    PIPELINES_DIR,
+    REPO_ROOT,
+    Synth,
+    allow_statements,
+    placeholder_layer,
+)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # app.py and infra/ live at the repository root
-    sys.path.insert(0, str(REPO_ROOT))
-
-import aws_cdk as cdk  # noqa: E402
-from aws_cdk.assertions import Match, Template  # noqa: E402
-from cdk_nag import AwsSolutionsChecks  # noqa: E402
-from myshift.config import load_pipelines  # noqa: E402
-from myshift.errors import transient_error_names  # noqa: E402
-from myshift.settings import ENVIRONMENT_VARIABLES, Settings  # noqa: E402
-
-import app as app_module  # noqa: E402
-from infra.functions import FUNCTIONS, secret_resources  # noqa: E402
-from infra.packaging import check_layer, layer_build_file, layer_build_info  # noqa: E402
-from infra.schedules import S3CLEAN_EVENT  # noqa: E402
-from infra.workflow import definition_placeholders  # noqa: E402
-from tests.support.tls_mariadb import Authority  # noqa: E402
-
-PIPELINES_DIR = REPO_ROOT / "pipelines"
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
-
-
-class Synth:
-    """One synthesized app: the template, the assembly directory, the acknowledgments."""
-
-    def __init__(self, app: cdk.App, stack: cdk.Stack, outdir: Path) -> None:
-        self.app = app
-        self.stack = stack
-        self.outdir = outdir
-        self.acknowledgments = app_module.acknowledgments(stack)
-        self.nag_report = AwsSolutionsChecks(verbose=True).validate_scope(app)
-        # Synthesis runs cdk-nag again as a validation plugin and raises on findings.
-        assembly = app.synth()
-        artifact = assembly.get_stack_artifact(stack.artifact_id)
-        self.template_json: dict[str, Any] = json.loads(
-            Path(artifact.template_full_path).read_text(encoding="utf-8")
-        )
-        self.template = Template.from_json(self.template_json)
-
-    def resources(self, kind: str) -> dict[str, dict[str, Any]]:
-        return {
-            logical_id: resource
-            for logical_id, resource in self.template_json["Resources"].items()
-            if resource["Type"] == kind
-        }
-
-
-def _placeholder_layer(root: Path) -> Path:
-    """A tiny stand-in for build/layer: the stack only needs `python/` to exist."""
-    package = root / "python" / "placeholder"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text("")
-    return root
-
-
-def _synth(tmp: Path, context: dict[str, Any], pipelines_dir: Path = PIPELINES_DIR) -> Synth:
-    layer = _placeholder_layer(tmp / "layer")
-    app, stack = app_module.build_app(
-        {**context, "layer_dir": str(layer), "asset_dir": str(tmp / "asset")},
-        outdir=str(tmp / "cdk.out"),
-        pipelines_dir=pipelines_dir,
-    )
-    return Synth(app, stack, tmp / "cdk.out")
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The default stack (cdk.json context) with the repository's pipelines."""
-    return _synth(tmp_path_factory.mktemp("default"), {})
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +48,7 @@ def raw_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, st
     try:
         app, _ = app_module.build_app(
             {
-                "layer_dir": str(_placeholder_layer(tmp / "layer")),
+                "layer_dir": str(placeholder_layer(tmp / "layer")),
                 "asset_dir": str(tmp / "asset"),
             },
             outdir=str(tmp / "cdk.out"),
@@ -114,69 +61,6 @@ def raw_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, st
         for violation in report.violations
         for resource in violation.violating_resources
     ]
-
-
-# A provisioned cluster reached with a database user, the MySQL password in a secret.
-CLUSTER_PIPELINE = """
-name: warehouse
-source:
-  host: mysql.example.internal
-  user: sync
-  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf
-  tls:
-    ca_bundle: certs/mysql-ca.pem
-target:
-  database: analytics
-  schema: dw
-  cluster_identifier: analytics-cluster
-  db_user: loader
-  copy_role_arn: arn:aws:iam::111122223333:role/redshift-copy
-tables:
-  - name: shop.orders
-    cursor: updated_at
-    primary_key: [id]
-"""
-
-# A serverless workgroup reached with a Secrets Manager secret.
-SERVERLESS_PIPELINE = """
-name: lake
-source:
-  host: mysql.example.internal
-  user: sync
-  password_env: LAKE_PASSWORD
-  tls: {mode: required}
-target:
-  database: lake
-  schema: raw
-  workgroup: lake-wg
-  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:redshift-GhIjKl
-tables:
-  - name: shop.items
-    cursor: updated_at
-    primary_key: [id]
-"""
-
-
-@pytest.fixture(scope="module")
-def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """Two unscheduled pipelines (cluster, serverless + secret), context switches flipped."""
-    tmp = tmp_path_factory.mktemp("variant")
-    pipelines = tmp / "pipelines"
-    (pipelines / "certs").mkdir(parents=True)
-    Authority.create(pipelines / "certs" / "mysql-ca.pem", "variant CA")
-    (pipelines / "warehouse.yml").write_text(CLUSTER_PIPELINE)
-    (pipelines / "lake.yml").write_text(SERVERLESS_PIPELINE)
-    return _synth(
-        tmp,
-        {
-            "stage": "prod",
-            "lambda_architecture": "x86_64",
-            "bucket_versioning": "true",  # strings, as `-c key=value` delivers them
-            "access_logs": "false",
-            "removal_policy": "destroy",
-        },
-        pipelines_dir=pipelines,
-    )
 
 
 # --- shape -----------------------------------------------------------------------
@@ -449,27 +333,11 @@ def test_code_asset_carries_the_ca_bundles_the_pipelines_name(variant: Synth) ->
 # --- IAM -------------------------------------------------------------------------
 
 
-def _allow_statements(synth: Synth) -> Iterator[tuple[str, dict[str, Any]]]:
-    for logical_id, resource in synth.template_json["Resources"].items():
-        props = resource.get("Properties", {})
-        documents = []
-        if resource["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
-            documents.append(props["PolicyDocument"])
-        if resource["Type"] == "AWS::IAM::Role":
-            documents += [p["PolicyDocument"] for p in props.get("Policies", [])]
-        if resource["Type"] in ("AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
-            documents.append(props["PolicyDocument"])
-        for document in documents:
-            for statement in document["Statement"]:
-                if statement["Effect"] == "Allow":
-                    yield logical_id, statement
-
-
 @pytest.mark.parametrize("which", ["synth", "variant"])
 def test_no_wildcard_actions(which: str, request: pytest.FixtureRequest) -> None:
     synthesized: Synth = request.getfixturevalue(which)
     wildcard = re.compile(r"^(\*|[a-z0-9-]+:\*)$")
-    for logical_id, statement in _allow_statements(synthesized):
+    for logical_id, statement in allow_statements(synthesized):
         actions = statement.get("Action", [])
         for action in [actions] if isinstance(actions, str) else actions:
             assert not wildcard.match(action), f"{logical_id} allows {action}"
@@ -483,7 +351,7 @@ def test_no_aws_managed_policies(synth: Synth) -> None:
 
 def _statements_with(synth: Synth, action: str) -> list[dict[str, Any]]:
     found = []
-    for _, statement in _allow_statements(synth):
+    for _, statement in allow_statements(synth):
         actions = statement["Action"]
         if action in ([actions] if isinstance(actions, str) else actions):
             found.append(statement)
@@ -509,7 +377,7 @@ def test_warehouse_scoping_with_a_cluster_and_secrets(variant: Synth) -> None:
     assert any("secret:redshift-GhIjKl" in s for s in secrets)
     assert all("*" not in s for s in secrets)
     # The COPY role may read the bucket through the bucket policy.
-    principals = [json.dumps(s.get("Principal")) for _, s in _allow_statements(variant)]
+    principals = [json.dumps(s.get("Principal")) for _, s in allow_statements(variant)]
     assert any("role/redshift-copy" in p for p in principals)
 
 
@@ -581,7 +449,7 @@ def test_every_acknowledgment_has_a_reason_and_a_finding(
 
 
 def test_check_layer_refuses_a_layer_built_for_another_target(tmp_path: Path) -> None:
-    layer = _placeholder_layer(tmp_path / "layer")
+    layer = placeholder_layer(tmp_path / "layer")
     requirements = tmp_path / "requirements.txt"
     requirements.write_text("pyarrow==26.0.1\n")
     check = {"requirements": requirements}
@@ -607,7 +475,7 @@ def test_check_layer_refuses_a_layer_built_for_another_target(tmp_path: Path) ->
 
 
 def test_app_py_synthesizes(tmp_path: Path) -> None:
-    layer = _placeholder_layer(tmp_path / "layer")
+    layer = placeholder_layer(tmp_path / "layer")
     outdir = tmp_path / "cdk.out"
     result = subprocess.run(
         [
@@ -640,7 +508,7 @@ def test_app_main_fails_on_unacknowledged_findings(
 ) -> None:
     monkeypatch.setattr(cdk.Validations, "acknowledge", lambda self, *rules: None)
     monkeypatch.setenv("CDK_OUTDIR", str(tmp_path / "cdk.out"))
-    layer = _placeholder_layer(tmp_path / "layer")
+    layer = placeholder_layer(tmp_path / "layer")
     code = app_module.main(["-c", f"layer_dir={layer}", "-c", f"asset_dir={tmp_path / 'asset'}"])
     out = capsys.readouterr().out
     assert code == 1

@@ -19,7 +19,7 @@ from myshift.config import load_pipelines, stage_pipelines_dir
 from infra import cdk_json_context
 from infra.packaging import stage_code_asset
 from infra.stack import MyshiftStack, StackSettings
-from tests.infra.test_stack import PIPELINES_DIR, _placeholder_layer, _synth
+from tests.support.synth import PIPELINES_DIR, placeholder_layer, synthesize
 
 STAGES = ("dev", "prod")
 
@@ -76,7 +76,7 @@ def physical_names(template: dict[str, Any], stack_name: str) -> dict[tuple[str,
 def two_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
     """Myshift-dev and Myshift-prod synthesized into one app: their templates."""
     tmp = tmp_path_factory.mktemp("stages")
-    layer = _placeholder_layer(tmp / "layer")
+    layer = placeholder_layer(tmp / "layer")
     app = cdk.App(context=cdk_json_context(), outdir=str(tmp / "cdk.out"))
     base = StackSettings.from_context(app.node)
     stacks = {}
@@ -160,8 +160,8 @@ def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
     assert stage_pipelines_dir(pipelines, "prod") == pipelines / "prod"
     assert stage_pipelines_dir(pipelines, "dev") == pipelines
 
-    prod = _synth(tmp_path / "prod", {"stage": "prod"}, pipelines_dir=pipelines)
-    dev = _synth(tmp_path / "dev", {"stage": "dev"}, pipelines_dir=pipelines)
+    prod = synthesize(tmp_path / "prod", {"stage": "prod"}, pipelines_dir=pipelines)
+    dev = synthesize(tmp_path / "dev", {"stage": "dev"}, pipelines_dir=pipelines)
 
     def scheduled(synth: Any) -> set[str]:
         inputs = [

@@ -17,7 +17,7 @@ from myshift.config import load_pipeline_file
 from myshift.errors import ConfigError
 
 import app as app_module
-from tests.infra.test_stack import Synth, _allow_statements, _placeholder_layer, _synth
+from tests.support.synth import Synth, allow_statements, placeholder_layer, synthesize
 
 SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-11112222"]
 SECURITY_GROUPS = ["sg-0123456789abcdef0"]
@@ -64,7 +64,7 @@ def vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     )
     (pipelines / "items.yml").write_text(pipeline_yaml("items", vpc=reordered, table="shop.items"))
     (pipelines / "plain.yml").write_text(pipeline_yaml("plain", vpc=None, table="shop.plain"))
-    return _synth(tmp, {"stage": "vpc"}, pipelines_dir=pipelines)
+    return synthesize(tmp, {"stage": "vpc"}, pipelines_dir=pipelines)
 
 
 def _functions_by_handler(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -128,7 +128,7 @@ def test_only_the_vpc_functions_may_create_network_interfaces(vpc_synth: Synth) 
 
 def test_no_wildcard_actions_and_no_aws_managed_policies(vpc_synth: Synth) -> None:
     wildcard = re.compile(r"^(\*|[a-z0-9-]+:\*)$")
-    for logical_id, statement in _allow_statements(vpc_synth):
+    for logical_id, statement in allow_statements(vpc_synth):
         actions = statement.get("Action", [])
         for action in [actions] if isinstance(actions, str) else actions:
             assert not wildcard.match(action), f"{logical_id} allows {action}"
@@ -153,7 +153,7 @@ def test_different_vpcs_fail_synth(tmp_path: Path) -> None:
     other = "vpc:\n  subnet_ids: [subnet-99998888]\n  security_group_ids: [sg-77776666]"
     (pipelines / "items.yml").write_text(pipeline_yaml("items", vpc=other, table="shop.items"))
     with pytest.raises(ValueError, match=r"different vpc settings.*items.*orders|separate"):
-        _synth(tmp_path, {"stage": "clash"}, pipelines_dir=pipelines)
+        synthesize(tmp_path, {"stage": "clash"}, pipelines_dir=pipelines)
 
 
 @pytest.mark.parametrize(
@@ -201,7 +201,7 @@ def test_network_acknowledgments_match_findings(
     pipelines.mkdir()
     (pipelines / "orders.yml").write_text(pipeline_yaml("orders", vpc=VPC_BLOCK))
     context = {
-        "layer_dir": str(_placeholder_layer(tmp_path / "layer")),
+        "layer_dir": str(placeholder_layer(tmp_path / "layer")),
         "asset_dir": str(tmp_path / "asset"),
     }
     _, stack = app_module.build_app(context, outdir=str(tmp_path / "a"), pipelines_dir=pipelines)

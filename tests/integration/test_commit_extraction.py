@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 from myshift import state, steps
-from myshift.errors import CountMismatchError, SchemaError
+from myshift.errors import CountMismatchError, SchemaError, StateConflictError
 
 from tests.support.aws import create_state_table
 
@@ -37,25 +37,39 @@ def record(state_table: Any, chunk: int, columns: int) -> None:
     steps.record_chunk(state_table, event, result, "2025-01-01T00:00:00+00:00")
 
 
-def item(chunks: int) -> dict[str, Any]:
+def item(state_table: Any, chunks: int) -> dict[str, Any]:
+    """The run's payload after its plan, which recorded the schema (never in the payload)."""
+    schema = {"layout": LAYOUT, "name_map": {}, "primary_key": ["id"], "cursor": "x"}
+    state.put_plan(state_table, PIPELINE, TABLE, RUN, {"schema": schema}, 1_735_689_600)
     return {
         "pipeline": PIPELINE,
         "table": TABLE,
         "run_id": RUN,
         "chunk_count": chunks,
         "upper_key": ["2025-01-01 00:00:00", chunks - 1],
-        "schema": {"layout": LAYOUT, "name_map": {}, "primary_key": ["id"], "cursor": "x"},
     }
 
 
 def test_files_of_the_plans_layout_commit(state_table: Any) -> None:
     for chunk in range(2):
         record(state_table, chunk, len(LAYOUT))
-    summary = steps.commit_extraction(state_table, item(2), "2025-01-01T00:00:01+00:00")
+    summary = steps.commit_extraction(
+        state_table, item(state_table, 2), "2025-01-01T00:00:01+00:00"
+    )
     assert summary["rows_extracted"] == 20
     mark = state.get_watermark(state_table, PIPELINE, TABLE)
     assert mark["last_run_id"] == RUN and mark["mysql_status"] == "success"
     assert {f["status"] for f in state.list_files(state_table, PIPELINE, TABLE)} == {"extracted"}
+    assert state.get_schema(state_table, PIPELINE, TABLE)["layout"] == LAYOUT
+    assert "schema" not in summary  # the payload stays small: the plan item holds it
+
+
+def test_a_run_without_its_plan_commits_nothing(state_table: Any) -> None:
+    for chunk in range(2):
+        record(state_table, chunk, len(LAYOUT))
+    payload = {**item(state_table, 2), "run_id": "run-never-planned"}
+    with pytest.raises(StateConflictError, match="recorded no plan"):
+        steps.commit_extraction(state_table, payload, "2025-01-01T00:00:01+00:00")
 
 
 @pytest.mark.parametrize(
@@ -72,7 +86,7 @@ def test_a_run_with_a_missing_or_foreign_file_commits_nothing(
         record(state_table, chunk, count)
     before = state.get_watermark(state_table, PIPELINE, TABLE)
     with pytest.raises(error, match=message):
-        steps.commit_extraction(state_table, item(2), "2025-01-01T00:00:01+00:00")
+        steps.commit_extraction(state_table, item(state_table, 2), "2025-01-01T00:00:01+00:00")
     assert state.get_watermark(state_table, PIPELINE, TABLE) == before
     assert state.get_schema(state_table, PIPELINE, TABLE) is None
     assert {f["status"] for f in state.list_files(state_table, PIPELINE, TABLE)} == {"written"}

@@ -367,8 +367,8 @@ def test_handler_cleans_old_loaded_files(aws, pipelines_dir, monkeypatch) -> Non
     monkeypatch.setenv("MYSHIFT_BUCKET", BUCKET)
     monkeypatch.setenv("MYSHIFT_STATE_TABLE", TABLE_NAME)
     monkeypatch.setenv("MYSHIFT_PIPELINES_DIR", str(pipelines_dir))
-    for cached in (current_settings, runtime.s3, runtime.state_table):
-        cached.cache_clear()
+    current_settings.cache_clear()
+    runtime.clear_clients()
     try:
         old = put_files(aws, "shop", "db.t", "r1", 2, "loaded")
         young = put_files(aws, "shop", "db.t", "r2", 1, "loaded")
@@ -383,8 +383,8 @@ def test_handler_cleans_old_loaded_files(aws, pipelines_dir, monkeypatch) -> Non
         with pytest.raises(MyshiftError, match="older-than"):
             handler_module.handler({"older_than": "7x"}, _Context())
     finally:
-        for cached in (current_settings, runtime.s3, runtime.state_table):
-            cached.cache_clear()
+        current_settings.cache_clear()
+        runtime.clear_clients()
 
 
 # --- the CLI group ----------------------------------------------------------------------

@@ -380,9 +380,11 @@ def test_validate_counts_with_a_wrong_key_exits_2(aws, cli, pipelines_dir, rows,
 def test_sync_summary_counts_through_the_bastion(aws, pipelines_dir, rows) -> None:
     set_watermark(aws, rows[-1], ROWS)
     pipeline = load_pipeline(pipelines_dir, PIPELINE)
-    output = {"results": [{"table": f"{DATABASE}.{TABLE}", "status": "succeeded"}]}
+    state.put_run(
+        resources().table(), PIPELINE, f"{DATABASE}.{TABLE}", "run-1", {"status": "succeeded"}
+    )
     (summary,) = sync_run.verified_summaries(
-        resources(), pipeline, [f"{DATABASE}.{TABLE}"], output, ""
+        resources(), pipeline, [f"{DATABASE}.{TABLE}"], "run-1", ""
     )
     assert summary.source_rows == ROWS and summary.status == "succeeded"
     assert not tunnel_threads()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -16,6 +16,8 @@ from myshift.errors import SourceUnavailableError
 from myshift.local import engine
 from myshift.local.engine import Fault, LocalEngine
 from myshift.local.workers import LambdaContext, error_payload, run_handler
+
+from infra.workflow import definition_placeholders
 
 CALLS: list[dict[str, Any]] = []
 
@@ -32,10 +34,12 @@ def fail(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 @dataclass
 class _Function:
-    """What `_invoke_lambda` reads of moto's LambdaFunction."""
+    """What `_invoke_lambda` reads of moto's LambdaFunction (no role: no credentials)."""
 
     function_name: str
     handler: str
+    environment_vars: dict[str, str] = field(default_factory=dict)
+    role: str = ""
 
 
 @pytest.fixture(autouse=True)
@@ -142,9 +146,8 @@ def test_moto_keeps_parses_but_builds_each_execution_its_own_program() -> None:
     engine._skip_repeated_moto_work()
     engine._skip_repeated_moto_work()  # once is enough: a second call changes nothing
     substitutions = {
-        placeholder: f"arn:{name}" for placeholder, (name, _) in engine.FUNCTIONS.items()
+        name: f"arn:{name}" for name in definition_placeholders(engine.definition_file())
     }
-    substitutions |= {"DataBucketName": "bucket", "MapResultsPrefix": "results"}
     definition = engine.render_definition(substitutions)
     first_program, first_tree = AmazonStateLanguageParser.parse(definition)
     second_program, second_tree = AmazonStateLanguageParser.parse(definition)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from myshift.config import load_pipeline_file
 from myshift.errors import ConfigError, InputError
-from myshift.workflow import parse_execution_input, table_items
+from myshift.workflow import parse_execution_input, run_items, table_item
 
 from tests.unit.test_config import GOOD
 
@@ -20,10 +20,19 @@ def pipeline(tmp_path: Path):
 
 
 def test_defaults_expand_to_all_tables(pipeline) -> None:
-    plan = table_items(parse_execution_input({"pipeline": "good"}), pipeline, "run-1", 5)
-    assert [t["table"] for t in plan["tables"]] == ["shop.orders", "shop.items"]
-    assert plan["tables"][0]["limit"] == 75_000 and plan["tables"][0]["max_chunks"] is None
+    plan = run_items(parse_execution_input({"pipeline": "good"}), pipeline, "run-1", 5)
+    assert plan["tables"] == ["shop.orders", "shop.items"]  # names only: a small payload
+    assert plan["limit"] == 75_000 and plan["max_chunks"] is None
     assert plan["max_concurrent_tables"] == 1
+
+
+def test_a_table_item_is_completed_from_the_pipeline_file(pipeline) -> None:
+    item = table_item(pipeline, {"pipeline": "good", "table": "shop.items", "run_id": "r"})
+    assert item["write_mode"] == "merge" and item["strategy"] == "sequential"
+    assert item["max_concurrent_chunks"] == pipeline.max_concurrent_chunks
+    assert item["lock_lease_seconds"] == pipeline.lock_lease_seconds
+    with pytest.raises(ConfigError):
+        table_item(pipeline, {"pipeline": "good", "table": "shop.nothing", "run_id": "r"})
 
 
 @pytest.mark.parametrize(
@@ -51,16 +60,14 @@ def test_bad_input(raw: object) -> None:
 
 def test_unknown_table_and_duplicates(pipeline) -> None:
     with pytest.raises(ConfigError):
-        table_items(
-            parse_execution_input({"pipeline": "good", "tables": ["a.b"]}), pipeline, "r", 5
-        )
+        run_items(parse_execution_input({"pipeline": "good", "tables": ["a.b"]}), pipeline, "r", 5)
     with pytest.raises(InputError, match="listed twice"):
         parse_execution_input({"pipeline": "good", "tables": ["shop.orders", "shop.orders"]})
 
 
 def test_run_id_must_be_safe(pipeline) -> None:
     with pytest.raises(InputError, match="execution name"):
-        table_items(parse_execution_input({"pipeline": "good"}), pipeline, "a/b", 5)
+        run_items(parse_execution_input({"pipeline": "good"}), pipeline, "a/b", 5)
 
 
 REPLACED = "  - {name: shop.snapshot, cursor: changed, primary_key: [id], write_mode: replace}\n"
@@ -77,7 +84,7 @@ def with_replace(tmp_path: Path):
 def test_max_chunks_is_refused_when_a_replace_table_runs(with_replace, tables) -> None:
     request = parse_execution_input({"pipeline": "good", "tables": tables, "max_chunks": 3})
     with pytest.raises(InputError) as error:
-        table_items(request, with_replace, "run-1", 5)
+        run_items(request, with_replace, "run-1", 5)
     message = str(error.value)
     assert "max_chunks cannot be used with write_mode replace tables (shop.snapshot)" in message
     assert "\n" not in message
@@ -92,6 +99,8 @@ def test_max_chunks_is_refused_when_a_replace_table_runs(with_replace, tables) -
     ],
 )
 def test_what_a_replace_table_allows(with_replace, raw: dict) -> None:
-    plan = table_items(parse_execution_input(raw), with_replace, "run-1", 5)
-    modes = {t["table"]: t["write_mode"] for t in plan["tables"]}
+    plan = run_items(parse_execution_input(raw), with_replace, "run-1", 5)
+    modes = {
+        name: table_item(with_replace, {"table": name})["write_mode"] for name in plan["tables"]
+    }
     assert modes.get("shop.snapshot", "replace") == "replace"

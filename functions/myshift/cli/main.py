@@ -251,7 +251,7 @@ def sync_pipeline(
         if ctx.as_json:
             description = sync_run.wait(resources, arn)
         else:
-            description = _follow(resources, name, arn, started)
+            description = _follow(resources, pipeline_name, names, name, arn, started)
     except KeyboardInterrupt:
         click.echo(
             f"\ndetached: run {name} goes on; see it with: myshift runs show {name}", err=True
@@ -260,7 +260,9 @@ def sync_pipeline(
     _finish(ctx, resources, pipeline, names, name, description, started, password, mode)
 
 
-def _follow(resources: Resources, name: str, arn: str, started: float) -> dict[str, Any]:
+def _follow(
+    resources: Resources, pipeline: str, tables: list[str], name: str, arn: str, started: float
+) -> dict[str, Any]:
     """Wait for the execution with a live per-table progress display."""
     from rich.live import Live
 
@@ -269,7 +271,9 @@ def _follow(resources: Resources, name: str, arn: str, started: float) -> dict[s
         view = Table(title=f"run {name}: {description['status'].lower()} ({elapsed:.0f}s)")
         for column in ("table", "phase", "chunks", "rows", "bytes"):
             view.add_column(column, justify="left" if column in ("table", "phase") else "right")
-        for table_name, entry in sorted(sync_run.progress(resources, arn).items()):
+        for table_name, entry in sorted(
+            sync_run.progress(resources, pipeline, tables, name).items()
+        ):
             planned = "?" if entry.chunks_planned is None else f"{entry.chunks_planned:,}"
             view.add_row(
                 table_name,
@@ -298,8 +302,7 @@ def _finish(
     mode: str,
 ) -> None:
     """Verify the counts in both databases, print the summary, exit with its verdict."""
-    output = json.loads(description.get("output") or "{}")
-    summaries = sync_run.verified_summaries(resources, pipeline, names, output, password)
+    summaries = sync_run.verified_summaries(resources, pipeline, names, name, password)
     succeeded = description["status"] == "SUCCEEDED"
     if not succeeded:
         for summary in summaries:

@@ -32,26 +32,28 @@ class Resources:
     state_machine_arn: str
     region: str
     endpoint_url: str | None = None
+    # The local engine's operator key (its IAM checks every request); in AWS the
+    # operator's own credentials (boto3's usual chain).
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for this deployment."""
+    def _session_kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"region_name": self.region}
         if self.endpoint_url:
             kwargs["endpoint_url"] = self.endpoint_url
-            kwargs["aws_access_key_id"] = "testing"
-            kwargs["aws_secret_access_key"] = "testing"
-        return boto3.client(service, **kwargs)
+        if self.access_key_id:
+            kwargs["aws_access_key_id"] = self.access_key_id
+            kwargs["aws_secret_access_key"] = self.secret_access_key
+            kwargs["aws_session_token"] = None
+        return kwargs
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for this deployment."""
+        return boto3.client(service, **self._session_kwargs())
 
     def table(self) -> Any:
         """The DynamoDB state table."""
-        kwargs: dict[str, Any] = {"region_name": self.region}
-        if self.endpoint_url:
-            kwargs.update(
-                endpoint_url=self.endpoint_url,
-                aws_access_key_id="testing",
-                aws_secret_access_key="testing",
-            )
-        return boto3.resource("dynamodb", **kwargs).Table(self.state_table)
+        return boto3.resource("dynamodb", **self._session_kwargs()).Table(self.state_table)
 
 
 def local_resources() -> Resources:
@@ -68,6 +70,8 @@ def local_resources() -> Resources:
         state_machine_arn=record["state_machine_arn"],
         region=record["region"],
         endpoint_url=record["endpoint_url"],
+        access_key_id=record.get("access_key_id"),
+        secret_access_key=record.get("secret_access_key"),
     )
 
 

@@ -65,41 +65,32 @@ class TableProgress:
     phase: str = "waiting"
 
 
-def progress(resources: Resources, execution_arn: str) -> dict[str, TableProgress]:
-    """Per-table progress read from the execution's history (plan and chunk outputs)."""
-    sfn = resources.client("stepfunctions")
-    tables: dict[str, TableProgress] = {}
-    kwargs: dict[str, Any] = {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        for event in page["events"]:
-            details = event.get("taskSucceededEventDetails")
-            if not details or "output" not in details:
-                continue
-            try:
-                payload = json.loads(details["output"]).get("Payload")
-            except (ValueError, AttributeError):
-                continue
-            if not isinstance(payload, dict):
-                continue
-            if "chunk_count" in payload and "table" in payload:
-                entry = tables.setdefault(payload["table"], TableProgress())
-                entry.chunks_planned = int(payload["chunk_count"])
-                entry.phase = "extracting"
-            elif "s3_key" in payload and "rows" in payload:
-                # data/<pipeline>/<database>/<table>/run=<id>/chunk-N.parquet
-                parts = str(payload["s3_key"]).split("/")
-                name = f"{parts[-4]}.{parts[-3]}" if len(parts) >= 4 else "?"
-                entry = tables.setdefault(name, TableProgress())
-                entry.chunks_done += 1
-                entry.rows += int(payload["rows"])
-                entry.bytes += int(payload.get("bytes", 0))
-            elif "rows_extracted" in payload and "table" in payload:
-                entry = tables.setdefault(payload["table"], TableProgress())
-                entry.phase = "done" if "status" in payload else "loading"
-        if "nextToken" not in page:
-            return tables
-        kwargs["nextToken"] = page["nextToken"]
+def progress(
+    resources: Resources, pipeline: str, tables: list[str], run_id: str
+) -> dict[str, TableProgress]:
+    """Per-table progress from the state table: each table's run record, and the files
+    its chunks have written so far (the tables run in child executions of their own)."""
+    state_table = resources.table()
+    records = state.get_runs(state_table, pipeline, tables, run_id)
+    found: dict[str, TableProgress] = {}
+    for name in tables:
+        record = records.get(name)
+        if record is None:
+            continue
+        entry = TableProgress(phase=str(record.get("phase") or record.get("status") or "?"))
+        if record.get("chunk_count") is not None:
+            entry.chunks_planned = int(record["chunk_count"])
+        if entry.phase == "extracting":
+            files = state.list_files(state_table, pipeline, name, run_id=run_id)
+            entry.chunks_done = len(files)
+            entry.rows = sum(int(f["rows"]) for f in files)
+            entry.bytes = sum(int(f["bytes"]) for f in files)
+        else:
+            entry.chunks_done = int(record.get("files_extracted") or 0)
+            entry.rows = int(record.get("rows_extracted") or 0)
+            entry.bytes = int(record.get("bytes_extracted") or 0)
+        found[name] = entry
+    return found
 
 
 @dataclass
@@ -134,15 +125,15 @@ def verified_summaries(
     resources: Resources,
     pipeline: PipelineConfig,
     tables: list[str],
-    output: dict[str, Any] | None,
+    run_id: str,
     password: str,
 ) -> list[TableSummary]:
-    """Per-table summaries: the execution's numbers, then rows counted on both sides.
+    """Per-table summaries: each table's run record, then rows counted on both sides.
 
     The source count is the rows up to the table's watermark; the target count is
     the warehouse table's rows; duplicate keys must be zero.
     """
-    results = {r["table"]: r for r in (output or {}).get("results", []) if isinstance(r, dict)}
+    results = state.get_runs(resources.table(), pipeline.name, tables, run_id)
     redshift_data = resources.client("redshift-data")
     state_table = resources.table()
     summaries: list[TableSummary] = []

@@ -1,4 +1,5 @@
-"""Lambda: submit the table's load batch, or raise the error of a failed one."""
+"""Lambda: submit Redshift statements and follow them (the identity that submits a
+statement is the only one the Data API lets describe it)."""
 
 from typing import Any
 
@@ -11,6 +12,16 @@ from myshift.settings import current_settings
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
+    if action == "follow":
+        tag(run_id=event.get("run_id"))
+        return steps.follow_statement(
+            runtime.redshift_data(),
+            event["statement"],
+            raise_on_failure=bool(event.get("raise_on_failure", True)),
+        )
+    if action == "raise_failure":
+        tag(run_id=event.get("run_id"))
+        steps.raise_failure(runtime.redshift_data(), event["statement"])
     if action == "prepare":
         run = event["run"]
         tag(run_id=run["run_id"])
@@ -39,6 +50,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             event["sql"],
             f"myshift-alter-{item['run_id']}",
         )
-    if action == "raise_failure":
-        steps.raise_load_failure(runtime.redshift_data(), item)
     raise InputError(f"unknown load action {action!r}")

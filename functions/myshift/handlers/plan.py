@@ -1,5 +1,6 @@
 """Lambda: plan one table's run (watermark, frozen bound, chunks)."""
 
+import time
 from typing import Any
 
 from myshift import catalog, evolve, plan, runtime, state, steps
@@ -50,16 +51,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings()
     return steps.publish_plan(
         runtime.s3(),
+        runtime.state_table(),
         {
             **event,
             **table_plan.as_dict(),
             **added,
             "read_from_start": from_start,
-            "schema": schema,
             # Every chunk writes this many columns, whatever MySQL gains meanwhile.
             "column_count": len(schema["layout"]),
         },
+        schema=schema,
         bucket=settings.bucket,
         data_prefix=settings.data_prefix,
         inline_max_chunks=settings.inline_map_max_chunks,
+        now=state.utc_now(),
+        now_epoch=int(time.time()),
     )

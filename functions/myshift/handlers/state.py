@@ -20,24 +20,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     table = runtime.state_table()
     if action == "summarize_run":
-        return steps.summarize_run(event["results"])
+        return steps.summarize_run(table, event["run"])
     item = event["table"]
     tag(run_id=item["run_id"], table=item["table"], action=action)
     now = state.utc_now()
     if action == "acquire_lock":
-        return steps.acquire_lock(table, item, int(time.time()))
+        return steps.acquire_lock(table, runtime.pipeline(item["pipeline"]), item, int(time.time()))
     if action == "release_lock":
-        return steps.release_lock(table, item)
+        return steps.release_lock(table, item, now)
     if action == "commit_extraction":
         return steps.commit_extraction(table, item, now)
     if action == "commit_load":
         summary = steps.commit_load(
-            table,
-            runtime.s3(),
-            runtime.redshift_data(),
-            bucket=current_settings().bucket,
-            item=item,
-            now=now,
+            table, runtime.s3(), bucket=current_settings().bucket, item=item, now=now
         )
         record_load_metrics(
             item["pipeline"], item["table"], rows_loaded=int(summary["rows_loaded"])

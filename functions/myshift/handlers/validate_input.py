@@ -5,11 +5,11 @@ from typing import Any
 from myshift import runtime
 from myshift.handlers.observability import instrumented
 from myshift.settings import current_settings
-from myshift.workflow import parse_execution_input, table_items
+from myshift.workflow import parse_execution_input, run_items
 
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_execution_input(event.get("input"))
     pipeline = runtime.pipeline(request.pipeline)
-    return table_items(request, pipeline, event["execution_name"], current_settings().poll_seconds)
+    return run_items(request, pipeline, event["execution_name"], current_settings().poll_seconds)

@@ -17,7 +17,9 @@ from typing import Any
 from moto.core.exceptions import JsonRESTError
 from moto.redshiftdata.responses import RedshiftDataAPIServiceResponse
 
+from myshift.local.enforcement import caller_arn
 from myshift.local.redshift_standin import (
+    CALLER,
     RedshiftDataStandIn,
     StandInNotFoundError,
     StandInValidationError,
@@ -69,6 +71,8 @@ def _handler(
             value = self._get_param(name)
             if value is not None:
                 params[name] = value
+        # The identity that signed the call: a statement belongs to the one that ran it.
+        params[CALLER] = caller_arn(self.headers) or _access_key(self.headers)
         try:
             result = getattr(standin, method)(params)
         except StandInValidationError as exc:
@@ -80,6 +84,12 @@ def _handler(
 
     action.__name__ = method
     return action
+
+
+def _access_key(headers: Any) -> str:
+    """The signing key, where the engine knows no identity for it (no IAM enforcement)."""
+    authorization = str(headers.get("Authorization") or "")
+    return authorization.partition("Credential=")[2].partition("/")[0] or "anonymous"
 
 
 def install(standin: RedshiftDataStandIn) -> None:

@@ -62,6 +62,10 @@ _AUTH_OPTIONS = frozenset(
 _FORMAT_NAMES = frozenset({"PARQUET", "ORC", "CSV", "JSON", "AVRO", "SHAPEFILE", "FIXEDWIDTH"})
 
 
+# The identity that signed a Data API call (set by the moto wiring, `redshift_moto`).
+CALLER = "_Caller"
+
+
 class StandInValidationError(Exception):
     """The request is invalid (the Data API's ValidationException)."""
 
@@ -642,6 +646,7 @@ class _Statement:
     pid: int = -1
     cancel_requested: bool = False
     connection: psycopg.Connection[Any] | None = None
+    owner: str | None = None  # the identity that ran it (an IAM role or user ARN)
 
     def common(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Database": self.database, **self.target}
@@ -772,7 +777,7 @@ class RedshiftDataStandIn:
     def describe_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         """DescribeStatement of a statement, a batch, or a sub-statement `<id>:N`."""
         with self._lock:
-            statement, sub = self._find(params.get("Id"))
+            statement, sub = self._find(params.get("Id"), params.get(CALLER))
             if sub is not None:
                 return {**statement.common(), **sub.describe()}
             return self._describe(statement)
@@ -780,7 +785,7 @@ class RedshiftDataStandIn:
     def get_statement_result(self, params: dict[str, Any]) -> dict[str, Any]:
         """GetStatementResult of a finished statement (or sub-statement) with a result set."""
         with self._lock:
-            statement, sub = self._find(params.get("Id"))
+            statement, sub = self._find(params.get("Id"), params.get(CALLER))
             if sub is None:
                 if statement.is_batch:
                     raise StandInValidationError(
@@ -807,7 +812,7 @@ class RedshiftDataStandIn:
     def cancel_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         """CancelStatement: abort a queued statement, or cancel the running query."""
         with self._lock:
-            statement, sub = self._find(params.get("Id"))
+            statement, sub = self._find(params.get("Id"), params.get(CALLER))
             if sub is not None:
                 raise StandInValidationError("Cancel the batch statement, not a sub-statement")
             if statement.status in TERMINAL:
@@ -842,12 +847,14 @@ class RedshiftDataStandIn:
         status = params.get("Status") or "ALL"
         prefix = params.get("StatementName")
         limit = int(params.get("MaxResults") or 100)
+        caller = params.get(CALLER)
         with self._lock:
             rows = [
                 s
                 for s in sorted(self._statements.values(), key=lambda s: -s.created_at)
                 if (status == "ALL" or s.status == status)
                 and (not prefix or (s.statement_name or "").startswith(prefix))
+                and (not caller or not s.owner or s.owner == caller)  # the caller's own
             ]
             start = self._token_offset(params.get("NextToken"), len(rows))
             page = [self._list_entry(s) for s in rows[start : start + limit]]
@@ -895,7 +902,9 @@ class RedshiftDataStandIn:
         ):
             raise StandInValidationError("each parameter needs a name and a value")
 
-        token = params.get("ClientToken")
+        owner = params.get(CALLER)
+        # A token is the caller's own: another identity's same token is another request.
+        token = f"{owner}|{params['ClientToken']}" if params.get("ClientToken") else None
         now = time.time()
         statement_id = str(uuid.uuid4())
         with self._lock:
@@ -926,6 +935,7 @@ class RedshiftDataStandIn:
                 transaction=mode == "TRANSACTION",
                 created_at=now,
                 updated_at=now,
+                owner=owner,
             )
             self._statements[statement_id] = statement
             if token:
@@ -951,13 +961,26 @@ class RedshiftDataStandIn:
 
     # --- lookup / rendering ------------------------------------------------------------
 
-    def _find(self, raw_id: Any) -> tuple[_Statement, _Sub | None]:
+    def _find(self, raw_id: Any, caller: str | None = None) -> tuple[_Statement, _Sub | None]:
+        """The statement (and sub-statement) of an id, as `caller` may see it.
+
+        Only the identity that ran a statement may act on it ("Considerations when
+        calling the Amazon Redshift Data API": another user must assume the runner's
+        role). The error another identity gets is not documented; the stand-in answers
+        as for an unknown id (ResourceNotFoundException), with a hint.
+        """
         if not isinstance(raw_id, str) or not raw_id:
             raise StandInValidationError("Id is required")
         base, _, suffix = raw_id.partition(":")
         statement = self._statements.get(base)
         if statement is None:
             raise StandInNotFoundError(f"Query does not exist: {raw_id}")
+        if caller and statement.owner and caller != statement.owner:
+            raise StandInNotFoundError(
+                f"Query does not exist: {raw_id} (it was run by another identity; the Data "
+                "API lets only the identity that ran a statement, or one that assumes its "
+                "IAM role, describe it, get its result or cancel it)"
+            )
         if not suffix:
             return statement, None
         if not statement.is_batch or not suffix.isdigit():

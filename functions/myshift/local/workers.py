@@ -55,9 +55,33 @@ def error_payload(exc: BaseException) -> str:
 
 
 def run_handler(
-    handler: str, function_name: str, function_arn: str, event: Any
+    handler: str,
+    function_name: str,
+    function_arn: str,
+    event: Any,
+    environment: dict[str, str] | None = None,
 ) -> tuple[str, bool]:
-    """Run `module.attribute` on the event: (result JSON, False) or (error JSON, True)."""
+    """Run `module.attribute` on the event: (result JSON, False) or (error JSON, True).
+
+    `environment`: the function's variables and its role's credentials, as Lambda sets
+    them for its process. In this process (the engine's, with `workers=0`) they are set
+    for the invocation only, one invocation at a time.
+    """
+    if environment is None:
+        return _run(handler, function_name, function_arn, event)
+    with _in_process:
+        before = dict(os.environ)
+        _sync_environment({**before, **environment})
+        try:
+            return _run(handler, function_name, function_arn, event)
+        finally:
+            _sync_environment(before)
+
+
+_in_process = threading.Lock()
+
+
+def _run(handler: str, function_name: str, function_arn: str, event: Any) -> tuple[str, bool]:
     module_name, _, attribute = handler.rpartition(".")
     try:
         function = getattr(importlib.import_module(module_name), attribute)
@@ -147,7 +171,7 @@ def _serve(requests: Connection, replies: Connection, handlers: tuple[str, ...])
             return
         handler, function_name, function_arn, event, environ = request
         _sync_environment(environ)
-        payload, errored = run_handler(handler, function_name, function_arn, event)
+        payload, errored = _run(handler, function_name, function_arn, event)
         replies.send((payload, errored, out.drain(), err.drain()))
 
 
@@ -274,14 +298,29 @@ class LambdaWorkers:
         return self._count
 
     def invoke(
-        self, handler: str, function_name: str, function_arn: str, event: Any
+        self,
+        handler: str,
+        function_name: str,
+        function_arn: str,
+        event: Any,
+        environment: dict[str, str] | None = None,
     ) -> tuple[str, bool]:
-        """Run the handler in a worker: (result JSON, False) or (error JSON, True)."""
+        """Run the handler in a worker: (result JSON, False) or (error JSON, True).
+
+        The worker's environment is the engine's, with `environment` (the function's
+        variables and credentials) over it.
+        """
         try:
             worker = self._acquire()
         except WorkerCrashed as exc:
             return error_payload(exc), True
-        request = (handler, function_name, function_arn, event, dict(os.environ))
+        request = (
+            handler,
+            function_name,
+            function_arn,
+            event,
+            {**os.environ, **(environment or {})},
+        )
         try:
             payload, errored, out, err = worker.call(request)
         except WorkerCrashed as exc:

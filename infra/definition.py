@@ -1,0 +1,472 @@
+"""The sync workflow, written once: a small builder for `statemachines/sync.asl.json`.
+
+The JSON file is what CDK deploys and what the local engine runs; this module is how it
+is written (`python -m infra.definition` rewrites it; a test checks that the file is
+exactly what the builder writes). Every Lambda task gets the same retry set, and the
+Wait / follow / Choice loop that waits for a Redshift statement is written once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from infra import REPO_ROOT
+
+DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
+
+# What AWS recommends retrying on every Lambda task, with its sample's 6 attempts
+# ("Handle transient Lambda service exceptions", Step Functions best practices), plus
+# the invoke's own throttling (Lambda.TooManyRequestsException).
+LAMBDA_SERVICE_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+LAMBDA_SERVICE_ATTEMPTS = 6
+
+State = dict[str, Any]
+
+
+def retrier(errors: tuple[str, ...], *, attempts: int = 3) -> State:
+    """One retrier of the one retry policy: 2 s, doubling, full jitter."""
+    return {
+        "ErrorEquals": list(errors),
+        "IntervalSeconds": 2,
+        "MaxAttempts": attempts,
+        "BackoffRate": 2,
+        "JitterStrategy": "FULL",
+    }
+
+
+def lambda_retry(transient: tuple[str, ...] = ()) -> list[State]:
+    """myshift's transient errors (3 attempts), then Lambda's own (AWS's 6 attempts)."""
+    retriers = [retrier(transient)] if transient else []
+    return [*retriers, retrier(LAMBDA_SERVICE_ERRORS, attempts=LAMBDA_SERVICE_ATTEMPTS)]
+
+
+def function_arn(function: str) -> str:
+    """The substitution CDK (and the local engine) fills with the function's ARN."""
+    return "${" + function + "FunctionArn}"
+
+
+def lambda_task(
+    function: str,
+    payload: State | str,
+    *,
+    next_state: str | None = None,
+    retry_on: tuple[str, ...] = (),
+    result_selector: State | None = None,
+    result_path: str | None = "$",
+    comment: str | None = None,
+    retried: bool = True,
+) -> State:
+    """A Lambda invoke task with the standard retries.
+
+    `payload` is the Payload object, or a path (`"$"`) passed as the whole payload.
+    Without `result_selector` the task's output is the function's return value.
+    `retry_on` adds myshift's transient error class names to the Lambda service errors.
+    """
+    parameters: State = {"FunctionName": function_arn(function)}
+    if isinstance(payload, str):
+        parameters["Payload.$"] = payload
+    else:
+        parameters["Payload"] = payload
+    state: State = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke"}
+    state["Parameters"] = parameters
+    if comment:
+        state["Comment"] = comment
+    if result_selector is not None:
+        state["ResultSelector"] = result_selector
+        state["ResultPath"] = result_path
+    else:
+        state["OutputPath"] = "$.Payload"
+    if retried:
+        state["Retry"] = lambda_retry(retry_on)
+    return _then(state, next_state)
+
+
+def _then(state: State, next_state: str | None) -> State:
+    if next_state is None:
+        state["End"] = True
+    else:
+        state["Next"] = next_state
+    return state
+
+
+def choice(choices: list[State], default: str, comment: str | None = None) -> State:
+    """A Choice state."""
+    state: State = {"Type": "Choice"}
+    if comment:
+        state["Comment"] = comment
+    state["Choices"] = choices
+    state["Default"] = default
+    return state
+
+
+def wait(seconds_path: str, next_state: str) -> State:
+    """A Wait state whose seconds come from the input."""
+    return {"Type": "Wait", "SecondsPath": seconds_path, "Next": next_state}
+
+
+WAREHOUSE = ("WarehouseUnavailableError",)
+STORAGE = ("StorageUnavailableError",)
+SOURCE_AND_STORAGE = ("SourceUnavailableError", "StorageUnavailableError")
+
+
+def follow_statement(
+    prefix: str,
+    *,
+    statement: str,
+    finished: str,
+    failed: str | None = None,
+    comment: str | None = None,
+) -> dict[str, State]:
+    """`WaitFor<prefix>` -> `Follow<prefix>` -> `<prefix>Finished`: wait for a statement.
+
+    The Load function, which submitted the statement, describes it: the Data API lets
+    only the identity that ran a statement (or one that can assume its role) describe
+    it, get its result or cancel it. The state machine does the waiting, never a
+    sleeping Lambda. Follow raises the database's error of a failed statement (the
+    table's Catch records it), unless `failed` names a state to go to instead.
+    """
+    wait_name, follow_name, check_name = f"WaitFor{prefix}", f"Follow{prefix}", f"{prefix}Finished"
+    payload: State = {"action": "follow", "statement.$": statement, "run_id.$": "$.run_id"}
+    if failed is not None:
+        payload["raise_on_failure"] = False
+    status = f"{statement}_status.status"
+    choices: list[State] = [{"Variable": status, "StringEquals": "FINISHED", "Next": finished}]
+    if failed is not None:
+        choices.append({"Variable": status, "StringEquals": "FAILED", "Next": failed})
+        choices.append({"Variable": status, "StringEquals": "ABORTED", "Next": failed})
+    return {
+        wait_name: wait("$.poll_seconds", follow_name),
+        follow_name: lambda_task(
+            "Load",
+            payload,
+            next_state=check_name,
+            retry_on=WAREHOUSE,
+            result_selector={"status.$": "$.Payload.status", "counts.$": "$.Payload.counts"},
+            result_path=f"{statement}_status",
+            comment=comment,
+        ),
+        check_name: choice(choices, wait_name),
+    }
+
+
+def _extract_chunks(*, distributed: bool) -> State:
+    """The chunk Map: inline for small plans; Distributed (its own child executions,
+    the plan read from and the results written to S3) for large ones."""
+    task = "ExtractChunkDistributed" if distributed else "ExtractChunk"
+    state: State = {"Type": "Map"}
+    if distributed:
+        state["Comment"] = (
+            "Large plans: each chunk a child execution (its own history), the chunk list "
+            "read from S3, the results written to S3."
+        )
+        state["ItemReader"] = {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket": "${DataBucketName}", "Key.$": "$.plan_key"},
+        }
+    else:
+        state["ItemsPath"] = "$.chunks"
+    state["MaxConcurrencyPath"] = "$.max_concurrent_chunks"
+    state["ItemSelector"] = {
+        "pipeline.$": "$.pipeline",
+        "table.$": "$.table",
+        "run_id.$": "$.run_id",
+        "chunk.$": "$$.Map.Item.Value",
+        "column_count.$": "$.column_count",
+        "order_index.$": "$.order_index",
+    }
+    config: State = (
+        {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"} if distributed else {"Mode": "INLINE"}
+    )
+    state["ItemProcessor"] = {
+        "ProcessorConfig": config,
+        "StartAt": task,
+        "States": {task: lambda_task("Extract", "$", retry_on=SOURCE_AND_STORAGE)},
+    }
+    if distributed:
+        state["ResultWriter"] = results_writer()
+    state["ResultPath"] = None
+    state["Next"] = "CommitExtraction"
+    return state
+
+
+def results_writer() -> State:
+    """A Distributed Map's results go to S3: they would not fit in a 256 KiB payload."""
+    return {
+        "Resource": "arn:aws:states:::s3:putObject",
+        # Static: moto evaluates a dynamic prefix against the results.
+        "Parameters": {"Bucket": "${DataBucketName}", "Prefix": "${MapResultsPrefix}"},
+    }
+
+
+def _state_action(
+    action: str, next_state: str | None, *, retry_on: tuple[str, ...] = STORAGE, **kwargs: Any
+) -> State:
+    """A task of the State function on the table item."""
+    return lambda_task(
+        "State",
+        {"action": action, "table.$": "$"},
+        next_state=next_state,
+        retry_on=retry_on,
+        **kwargs,
+    )
+
+
+def _submit(payload: State, next_state: str, result_path: str, **kwargs: Any) -> State:
+    """A Load function task that submits a statement; its id lands at `result_path`."""
+    return lambda_task(
+        "Load",
+        payload,
+        next_state=next_state,
+        retry_on=(*WAREHOUSE, *STORAGE),
+        result_selector={
+            "statement_id.$": "$.Payload.statement_id",
+            "expected_rows.$": "$.Payload.expected_rows",
+            "manifest_key.$": "$.Payload.manifest_key",
+            "attempt.$": "$.Payload.attempt",
+        },
+        result_path=result_path,
+        **kwargs,
+    )
+
+
+def _alter_columns() -> State:
+    """VARCHAR widenings, one statement at a time, each waited for."""
+    return {
+        "Type": "Map",
+        "Comment": "VARCHAR widenings: Redshift runs ALTER COLUMN TYPE only outside a "
+        "transaction block, so each is its own statement before the load.",
+        "ItemsPath": "$.alters.statements",
+        "MaxConcurrency": 1,
+        "ItemSelector": {
+            "sql.$": "$$.Map.Item.Value",
+            "pipeline.$": "$.pipeline",
+            "table.$": "$.table",
+            "run_id.$": "$.run_id",
+            "poll_seconds.$": "$.poll_seconds",
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "INLINE"},
+            "StartAt": "SubmitAlter",
+            "States": {
+                "SubmitAlter": _submit(
+                    {"action": "execute", "sql.$": "$.sql", "table.$": "$"},
+                    "WaitForAlter",
+                    "$.alter",
+                ),
+                **follow_statement("Alter", statement="$.alter", finished="AlterDone"),
+                "AlterDone": {"Type": "Succeed"},
+            },
+        },
+        "ResultPath": None,
+        "Next": "CommitAlters",
+    }
+
+
+def _table_states() -> dict[str, State]:
+    """The whole flow of one table, one branch of SyncTable."""
+    return {
+        "AcquireLock": _state_action(
+            "acquire_lock",
+            "RouteMode",
+            comment="Takes the table's lock and completes the item from the pipeline file.",
+        ),
+        "RouteMode": choice(
+            [{"Variable": "$.mode", "StringEquals": "redshift_only", "Next": "PlanAlters"}], "Plan"
+        ),
+        "Plan": lambda_task("Plan", "$", next_state="HasChunks", retry_on=SOURCE_AND_STORAGE),
+        "HasChunks": choice(
+            [
+                {
+                    "And": [
+                        {"Variable": "$.chunk_count", "NumericGreaterThan": 0},
+                        {"Variable": "$.distributed", "BooleanEquals": True},
+                    ],
+                    "Next": "ExtractChunksDistributed",
+                },
+                {"Variable": "$.chunk_count", "NumericGreaterThan": 0, "Next": "ExtractChunks"},
+            ],
+            "NoNewRows",
+        ),
+        "NoNewRows": choice(
+            [{"Variable": "$.mode", "StringEquals": "backup_only", "Next": "NothingToSync"}],
+            "PlanAlters",
+            comment="Files of an earlier run whose load failed still load now.",
+        ),
+        "NothingToSync": _state_action("record_empty_run", "ReleaseLock"),
+        "ExtractChunks": _extract_chunks(distributed=False),
+        "ExtractChunksDistributed": _extract_chunks(distributed=True),
+        "CommitExtraction": _state_action("commit_extraction", "ShouldLoad"),
+        "ShouldLoad": choice(
+            [{"Variable": "$.mode", "StringEquals": "backup_only", "Next": "ReleaseLock"}],
+            "PlanAlters",
+        ),
+        "PlanAlters": lambda_task(
+            "Load",
+            {"action": "alters", "table.$": "$"},
+            next_state="HasAlters",
+            retry_on=STORAGE,
+            result_selector={"statements.$": "$.Payload.alter_statements"},
+            result_path="$.alters",
+        ),
+        "HasAlters": choice(
+            [{"Variable": "$.alters.statements[0]", "IsPresent": True, "Next": "AlterColumns"}],
+            "CommitAlters",
+        ),
+        "AlterColumns": _alter_columns(),
+        "CommitAlters": _state_action("commit_alters", "Load"),
+        "Load": _submit({"action": "submit", "table.$": "$"}, "HasStatement", "$.load"),
+        "HasStatement": choice(
+            [{"Variable": "$.load.statement_id", "IsNull": True, "Next": "NothingToSync"}],
+            "WaitForLoad",
+        ),
+        **follow_statement(
+            "Load",
+            statement="$.load",
+            finished="CommitLoad",
+            comment="Checks the staged count against the rows extracted when it finished; "
+            "raises LoadError with the database's error text when it failed.",
+        ),
+        "CommitLoad": _state_action("commit_load", "ReleaseLock"),
+        "ReleaseLock": _state_action(
+            "release_lock", None, comment="Ends with the table's small summary."
+        ),
+    }
+
+
+def _sync_tables() -> State:
+    """A Distributed Map over the tables: each table's run is a child execution.
+
+    A child has its own history (25,000 events each), so the parent's history does
+    not grow with tables times chunks; results go to S3 and the summary reads the run
+    records, so no payload grows with the number of tables either.
+    """
+    return {
+        "Type": "Map",
+        "ItemsPath": "$.tables",
+        "MaxConcurrencyPath": "$.max_concurrent_tables",
+        # Each table catches its own failures; a child that fails anyway (a Step
+        # Functions runtime error) must not stop the other tables. SummarizeRun reports it.
+        "ToleratedFailurePercentage": 100.0,  # moto's grammar wants a decimal
+        "ItemSelector": {
+            "pipeline.$": "$.pipeline",
+            "table.$": "$$.Map.Item.Value",
+            "run_id.$": "$.run_id",
+            "mode.$": "$.mode",
+            "limit.$": "$.limit",
+            "max_chunks.$": "$.max_chunks",
+            "poll_seconds.$": "$.poll_seconds",
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "SyncTable",
+            "States": {
+                "SyncTable": {
+                    "Type": "Parallel",
+                    "Comment": "One branch holding the whole per-table flow, so that one "
+                    "Catch records any failure and releases the lock.",
+                    "Branches": [{"StartAt": "AcquireLock", "States": _table_states()}],
+                    "OutputPath": "$[0]",
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "ResultPath": "$.error",
+                            "Next": "RecordFailure",
+                        }
+                    ],
+                    "End": True,
+                },
+                "RecordFailure": _state_action(
+                    "record_failure",
+                    None,
+                    comment="Records the failure and releases the lock; the table's summary "
+                    "says failed, the other tables go on.",
+                ),
+            },
+        },
+        "ResultWriter": results_writer(),
+        "ResultPath": None,
+        "Next": "SummarizeRun",
+    }
+
+
+def sync_definition() -> State:
+    """The whole sync state machine."""
+    states: dict[str, State] = {
+        "ValidateInput": lambda_task(
+            "ValidateInput",
+            {"input.$": "$", "execution_name.$": "$$.Execution.Name"},
+            next_state="PrepareWarehouse",
+        ),
+        "PrepareWarehouse": _submit(
+            {"action": "prepare", "run.$": "$"},
+            "WarehouseReady",
+            "$.prepare",
+            comment="Schema and ledger DDL once per run, before tables load in parallel.",
+        ),
+        "WarehouseReady": choice(
+            [{"Variable": "$.prepare.statement_id", "IsNull": True, "Next": "SyncTables"}],
+            "WaitForWarehouse",
+        ),
+        **follow_statement(
+            "Warehouse", statement="$.prepare", finished="SyncTables", failed="PrepareAgain"
+        ),
+        "PrepareAgain": choice(
+            [
+                {
+                    "Variable": "$.prepare.attempt",
+                    "NumericLessThan": 3,
+                    "Next": "WaitBeforePreparingAgain",
+                }
+            ],
+            "PrepareFailed",
+            comment="The DDL is idempotent; another execution creating the same schema at "
+            "the same moment fails ours once (Redshift and PostgreSQL both), so submit it "
+            "again.",
+        ),
+        "WaitBeforePreparingAgain": wait("$.poll_seconds", "PrepareWarehouse"),
+        "PrepareFailed": lambda_task(
+            "Load",
+            {"action": "raise_failure", "statement.$": "$.prepare", "run_id.$": "$.run_id"},
+            retried=False,
+        ),
+        "SyncTables": _sync_tables(),
+        "SummarizeRun": lambda_task(
+            "State",
+            {"action": "summarize_run", "run.$": "$"},
+            retry_on=STORAGE,
+            comment="Reads every table's run record; fails the execution naming every "
+            "failed table and its cause.",
+        ),
+    }
+    return {
+        "Comment": "myshift sync: validate the input; per table (a child execution each) "
+        "lock, plan, extract chunks to S3, commit, load into Redshift in one transaction, "
+        "wait, commit, release; summarize.",
+        "StartAt": "ValidateInput",
+        "States": states,
+    }
+
+
+def render(definition: State) -> str:
+    """The file's text: indented JSON, one trailing newline."""
+    return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
+
+
+def write(path: Path = DEFINITION_FILE) -> Path:
+    """Write the sync definition to `path`."""
+    path.write_text(render(sync_definition()), encoding="utf-8")
+    return path
+
+
+if __name__ == "__main__":
+    print(f"wrote {write(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFINITION_FILE)}")

@@ -1,7 +1,8 @@
 """The Lambda code asset: plain file copies, no Docker and no bundling image.
 
 Every function ships the same directory: the `myshift` package and the pipeline files
-(read at run time from `/var/task/pipelines`). Third-party packages live in the layer
+(read at run time from `/var/task/pipelines`) with the CA bundles they name
+(`source.tls.ca_bundle`). Third-party packages live in the layer
 (`scripts/build_layer.py`), so this asset stays small and synth stays fast.
 """
 
@@ -9,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+from myshift.config import load_pipelines
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "functions" / "myshift"
@@ -45,15 +49,16 @@ def stage_code_asset(
     package_dir: Path = PACKAGE_DIR,
     pipelines_dir: Path = PIPELINES_DIR,
 ) -> Path:
-    """Copy `myshift/` and the pipeline YAML files into `out_dir` and return it.
+    """Copy `myshift/`, the pipeline YAML files and their CA bundles into `out_dir`.
 
     The directory is rebuilt from scratch each time so a deleted module or pipeline
-    never lingers in the deployed code.
+    never lingers in the deployed code. Returns `out_dir`.
     """
     if not (package_dir / "__init__.py").is_file():
         raise FileNotFoundError(f"{package_dir} is not the myshift package")
     if not pipelines_dir.is_dir():
         raise FileNotFoundError(f"pipelines directory {pipelines_dir} does not exist")
+    bundles = ca_bundles(pipelines_dir)  # refused before anything is written
     out_dir = out_dir.resolve()
     # Build next to the target, then swap: a failed copy never leaves half an asset.
     staging = out_dir.with_name(out_dir.name + ".tmp")
@@ -64,9 +69,39 @@ def stage_code_asset(
     for pattern in ("*.yml", "*.yaml"):
         for path in sorted(pipelines_dir.glob(pattern)):
             shutil.copy2(path, staging / "pipelines" / path.name)
+    for source, relative in bundles.items():
+        target = staging / "pipelines" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
     shutil.rmtree(out_dir, ignore_errors=True)
     staging.rename(out_dir)
     return out_dir
+
+
+def ca_bundles(pipelines_dir: Path) -> dict[Path, Path]:
+    """The CA bundle files the pipelines name: each one's path relative to `pipelines_dir`.
+
+    The functions resolve `ca_bundle` against `/var/task/pipelines`, so it must be written
+    relative to the pipeline file and lie inside the directory; an absolute path, or one
+    outside it, names a file that is not there in AWS and is refused (ValueError).
+    """
+    found: dict[Path, Path] = {}
+    # Paths as written, `..` folded: a bundle that is a link to a file elsewhere is
+    # copied (its content) to where the link is.
+    root = Path(os.path.abspath(pipelines_dir))
+    for name, pipeline in load_pipelines(pipelines_dir).items():
+        tls = pipeline.source.tls
+        if tls.ca_bundle is None or tls.ca_path is None:
+            continue
+        location = Path(os.path.abspath(tls.ca_path))
+        if tls.ca_bundle.is_absolute() or not location.is_relative_to(root):
+            raise ValueError(
+                f"pipeline {name!r}: source.tls.ca_bundle {tls.ca_bundle} is not inside "
+                f"{pipelines_dir}: the deployed functions only have that directory; copy "
+                "the file there and name it relative to the pipeline file"
+            )
+        found[location] = location.relative_to(root)
+    return found
 
 
 def directory_size_mb(path: Path) -> float:

@@ -7,13 +7,25 @@ and the field.
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
+import ssl
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from myshift.errors import ConfigError
 from myshift.identifiers import validate_identifier
@@ -87,8 +99,126 @@ class SshConfig(_Strict):
         return path
 
 
+# The validation context key that carries the pipeline file's directory: relative paths
+# in the file (tls.ca_bundle) are relative to it, not to the working directory.
+PIPELINE_DIR = "pipeline_dir"
+
+TlsMode = Literal["disabled", "required", "verify_ca", "verify_identity"]
+VERIFYING_MODES = ("verify_ca", "verify_identity")
+# Amazon RDS/Aurora server certificates chain to Amazon's own CAs, not to a public one.
+RDS_CA_BUNDLE_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+_PEM_CERTIFICATE = b"-----BEGIN CERTIFICATE-----"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine: `localhost`, 127.0.0.0/8 or ::1."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_ca_bundle(path: Path) -> Path:
+    """`path` if it is a readable file of PEM CA certificates, else a ValueError saying so."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ValueError(f"{path} cannot be read ({exc.strerror or type(exc).__name__})") from None
+    problem = _ca_bundle_problem(str(path), stat.st_mtime_ns, stat.st_size)
+    if problem:
+        raise ValueError(f"{path} {problem}")
+    return path
+
+
+# Parsing a bundle of ~100 certificates (RDS's) takes tens of ms, and a function loads
+# its pipeline on every invocation: parsed once per file version.
+@functools.lru_cache(maxsize=16)
+def _ca_bundle_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    """What is wrong with the bundle at `path` (this version of it), or None."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if _PEM_CERTIFICATE not in data:
+        return f"holds no PEM certificate ({_PEM_CERTIFICATE.decode()} ...)"
+    try:
+        # What connect() will do with it: a bundle OpenSSL cannot parse fails here, once.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError as exc:
+        return f"is not a PEM CA bundle OpenSSL can read ({getattr(exc, 'reason', None) or exc})"
+    return None
+
+
+def _resolved(path: Path, info: ValidationInfo) -> Path:
+    """`path` (`~` expanded) relative to the pipeline file's directory, when known."""
+    path = path.expanduser()
+    base = (info.context or {}).get(PIPELINE_DIR)
+    return path if path.is_absolute() or base is None else Path(base) / path
+
+
+class TlsConfig(_Strict):
+    """How the connection to MySQL is encrypted and the server checked.
+
+    `mode` means what MySQL's `--ssl-mode` means: `disabled` (plain TCP), `required`
+    (encrypted, the certificate not checked), `verify_ca` (the certificate must chain to
+    `ca_bundle`), `verify_identity` (that, and it must name `source.host`). The checking
+    modes need `ca_bundle`: a PEM file, relative to the pipeline file's directory (or
+    absolute). `SourceConfig` fills in the mode when the file leaves it out.
+    """
+
+    mode: TlsMode
+    # As written in the file; `ca_path` is where it is (relative paths resolved).
+    ca_bundle: Path | None = None
+    _ca_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _readable_bundle(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None:
+            check_ca_bundle(_resolved(value, info))
+        return value
+
+    @model_validator(mode="after")
+    def _locate_bundle(self, info: ValidationInfo) -> TlsConfig:
+        if self.ca_bundle is not None:
+            self._ca_path = _resolved(self.ca_bundle, info)
+        return self
+
+    @property
+    def ca_path(self) -> Path | None:
+        """The CA bundle file: `ca_bundle`, relative to the pipeline file's directory."""
+        return self._ca_path
+
+    @model_validator(mode="after")
+    def _bundle_fits_mode(self) -> TlsConfig:
+        if self.mode in VERIFYING_MODES and self.ca_bundle is None:
+            raise ValueError(
+                f"mode {self.mode} checks the server's certificate against ca_bundle: give "
+                f"ca_bundle (for Amazon RDS/Aurora: {RDS_CA_BUNDLE_URL}, saved next to the "
+                "pipeline file)"
+            )
+        if self.mode not in VERIFYING_MODES and self.ca_bundle is not None:
+            raise ValueError(
+                f"mode {self.mode} does not check the certificate, so ca_bundle would be "
+                "ignored: use mode verify_identity (or verify_ca), or drop ca_bundle"
+            )
+        return self
+
+
 class SourceConfig(_Strict):
-    """Where the MySQL server is and how to authenticate."""
+    """Where the MySQL server is and how to authenticate.
+
+    `tls` defaults by host: a loopback host (`127.0.0.1`, `::1`, `localhost`: the local
+    engine and the demo) gets `disabled`; any other host `verify_identity`, which needs
+    `tls.ca_bundle`. A file for a remote host that gives neither `tls.ca_bundle` nor
+    `tls.mode` is refused when loaded: the password and every row cross the network, and
+    RDS/Aurora certificates do not chain to a public CA, so nothing else could check them.
+    `tls.mode: required` encrypts without checking, for whoever chooses it knowingly.
+    """
 
     host: str = Field(min_length=1)
     port: int = Field(default=3306, ge=1, le=65535)
@@ -99,6 +229,29 @@ class SourceConfig(_Strict):
     read_timeout_seconds: int = Field(default=600, ge=1, le=3600)
     # The operator's CLI reaches MySQL through this bastion (see myshift.tunnel).
     ssh: SshConfig | None = None
+    # Always set once validated (the default depends on `host`, see the class docstring).
+    tls: TlsConfig = Field(default=None, validate_default=True)
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls_mode_by_host(cls, value: Any, info: ValidationInfo) -> Any:
+        """Fill in `tls.mode` when the file leaves it out (after `host`, which comes first)."""
+        if value is None:
+            value = {}
+        if not isinstance(value, dict) or "mode" in value:
+            return value
+        host = info.data.get("host")
+        if value.get("ca_bundle") is not None:
+            return {**value, "mode": "verify_identity"}
+        if host is None or is_loopback(host):  # a bad host is reported on its own
+            return {**value, "mode": "disabled"}
+        raise ValueError(
+            f"MySQL host {host} is not loopback, so TLS defaults to mode verify_identity, "
+            "which needs tls.ca_bundle: for Amazon RDS/Aurora save "
+            f"{RDS_CA_BUNDLE_URL} next to this pipeline file and set "
+            "`tls: {ca_bundle: global-bundle.pem}`; or set `tls: {mode: required}` to "
+            "encrypt without checking the server's certificate (knowingly)"
+        )
 
     @model_validator(mode="after")
     def _one_password_source(self) -> SourceConfig:
@@ -338,7 +491,7 @@ def load_pipeline_file(path: Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline file must be a mapping")
     try:
-        pipeline = PipelineConfig.model_validate(raw)
+        pipeline = PipelineConfig.model_validate(raw, context={PIPELINE_DIR: path.parent})
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_first_error(exc)}") from None
     except ConfigError as exc:

@@ -9,8 +9,9 @@ import pymysql.cursors
 from pymysql.constants import CR, ER, SERVER_STATUS
 from pymysql.protocol import MysqlPacket
 
+from myshift import tls
 from myshift.config import SourceConfig
-from myshift.errors import SourceQueryError, SourceUnavailableError
+from myshift.errors import ConfigError, SourceQueryError, SourceUnavailableError
 
 # Client-side and server-side codes that mean "the connection is gone, try again":
 # refused, gone away, lost during a query, too many connections, shutdown, our query or
@@ -29,27 +30,82 @@ _CONNECTION_LOST = {
 }
 
 
-def connect(source: SourceConfig, password: str, *, utc: bool = True) -> pymysql.Connection:
+def connect(
+    source: SourceConfig,
+    password: str,
+    *,
+    utc: bool = True,
+    via: tuple[str, int] | None = None,
+) -> pymysql.Connection:
     """Open a MySQL connection (autocommit, utf8mb4, UTC session unless `utc=False`).
 
+    TLS as `source.tls` says (see `myshift.tls`). `via`: dial this address instead of
+    `source.host:port` (an SSH tunnel's local end); the certificate must still name
+    `source.host`, and messages name it too.
+
     A refused or unreachable server is a `SourceUnavailableError` (retried); a refused
-    login is a `SourceQueryError`. Messages never contain the password.
+    login is a `SourceQueryError`; a TLS handshake that fails, or a login pymysql cannot
+    perform without a package, is a `ConfigError`. Messages never contain the password.
     """
+    host, port = via or (source.host, source.port)
+    where = f"{source.user}@{source.host}:{source.port}"
+    # Deferred, so that a refused login can still say whether the server offered TLS.
+    conn = pymysql.Connection(
+        host=host,
+        port=port,
+        user=source.user,
+        password=password,
+        charset="utf8mb4",
+        autocommit=True,
+        connect_timeout=source.connect_timeout_seconds,
+        read_timeout=source.read_timeout_seconds,
+        write_timeout=source.read_timeout_seconds,
+        init_command="SET time_zone = '+00:00'" if utc else None,
+        defer_connect=True,
+        **tls.connect_arguments(source),
+    )
     try:
-        return pymysql.connect(
-            host=source.host,
-            port=source.port,
-            user=source.user,
-            password=password,
-            charset="utf8mb4",
-            autocommit=True,
-            connect_timeout=source.connect_timeout_seconds,
-            read_timeout=source.read_timeout_seconds,
-            write_timeout=source.read_timeout_seconds,
-            init_command="SET time_zone = '+00:00'" if utc else None,
-        )
+        conn.connect()
     except pymysql.err.OperationalError as exc:
-        raise classify(exc, f"{source.user}@{source.host}:{source.port}") from None
+        error = tls.handshake_error(exc, source, where) or classify(exc, where)
+        hint = tls.refused_plain_login_hint(exc, source, getattr(conn, "server_capabilities", 0))
+        raise (type(error)(f"{error}; {hint}") if hint else error) from None
+    except RuntimeError as exc:
+        auth_error = missing_auth_package(exc, source, where)
+        if auth_error is None:
+            raise
+        raise auth_error from None
+    return conn
+
+
+def missing_auth_package(exc: RuntimeError, source: SourceConfig, where: str) -> ConfigError | None:
+    """The ConfigError for pymysql's "package X is required" login RuntimeError, else None.
+
+    caching_sha2_password (MySQL 8.0's and RDS/Aurora MySQL 8.4's default for new
+    accounts) and sha256_password send the password RSA-encrypted when the connection is
+    not TLS, which pymysql does with `cryptography`; caching_sha2 needs it only when the
+    server's cache of the password is cold (after a restart), so a missing package can
+    pass for days and then fail.
+    """
+    text = str(exc)
+    account = f"'{source.user}'@'<client host>'"
+    if "'cryptography' package is required" in text:
+        return ConfigError(
+            f"MySQL account {where} logs in with caching_sha2_password or sha256_password, "
+            "which without TLS needs the Python package 'cryptography' (not installed here): "
+            "deploy the layer built from layers/requirements.txt (it ships cryptography) or "
+            "pip install cryptography, or enable TLS (source.tls.mode), or as a last resort "
+            f"ALTER USER {account} IDENTIFIED WITH mysql_native_password BY '...' "
+            "(MySQL 8.4 loads that plugin only with mysql_native_password=ON)"
+        )
+    if "'pynacl' package is required" in text:
+        return ConfigError(
+            f"MySQL account {where} logs in with MariaDB's ed25519 plugin, which needs the "
+            "Python package 'pynacl' (not in the layer): give the account "
+            f"mysql_native_password (ALTER USER {account} IDENTIFIED VIA "
+            "mysql_native_password USING PASSWORD('...'))"
+        )
+    return None
 
 
 def classify(exc: pymysql.MySQLError, where: str) -> SourceUnavailableError | SourceQueryError:

@@ -3,8 +3,9 @@
 `open_source(source, password)` is what the CLI uses: a MySQL connection, through the
 pipeline's bastion (`source.ssh`) when it has one. The forward listens on 127.0.0.1 on
 a free port and opens one `direct-tcpip` channel per connection, so MySQL sees the
-connection coming from the bastion. The Lambda functions never come here: in AWS they
-reach MySQL from inside the VPC.
+connection coming from the bastion. TLS runs end to end inside the tunnel, and
+`verify_identity` checks the certificate against `source.host`, not the local end. The
+Lambda functions never come here: in AWS they reach MySQL from inside the VPC.
 
 Errors are one line and never hold key material: a missing or unreadable key, an
 unknown or changed host key, or a refused login is a `ConfigError`; an unreachable
@@ -294,19 +295,15 @@ def open_source(
         return
     ssh = source.ssh
     with _tunnel(ssh, source.host, source.port, source.connect_timeout_seconds) as forward:
-        local_host, local_port = forward.address
-        local = source.model_copy(update={"host": local_host, "port": local_port, "ssh": None})
         try:
-            conn = connect(local, password, utc=utc)
-        except (SourceUnavailableError, SourceQueryError) as exc:
+            # Dial the forward; TLS still checks the certificate against source.host.
+            conn = connect(source, password, utc=utc, via=forward.address)
+        except (SourceUnavailableError, SourceQueryError, ConfigError) as exc:
             # The forward knows why better than "lost connection" on the local port.
             if isinstance(exc, SourceUnavailableError) and forward.error is not None:
                 raise forward.error from None
-            # Name the real server, not the tunnel's local end.
-            message = str(exc).replace(
-                f"{source.user}@{local_host}:{local_port}",
-                f"{source.user}@{source.host}:{source.port} (through SSH bastion {ssh.where})",
-            )
+            where = f"{source.user}@{source.host}:{source.port}"
+            message = str(exc).replace(where, f"{where} (through SSH bastion {ssh.where})", 1)
             raise type(exc)(message) from None
         try:
             yield conn

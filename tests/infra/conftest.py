@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.synth import Synth, synthesize
+from tests.support.tls_mariadb import Authority
 
 
 @pytest.fixture(scope="session")
@@ -21,6 +22,8 @@ source:
   host: mysql.example.internal
   user: sync
   secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf
+  tls:
+    ca_bundle: certs/mysql-ca.pem
 target:
   database: analytics
   schema: dw
@@ -40,6 +43,7 @@ source:
   host: mysql.example.internal
   user: sync
   password_env: LAKE_PASSWORD
+  tls: {mode: required}
 target:
   database: lake
   schema: raw
@@ -57,7 +61,8 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     """Two unscheduled pipelines (cluster, serverless + secret), context switches flipped."""
     tmp = tmp_path_factory.mktemp("variant")
     pipelines = tmp / "pipelines"
-    pipelines.mkdir()
+    (pipelines / "certs").mkdir(parents=True)
+    Authority.create(pipelines / "certs" / "mysql-ca.pem", "variant CA")
     (pipelines / "warehouse.yml").write_text(CLUSTER_PIPELINE)
     (pipelines / "lake.yml").write_text(SERVERLESS_PIPELINE)
     return synthesize(

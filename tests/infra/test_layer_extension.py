@@ -3,7 +3,8 @@
 Both Lambda architectures are built here. The x86_64 build is also loaded in a Python
 that sees nothing but it (`-S`) and held to the pure-Python splitter's results; the
 arm64 build cannot run on this machine, so its ELF header is checked and, on Lambda,
-`source.split_rows` only uses it after it agrees with the reference at import.
+`source.split_rows` only uses it after it agrees with the reference at import. The
+size report it prints names cryptography whatever its rank.
 """
 
 from __future__ import annotations
@@ -85,3 +86,17 @@ def test_a_compiler_failure_is_one_clear_error(
     with pytest.raises(SystemExit, match=r"could not compile .*broken\.c for arm64 with zig"):
         build_layer.compile_extension(tmp_path, "arm64")
     assert not (tmp_path / "myshift_packets.abi3.so").exists()
+
+
+# --- the size report ----------------------------------------------------------------
+
+
+def test_the_size_report_always_lists_cryptography(build_layer: ModuleType, tmp_path: Path) -> None:
+    """cryptography is listed whatever its rank; the other entries only in the top N."""
+    for name, size in (("pyarrow", 3000), ("pydantic_core", 2000), ("cryptography", 10)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "blob").write_bytes(b"x" * size)
+    (tmp_path / "cryptography-50.0.2.dist-info").mkdir()
+    names = [name for name, _ in build_layer.largest_packages(tmp_path, top=1)]
+    assert names == ["pyarrow", "cryptography"]
+    assert "cryptography==" in (REPO / "layers" / "requirements.txt").read_text()

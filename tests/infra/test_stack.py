@@ -297,7 +297,8 @@ def _logical_id_of_data_bucket(synth: Synth) -> str:
     return next(i for i, b in buckets.items() if "LoggingConfiguration" in b["Properties"])
 
 
-def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
+def _code_asset(synth: Synth) -> Path:
+    """The staged directory of the functions' one code asset, in the cloud assembly."""
     functions = synth.resources("AWS::Lambda::Function")
     keys = {f["Properties"]["Code"]["S3Key"] for f in functions.values()}
     assert len(keys) == 1, "all functions share one code asset"
@@ -307,12 +308,26 @@ def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
         for entry in manifest["files"].values()
         if any(d["objectKey"] == next(iter(keys)) for d in entry["destinations"].values())
     ]
-    staged = synth.outdir / source
+    return synth.outdir / source
+
+
+def test_code_asset_holds_package_and_pipelines(synth: Synth) -> None:
+    staged = _code_asset(synth)
     assert (staged / "myshift" / "handlers" / "__init__.py").is_file()
     assert sorted(p.name for p in (staged / "pipelines").iterdir()) == sorted(
         p.name for p in PIPELINES_DIR.iterdir() if p.suffix in (".yml", ".yaml")
     )
     assert not list(staged.rglob("__pycache__"))
+
+
+def test_code_asset_carries_the_ca_bundles_the_pipelines_name(variant: Synth) -> None:
+    """The functions load the pipelines from the asset: the bundle is there, same bytes."""
+    staged = _code_asset(variant) / "pipelines"
+    written = variant.outdir.parent / "pipelines" / "certs" / "mysql-ca.pem"
+    assert (staged / "certs" / "mysql-ca.pem").read_bytes() == written.read_bytes()
+    deployed = load_pipelines(staged)  # as in AWS, relative to /var/task/pipelines
+    assert deployed["warehouse"].source.tls.ca_path == staged / "certs" / "mysql-ca.pem"
+    assert deployed["lake"].source.tls.mode == "required"
 
 
 # --- IAM -------------------------------------------------------------------------

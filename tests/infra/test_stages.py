@@ -140,7 +140,11 @@ def test_distributed_map_policy_matches_the_state_machine_name(
 
 PIPELINE = """
 name: {name}
-source: {{host: mysql.internal.example, user: sync, password_env: MYSQL_PASSWORD}}
+source:
+  host: mysql.internal.example
+  user: sync
+  password_env: MYSQL_PASSWORD
+  tls: {{mode: required}}
 target: {{database: dev, schema: dw, workgroup: wg}}
 schedule: rate(1 hour)
 tables:

@@ -30,6 +30,7 @@ def pipeline_yaml(name: str, *, vpc: str | None, table: str = "shop.orders") -> 
         "  host: mysql.internal.example",
         "  user: sync",
         "  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf",
+        "  tls: {mode: required}",
         "target:",
         "  database: analytics",
         "  schema: dw",

@@ -36,7 +36,7 @@ SIZE = 1000
 
 PIPELINE_YAML = """
 name: {name}
-source: {{host: db, user: app, password_env: PW}}
+source: {{host: db, user: app, password_env: PW, tls: {{mode: required}}}}
 target: {{database: dev, schema: dw, workgroup: wg}}
 tables:
 {tables}

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +29,14 @@ from myshift.cli import watermark as watermark_cli
 from myshift.cli.resources import Resources
 from myshift.config import SourceConfig, SshConfig, load_pipeline
 from myshift.errors import ConfigError, SourceQueryError, SourceUnavailableError
+from myshift.local.engine import free_port
 from myshift.tunnel import open_source, open_tunnel
 from pydantic import ValidationError
 
 from tests.conftest import MYSQL
 from tests.support.aws import create_state_table, stand_in_cli
+from tests.support.sshd import running_sshd, ssh_settings
 
-ROOT = Path(__file__).resolve().parents[2]
-SSHD_SCRIPT = ROOT / "scripts" / "sshd.sh"
 DATABASE = "myshift_ssh_it"
 TABLE = "events"
 ROWS = 37
@@ -57,22 +53,8 @@ BASE = dt.datetime(2025, 8, 1, 12, 0, 0)
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A running sshd: SSHD_HOST, SSHD_PORT, SSHD_USER, SSHD_KEY, SSHD_KNOWN_HOSTS..."""
-    directory = tmp_path_factory.mktemp("sshd")
-    env = {**os.environ, "PYTHON": sys.executable}
-    started = subprocess.run(
-        ["bash", str(SSHD_SCRIPT), "start", str(directory)],
-        capture_output=True,
-        text=True,
-        timeout=900,  # may install openssh-server first
-        env=env,
-        check=False,
-    )
-    if started.returncode == 3:
-        pytest.skip(started.stderr.strip())
-    assert started.returncode == 0, started.stderr
-    info = dict(line.split("=", 1) for line in started.stdout.splitlines() if "=" in line)
-    yield info
-    subprocess.run(["bash", str(SSHD_SCRIPT), "stop", str(directory)], env=env, check=False)
+    with running_sshd(tmp_path_factory.mktemp("sshd")) as info:
+        yield info
 
 
 @pytest.fixture(scope="module")
@@ -94,18 +76,6 @@ def rows() -> Iterator[list[tuple[int, dt.datetime]]]:
     conn.close()
 
 
-def ssh_settings(sshd: dict[str, str], **changes: Any) -> dict[str, Any]:
-    settings: dict[str, Any] = {
-        "host": sshd["SSHD_HOST"],
-        "port": int(sshd["SSHD_PORT"]),
-        "user": sshd["SSHD_USER"],
-        "key_file": sshd["SSHD_KEY"],
-        "known_hosts": sshd["SSHD_KNOWN_HOSTS"],
-    }
-    settings.update(changes)
-    return {k: v for k, v in settings.items() if v is not None}
-
-
 def source(sshd: dict[str, str], *, mysql_port: int | None = None, **ssh: Any) -> SourceConfig:
     """MySQL as the bastion sees it (127.0.0.1:3306), reached through `sshd`."""
     return SourceConfig(
@@ -116,13 +86,6 @@ def source(sshd: dict[str, str], *, mysql_port: int | None = None, **ssh: Any) -
         connect_timeout_seconds=5,
         ssh=ssh_settings(sshd, **ssh),
     )
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def stray_key(path: Path) -> Path:

@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from myshift.config import load_pipeline, load_pipeline_file, load_pipelines
+import yaml
+from myshift.config import RDS_CA_BUNDLE_URL, load_pipeline, load_pipeline_file, load_pipelines
 from myshift.errors import ConfigError
+
+from tests.support.tls_mariadb import Authority
 
 GOOD = """
 name: good
-source: {host: db, user: app, password_env: PW}
+source: {host: db, user: app, password_env: PW, tls: {mode: required}}
 target: {database: dev, schema: dw, workgroup: wg}
 tables:
   - {name: shop.orders, cursor: updated_at, primary_key: [id]}
@@ -92,3 +95,90 @@ def test_password_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         source.password()
     monkeypatch.setenv("PW", "")
     assert source.password() == ""
+
+
+# --- source.tls ----------------------------------------------------------------------
+
+REMOTE = GOOD.replace("host: db, user: app, password_env: PW, tls: {mode: required}", "{source}")
+README = Path(__file__).resolve().parents[2] / "README.md"
+DB = "host: db.example.com, user: app, password_env: PW"
+
+
+def remote(source: str) -> str:
+    """GOOD with another `source` mapping (flow style, without braces)."""
+    return REMOTE.replace("{source}", source)
+
+
+def test_a_remote_host_without_a_ca_bundle_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    path = write(tmp_path, "good", remote(DB))
+    with pytest.raises(ConfigError) as error:
+        load_pipeline_file(path)
+    message = str(error.value)
+    assert message.startswith(f"{path}: source.tls: MySQL host db.example.com is not loopback")
+    assert "tls.ca_bundle" in message and "mode: required" in message
+    assert RDS_CA_BUNDLE_URL in message and "\n" not in message
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "::1", "127.0.0.2"])
+def test_a_loopback_host_defaults_to_no_tls(tmp_path: Path, host: str) -> None:
+    text = remote(f"host: '{host}', user: app, password_env: PW")
+    assert load_pipeline_file(write(tmp_path, "good", text)).source.tls.mode == "disabled"
+
+
+def test_a_ca_bundle_is_read_relative_to_the_pipeline_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "certs").mkdir()
+    Authority.create(tmp_path / "certs" / "ca.pem", "test CA")
+    text = remote(f"{DB}, tls: {{ca_bundle: certs/ca.pem}}")
+    path = write(tmp_path, "good", text)
+    monkeypatch.chdir(tmp_path / "certs")  # not where the bundle is relative to
+    tls = load_pipeline_file(path).source.tls
+    assert tls.mode == "verify_identity"  # a bundle given: checked, names too
+    assert tls.ca_bundle == Path("certs/ca.pem") and tls.ca_path == tmp_path / "certs" / "ca.pem"
+    explicit = text.replace("{ca_bundle:", "{mode: verify_ca, ca_bundle:")
+    assert load_pipeline_file(write(tmp_path, "good", explicit)).source.tls.mode == "verify_ca"
+
+
+@pytest.mark.parametrize(
+    ("tls", "content", "message"),
+    [
+        ("{ca_bundle: missing.pem}", None, "missing.pem does not exist"),
+        ("{ca_bundle: ca.pem}", b"not a certificate\n", "holds no PEM certificate"),
+        (
+            "{ca_bundle: ca.pem}",
+            b"-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n",
+            "is not a PEM CA bundle OpenSSL can read",
+        ),
+        ("{mode: verify_identity}", None, "mode verify_identity checks the server's certificate"),
+        ("{mode: required, ca_bundle: ca.pem}", b"", "mode required does not check"),
+        ("{mode: sometimes}", None, "source.tls.mode"),
+    ],
+)
+def test_bad_tls_settings_name_the_field(
+    tmp_path: Path, tls: str, content: bytes | None, message: str
+) -> None:
+    if content is not None:
+        if content:
+            (tmp_path / "ca.pem").write_bytes(content)
+        else:
+            Authority.create(tmp_path / "ca.pem", "test CA")
+    text = remote(f"{DB}, tls: {tls}")
+    with pytest.raises(ConfigError) as error:
+        load_pipeline_file(write(tmp_path, "good", text))
+    assert str(error.value).startswith(f"{tmp_path / 'good.yml'}: source.tls")
+    assert message in str(error.value) and "\n" not in str(error.value)
+
+
+def test_the_readme_production_example_loads_with_its_ca_bundle(tmp_path: Path) -> None:
+    text = README.read_text(encoding="utf-8").split("**2. A pipeline file**", 1)[1]
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    tls = yaml.safe_load(example)["source"]["tls"]
+    path = tmp_path / "settlement.yml"
+    path.write_text(example)
+    with pytest.raises(ConfigError, match=f"{tls['ca_bundle']} does not exist"):
+        load_pipeline_file(path)
+    Authority.create(tmp_path / tls["ca_bundle"], "test CA")
+    source = load_pipeline_file(path).source
+    assert source.tls.mode == "verify_identity"
+    assert source.tls.ca_path == tmp_path / tls["ca_bundle"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given
 from hypothesis import strategies as st
 from myshift.steps import FAST_POLLS, MAX_POLL_SECONDS, next_wait
@@ -11,7 +13,7 @@ from myshift.steps import FAST_POLLS, MAX_POLL_SECONDS, next_wait
 def test_waits_start_at_poll_seconds_and_grow_to_the_cap(poll_seconds: int) -> None:
     waits = [next_wait(polls, poll_seconds) for polls in range(500)]
     assert waits[:FAST_POLLS] == [poll_seconds] * FAST_POLLS
-    assert all(a <= b for a, b in zip(waits, waits[1:], strict=False))  # never sooner
+    assert all(a <= b for a, b in itertools.pairwise(waits))  # never sooner
     assert waits[-1] == max(poll_seconds, MAX_POLL_SECONDS)  # the cap is reached, kept
 
 

@@ -96,12 +96,12 @@ def synthesized_template(pipelines_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         _CACHE_DIR.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="myshift-pipelines-") as tmp:
-            staged = Path(tmp)
-            for other in pipelines_dir.iterdir():  # CA bundles and the like, for loading
-                if other.is_file() and other.suffix not in (".yml", ".yaml"):
-                    shutil.copy2(other, staged / other.name)
-            for file in files:
-                shutil.copy2(file, staged / file.name)
+            # The directory as it is (CA bundles...), the files that do not load left out.
+            staged = Path(tmp) / "pipelines"
+            shutil.copytree(pipelines_dir, staged)
+            for name in [*staged.glob("*.yml"), *staged.glob("*.yaml")]:
+                if pipelines_dir / name.name not in files:
+                    name.unlink()
             result = subprocess.run(
                 [sys.executable, "-m", "infra.local_twin", str(staged), str(path)],
                 cwd=_REPOSITORY,

@@ -124,6 +124,7 @@ STATEMENT_FIELDS = (
     "expected_rows",
     "manifest_key",
     "attempt",
+    "names",
     "status",
     "counts",
     "polls",
@@ -257,12 +258,13 @@ def _alter_columns() -> State:
     """VARCHAR widenings, one statement at a time, each waited for."""
     return {
         "Type": "Map",
-        "Comment": "VARCHAR widenings: Redshift runs ALTER COLUMN TYPE only outside a "
-        "transaction block, so each is its own statement before the load.",
+        "Comment": "Before the load: VARCHAR widenings (Redshift runs ALTER COLUMN TYPE "
+        "only outside a transaction block: each its own statement), and new columns "
+        "beyond what fits the load's batch of 40 statements.",
         "ItemsPath": "$.alters.statements",
         "MaxConcurrency": 1,
         "ItemSelector": {
-            "sql.$": "$$.Map.Item.Value",
+            "sqls.$": "$$.Map.Item.Value",
             "pipeline.$": "$.pipeline",
             "table.$": "$.table",
             "run_id.$": "$.run_id",
@@ -273,7 +275,7 @@ def _alter_columns() -> State:
             "StartAt": "SubmitAlter",
             "States": {
                 "SubmitAlter": _submit(
-                    {"action": "execute", "sql.$": "$.sql", "table.$": "$"},
+                    {"action": "execute", "sqls.$": "$.sqls", "table.$": "$"},
                     "WaitForAlter",
                     "$.alter",
                 ),

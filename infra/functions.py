@@ -51,7 +51,7 @@ class FunctionSpec:
     memory_mb: int = 512
     timeout_seconds: int = 300
     reads_source: bool = False  # connects to MySQL: may read the source secret
-    uses_warehouse: bool = False  # calls the Redshift Data API
+    uses_warehouse: bool = False  # calls the Redshift Data API (its role: a database user)
     in_workflow: bool = True  # invoked by the state machine
 
     @property
@@ -221,6 +221,11 @@ class Functions(Construct):
                 f"{spec.construct_id}Role",
                 assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
                 description=f"myshift {spec.name} function",
+                # The Data API makes the role a database user named after it
+                # (IAMR:<role name>): a name fixed at deploy time, granted to beforehand.
+                role_name=warehouse_role_name(Stack.of(self).stack_name)
+                if spec.uses_warehouse
+                else None,
             )
             log_group.grant_write(role)
             function = lambda_.Function(
@@ -255,6 +260,17 @@ class Functions(Construct):
         return {
             spec.construct_id: self.functions[spec.name] for spec in FUNCTIONS if spec.in_workflow
         }
+
+
+def warehouse_role_name(stack_name: str) -> str:
+    """The role that runs every Redshift statement (the load function's): `<stack>-load`."""
+    return f"{stack_name}-load"
+
+
+def warehouse_database_user(stack_name: str) -> str:
+    """The database user the Data API maps the load role to, with temporary credentials
+    (Redshift Serverless, or a cluster without db_user): `IAMR:<role name>`."""
+    return f"IAMR:{warehouse_role_name(stack_name)}"
 
 
 def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:

@@ -13,7 +13,13 @@ from constructs import Construct, Node
 from myshift.config import PipelineConfig
 
 from infra import REPO_ROOT
-from infra.functions import ARCHITECTURES, RUNTIMES, Functions, FunctionSettings
+from infra.functions import (
+    ARCHITECTURES,
+    RUNTIMES,
+    Functions,
+    FunctionSettings,
+    warehouse_database_user,
+)
 from infra.functions import pipeline_copy_roles as copy_roles
 from infra.monitoring import Monitoring
 from infra.schedules import Schedules
@@ -205,6 +211,14 @@ class MyshiftStack(Stack):
         CfnOutput(self, "StateTableName", value=state.table.table_name)
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+        # Whom the DBA grants to, for pipelines that reach Redshift with the functions'
+        # IAM identity (no secret_arn, no db_user): see the README's grants.
+        CfnOutput(
+            self,
+            "WarehouseDatabaseUser",
+            value=warehouse_database_user(construct_id),
+            description="Database user of the load role (temporary credentials)",
+        )
 
         self.storage = storage
         self.state = state

@@ -291,7 +291,10 @@ class TargetConfig(_Strict):
     @field_validator("schema_name")
     @classmethod
     def _valid_schema(cls, value: str) -> str:
-        return validate_identifier(value, what="target.schema")
+        # Redshift folds names to lower case (quoted ones too, unless the session turns
+        # on enable_case_sensitive_identifier): `Sales_DW` is the schema `sales_dw`, and
+        # every lookup by name (information_schema) must use the folded name.
+        return validate_identifier(value, what="target.schema").lower()
 
     @model_validator(mode="after")
     def _one_endpoint(self) -> TargetConfig:

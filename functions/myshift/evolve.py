@@ -5,7 +5,8 @@ fixed once created: a column added in MySQL (wherever it was added) is appended 
 the end, and the extractor writes the target's order. What Redshift can follow:
 
 - a new column: `ALTER TABLE ... ADD COLUMN` (nullable), run inside the load's
-  transaction so it appears together with its first rows;
+  transaction so it appears together with its first rows (when more columns are new
+  than fit one Data API batch of 40 statements, they are added before the load);
 - a wider VARCHAR: `ALTER COLUMN ... TYPE VARCHAR(n)`, which Redshift refuses inside a
   transaction block, so it runs as its own statement before the load;
 - a narrower VARCHAR or a DECIMAL of lower precision and the same scale: nothing to
@@ -34,7 +35,6 @@ from typing import Any
 import pyarrow as pa
 
 from myshift.errors import SchemaError
-from myshift.identifiers import quote_redshift
 from myshift.schema import Column, redshift_columns_ddl
 
 VARCHAR = re.compile(r"^VARCHAR\((\d+)\)$")
@@ -90,29 +90,22 @@ def table_ddl(layout: list[dict[str, Any]]) -> str:
     return ", ".join(c["ddl"] for c in layout)
 
 
-def pending_ddl(
-    qualified_table: str, layout: list[dict[str, Any]], table: list[dict[str, Any]] | None
-) -> tuple[list[str], list[str]]:
-    """(ADD COLUMN statements, ALTER COLUMN TYPE statements) that bring the Redshift
-    table (`table`, as last loaded; None when not created yet) to the files' `layout`."""
+def pending_changes(
+    layout: list[dict[str, Any]], table: list[dict[str, Any]] | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(columns to add, VARCHAR columns to widen) that bring the Redshift table (`table`,
+    as last loaded; None when not created yet) to the files' `layout`."""
     if not table:
         return [], []
     have = {c["target"]: c for c in table}
-    adds = [
-        f"ALTER TABLE {qualified_table} ADD COLUMN {c['ddl']}"
-        for c in layout
-        if c["target"] not in have
-    ]
+    adds = [c for c in layout if c["target"] not in have]
     widens = []
     for column in layout:
         old = have.get(column["target"])
         new_varchar = VARCHAR.match(column["redshift_type"])
         old_varchar = VARCHAR.match(old["redshift_type"]) if old else None
         if new_varchar and old_varchar and int(new_varchar[1]) > int(old_varchar[1]):
-            widens.append(
-                f"ALTER TABLE {qualified_table} ALTER COLUMN {quote_redshift(column['target'])} "
-                f"TYPE {column['redshift_type']}"
-            )
+            widens.append(column)
     return adds, widens
 
 

@@ -36,10 +36,11 @@ from myshift import keys
 from myshift.errors import StorageUnavailableError
 from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.schema import (
+    PARQUET_COMPRESSION,
     Column,
     ConversionReport,
-    arrow_schema,
     csv_line_sql,
+    file_schema,
     parse_csv_lines,
     select_list,
     to_record_batch,
@@ -228,15 +229,16 @@ def _write_parquet(
     rows = 0
     last_key: keys.Key | None = None
     # Dictionary encoding costs time and space on high-cardinality text (DESIGN.md).
+    schema = file_schema(columns)
     with pq.ParquetWriter(
-        path, arrow_schema(columns), compression="zstd", use_dictionary=False
+        path, schema, compression=PARQUET_COMPRESSION, use_dictionary=False
     ) as writer:
         try:
             # closing: if writing fails, the reader stops (and lets go of the connection)
             # now, not when the traceback is collected.
             with closing(read(conn, *query, columns, key_positions, batch_rows)) as batches:
                 for data, batch_report, batch_last_key in batches:
-                    writer.write(data)
+                    writer.write(data.cast(schema))  # zero copy: the same values
                     report.merge(batch_report)
                     rows += data.num_rows
                     last_key = batch_last_key
@@ -263,7 +265,7 @@ def extract_chunk(
     include_null_cursor: bool = False,
     order_index: str | None = None,
 ) -> ChunkResult:
-    """Read the chunk's rows, write them as Parquet (zstd) and upload the file."""
+    """Read the chunk's rows, write them as Parquet (SNAPPY) and upload the file."""
     key_positions = [next(i for i, c in enumerate(columns) if c.source_name == k) for k in key_cols]
 
     def query(reader: Reader) -> tuple[str, list]:

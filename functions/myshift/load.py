@@ -4,7 +4,8 @@ The batch creates the target table if needed, stages the manifest's Parquet file
 with COPY, fails the transaction when the staged row count differs from the rows
 extracted, replaces target rows by primary key with the newest version of each key
 (a key can appear in several files when several runs are loaded together), and
-records the load in a ledger table. Waiting for the statement is the state
+records the load (the set of files it loaded) in the table's own ledger. Statements
+are named; results are read by name. Waiting for the statement is the state
 machine's job (Wait/Choice over DescribeStatement), not a sleeping Lambda's.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,6 @@ from myshift.errors import CountMismatchError, LoadError, WarehouseUnavailableEr
 from myshift.identifiers import quote_redshift, quote_redshift_table, sql_string
 
 STAGE_TABLE = "myshift_stage"
-LEDGER_TABLE = "myshift_ledger"
 DEFAULT_COPY_ROLE = "default"
 
 
@@ -68,29 +67,78 @@ def put_manifest(s3: Any, bucket: str, key: str, files: list[dict[str, Any]]) ->
         ) from None
 
 
-def load_statements(
+@dataclass(frozen=True)
+class Statement:
+    """One SQL statement of a batch, with the name its result is read by."""
+
+    name: str
+    sql: str
+
+
+# The statements a load batch always has; the rest of the Data API's 40 may add columns.
+MAX_BATCH_STATEMENTS = 40
+FIXED_LOAD_STATEMENTS = 8
+MAX_ADDED_COLUMNS_IN_LOAD = MAX_BATCH_STATEMENTS - FIXED_LOAD_STATEMENTS
+
+
+def ledger_name(table: str) -> str:
+    """The table's own ledger (`myshift_ledger_<table>`, or a digest for a long name).
+
+    One per table: two loads of different tables touch no table in common, so neither
+    can abort the other under Redshift's SERIALIZABLE isolation (error 1023), which a
+    shared ledger, read and written by every load, invites.
+    """
+    name = f"myshift_ledger_{table}"
+    if len(name.encode("utf-8")) <= LEDGER_NAME_BYTES:
+        return name
+    return f"myshift_ledger_{hashlib.sha256(table.encode('utf-8')).hexdigest()[:24]}"
+
+
+# 63 bytes: what the local stand-in (PostgreSQL) keeps of a name; Redshift allows 127.
+LEDGER_NAME_BYTES = 63
+
+
+def load_id(s3_keys: list[str]) -> str:
+    """What a load is known by in the ledger: the set of files it loads (a digest).
+
+    The same files loaded again, by a retried submission or by a later run that lost
+    track of the first load, change nothing, whatever the write mode.
+    """
+    return hashlib.sha256("\n".join(sorted(s3_keys)).encode("utf-8")).hexdigest()
+
+
+def load_batch(
     target: TargetTable,
     *,
     manifest_url: str,
     copy_role_arn: str | None,
     expected_rows: int,
+    load_key: str,
     run_id: str,
-    source_table: str,
     file_count: int,
     write_mode: str = "merge",
-    add_columns: list[str] | None = None,
+    add_columns: list[dict[str, Any]] | None = None,
     filled_columns: list[str] | None = None,
-) -> list[str]:
-    """The SQL of one load, in order (positions are fixed: see the *_STATEMENT constants).
+) -> list[Statement]:
+    """The named statements of one load, one transaction in Redshift.
 
-    `filled_columns`: target columns some staged files lack (written before the columns
-    existed); they are filled with NULL, like the columns `add_columns` adds.
+    `add_columns`: layout columns the Redshift table gains in this transaction;
+    `filled_columns`: target columns some staged files lack (written before the
+    columns existed), filled with NULL by COPY's FILLRECORD.
 
-    Every statement that changes the target is guarded by the ledger: a load whose run
-    is already recorded changes nothing (a re-submitted batch is a no-op).
+    Every statement that changes the target is guarded by the table's ledger: a load
+    of files already recorded (`load_key`) changes nothing. Keys are not declared as
+    PRIMARY KEY: Redshift would not enforce them, and it refuses to widen a VARCHAR
+    key column that is declared.
     """
+    adds = add_columns or []
+    if len(adds) > MAX_ADDED_COLUMNS_IN_LOAD:
+        raise LoadError(
+            f"{target.name}: {len(adds)} new columns do not fit one load batch "
+            f"(at most {MAX_ADDED_COLUMNS_IN_LOAD}); they are added before the load"
+        )
     stage = quote_redshift(STAGE_TABLE)
-    ledger = quote_redshift_table(target.schema, LEDGER_TABLE)
+    ledger = quote_redshift_table(target.schema, ledger_name(target.name))
     role = "default" if not copy_role_arn else sql_string(copy_role_arn)
     columns = ", ".join(quote_redshift(c) for c in target.column_names)
     pk = ", ".join(quote_redshift(c) for c in target.primary_key)
@@ -98,10 +146,7 @@ def load_statements(
         f"{target.qualified}.{quote_redshift(c)} = {stage}.{quote_redshift(c)}"
         for c in target.primary_key
     )
-    not_loaded = (
-        f"NOT EXISTS (SELECT 1 FROM {ledger} WHERE run_id = {sql_string(run_id)} "  # noqa: S608
-        f"AND table_name = {sql_string(source_table)})"
-    )
+    not_loaded = f"NOT EXISTS (SELECT 1 FROM {ledger} WHERE load_id = {sql_string(load_key)})"  # noqa: S608
     # A CAST of a non-constant string fails the transaction with a readable message
     # when the counts differ (a constant would be folded and fail at plan time).
     check = (
@@ -113,25 +158,27 @@ def load_statements(
     # only extracted before the cursor is set (see plan.py), so any version with a
     # cursor is newer. (DESC alone puts NULLs first in Redshift and PostgreSQL.)
     order = f"{quote_redshift(target.cursor)} DESC NULLS LAST"
-    added = added_column_names(add_columns or [])
-    added += [q for q in map(quote_redshift, filled_columns or []) if q not in added]
-    if added:
+    filled = [quote_redshift(c["target"]) for c in adds]
+    filled += [q for q in map(quote_redshift, filled_columns or []) if q not in filled]
+    if filled:
         # Files written before the columns existed are loaded with them (FILLRECORD:
         # NULL); the same row re-read since has the same cursor and the real values.
-        filled = " + ".join(f"CASE WHEN {c} IS NULL THEN 1 ELSE 0 END" for c in added)
-        order += f", {filled}"
+        order += ", " + " + ".join(f"CASE WHEN {c} IS NULL THEN 1 ELSE 0 END" for c in filled)
     newest = (
         f"INSERT INTO {target.qualified} ({columns}) SELECT {columns} FROM ("  # noqa: S608
         f"SELECT *, ROW_NUMBER() OVER (PARTITION BY {pk} ORDER BY {order}) AS myshift_rn "
         f"FROM {stage}) AS newest WHERE myshift_rn = 1 AND {not_loaded}"
     )
-    fill = " FILLRECORD" if added else ""
     if write_mode == "merge":
-        delete = f"DELETE FROM {target.qualified} USING {stage} WHERE {match} AND {not_loaded}"  # noqa: S608
+        replaced = [
+            Statement(
+                "delete",
+                f"DELETE FROM {target.qualified} USING {stage} WHERE {match} AND {not_loaded}",  # noqa: S608
+            )
+        ]
         insert = newest
     elif write_mode == "append":
-        # A no-op that keeps the statement positions fixed.
-        delete = f"DELETE FROM {stage} WHERE FALSE"  # noqa: S608
+        replaced = []
         insert = (
             f"INSERT INTO {target.qualified} ({columns}) "  # noqa: S608
             f"SELECT {columns} FROM {stage} WHERE {not_loaded}"
@@ -139,60 +186,65 @@ def load_statements(
     elif write_mode == "replace":
         # Only this run's files are staged (a whole-table extraction). A row whose cursor
         # moved while the chunks were read can be in two of them: keep one version.
-        delete = f"DELETE FROM {target.qualified} WHERE {not_loaded}"  # noqa: S608
+        replaced = [
+            Statement("delete", f"DELETE FROM {target.qualified} WHERE {not_loaded}")  # noqa: S608
+        ]
         insert = newest
     else:
         raise LoadError(f"unknown write mode {write_mode!r}")
+    fill = " FILLRECORD" if filled else ""
     return [
         # New source columns join in the same transaction as their first rows.
-        *(add_columns or []),
-        f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl}, PRIMARY KEY ({pk}))",
-        f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})",
-        f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} "
-        f"FORMAT AS PARQUET MANIFEST{fill}",
-        check,
-        delete,
-        insert,
-        f"INSERT INTO {ledger} SELECT {sql_string(run_id)}, {sql_string(source_table)}, "
-        f"{int(file_count)}, {int(expected_rows)}, GETDATE() "
-        f"WHERE {not_loaded}",
+        *(Statement(f"add {c['target']}", add_column_sql(target.qualified, c)) for c in adds),
+        Statement(
+            "create_table", f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl})"
+        ),
+        Statement(
+            "create_ledger",
+            f"CREATE TABLE IF NOT EXISTS {ledger} (load_id VARCHAR(64) NOT NULL, "
+            "run_id VARCHAR(128) NOT NULL, files INTEGER NOT NULL, row_count BIGINT NOT NULL, "
+            "loaded_at TIMESTAMP NOT NULL)",
+        ),
+        Statement("stage", f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})"),
+        Statement(
+            "copy",
+            f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} "
+            f"FORMAT AS PARQUET MANIFEST{fill}",
+        ),
+        Statement("check", check),
+        *replaced,
+        Statement("insert", insert),
+        Statement(
+            "ledger",
+            f"INSERT INTO {ledger} SELECT {sql_string(load_key)}, {sql_string(run_id)}, "
+            f"{int(file_count)}, {int(expected_rows)}, GETDATE() WHERE {not_loaded}",
+        ),
     ]
 
 
-_ADDED_COLUMN = re.compile(r'\bADD COLUMN ("(?:[^"]|"")+")')
+def add_column_sql(qualified_table: str, column: dict[str, Any]) -> str:
+    """`ALTER TABLE ... ADD COLUMN` of a stored layout column (one column a statement)."""
+    return f"ALTER TABLE {qualified_table} ADD COLUMN {column['ddl']}"
 
 
-def added_column_names(add_columns: list[str]) -> list[str]:
-    """The quoted names of the columns that `evolve.pending_ddl`'s ADD COLUMNs add."""
-    names = []
-    for sql in add_columns:
-        match = _ADDED_COLUMN.search(sql)
-        if match is None:
-            raise LoadError(f"not an ADD COLUMN statement: {sql[:200]}")
-        names.append(match.group(1))
-    return names
+def widen_sql(qualified_table: str, column: dict[str, Any]) -> str:
+    """`ALTER TABLE ... ALTER COLUMN ... TYPE VARCHAR(n)`: outside any transaction."""
+    return (
+        f"ALTER TABLE {qualified_table} ALTER COLUMN {quote_redshift(column['target'])} "
+        f"TYPE {column['redshift_type']}"
+    )
 
 
-# Positions from the end: ADD COLUMN statements may come first.
-COPY_STATEMENT = -5
-DELETE_STATEMENT = -3
-INSERT_STATEMENT = -2
-LEDGER_STATEMENT = -1
+def drop_primary_key_sql(qualified_table: str, table: str) -> str:
+    """Drop the PRIMARY KEY constraint tables created by earlier versions declared
+    (named `<table>_pkey`, Redshift's default): it blocks widening a key column."""
+    return f"ALTER TABLE {qualified_table} DROP CONSTRAINT {quote_redshift(table + '_pkey')}"
 
 
 def prepare_statements(schema: str) -> list[str]:
-    """The schema and the ledger, created once per run before any table loads.
-
-    Separate from the per-table batches because concurrent `CREATE ... IF NOT EXISTS`
-    of the same object in parallel transactions fail (inter-table runs load at once).
-    """
-    ledger = quote_redshift_table(schema, LEDGER_TABLE)
-    return [
-        f"CREATE SCHEMA IF NOT EXISTS {quote_redshift(schema)}",
-        f"CREATE TABLE IF NOT EXISTS {ledger} (run_id VARCHAR(128) NOT NULL, "
-        f"table_name VARCHAR(256) NOT NULL, files INTEGER NOT NULL, "
-        f"row_count BIGINT NOT NULL, loaded_at TIMESTAMP NOT NULL)",
-    ]
+    """The target schema, created once per run before any table loads (concurrent
+    `CREATE SCHEMA IF NOT EXISTS` of one schema in parallel transactions fail)."""
+    return [f"CREATE SCHEMA IF NOT EXISTS {quote_redshift(schema)}"]
 
 
 def connection_params(target: TargetConfig) -> dict[str, Any]:
@@ -290,18 +342,26 @@ class LoadCounts:
         return dict(self.__dict__)
 
 
-def verified_counts(description: dict[str, Any], expected_rows: int) -> LoadCounts:
-    """Counts of a FINISHED load; staged must equal extracted."""
+def result_rows(description: dict[str, Any], names: list[str]) -> dict[str, int]:
+    """Each named statement's ResultRows in a finished batch (`names` as submitted)."""
+    subs = description.get("SubStatements", [])
+    if len(subs) != len(names):
+        raise LoadError(f"the batch has {len(subs)} sub-statements, {len(names)} were submitted")
+    return {name: int(sub.get("ResultRows", -1)) for name, sub in zip(names, subs, strict=True)}
+
+
+def verified_counts(
+    description: dict[str, Any], expected_rows: int, names: list[str]
+) -> LoadCounts:
+    """Counts of a FINISHED load, read by statement name; staged must equal extracted."""
     if description.get("Status") != "FINISHED":
         raise failure_of(description)
-    subs = description.get("SubStatements", [])
-    if len(subs) < -COPY_STATEMENT + 2:
-        raise LoadError(f"load statement has {len(subs)} sub-statements, expected more")
+    rows = result_rows(description, names)
     counts = LoadCounts(
-        rows_staged=int(subs[COPY_STATEMENT].get("ResultRows", -1)),
-        rows_replaced=int(subs[DELETE_STATEMENT].get("ResultRows", -1)),
-        rows_inserted=int(subs[INSERT_STATEMENT].get("ResultRows", -1)),
-        already_loaded=int(subs[LEDGER_STATEMENT].get("ResultRows", -1)) == 0,
+        rows_staged=rows["copy"],
+        rows_replaced=max(0, rows.get("delete", 0)),
+        rows_inserted=rows["insert"],
+        already_loaded=rows["ledger"] == 0,
     )
     if counts.rows_staged != expected_rows:
         raise CountMismatchError(

@@ -347,8 +347,28 @@ def columns_from_information_schema(
 
 
 def arrow_schema(columns: list[Column]) -> pa.Schema:
-    """The Parquet schema: fields named by target name, in source order."""
+    """The extracted rows' schema: fields named by target name, in source order."""
     return pa.schema([pa.field(c.target_name, c.arrow_type, nullable=c.nullable) for c in columns])
+
+
+# What the Parquet files are, as conservative as Redshift's own UNLOAD writes them
+# (Redshift documents no codec or type matrix for COPY from Parquet): SNAPPY pages, and
+# timestamps as UTC-adjusted INT64 microseconds, which pyarrow writes with the legacy
+# converted type TIMESTAMP_MICROS besides the logical type (a timestamp with only a
+# logical type is reported to load wrong). The values are the source's UTC wall time
+# (the session runs in UTC), so the UTC instant is the same number. `myshift doctor`
+# COPYs such a file with every type in the user's own account.
+PARQUET_COMPRESSION = "snappy"
+
+
+def file_schema(columns: list[Column]) -> pa.Schema:
+    """The Parquet files' schema: `arrow_schema` with timestamps marked UTC-adjusted."""
+    fields = []
+    for written in arrow_schema(columns):
+        if pa.types.is_timestamp(written.type) and written.type.tz is None:
+            written = written.with_type(pa.timestamp(written.type.unit, tz="UTC"))
+        fields.append(written)
+    return pa.schema(fields)
 
 
 def redshift_columns_ddl(columns: list[Column]) -> str:

@@ -21,6 +21,7 @@ from myshift.errors import StateConflictError, StorageUnavailableError, TableLoc
 WATERMARK = "WATERMARK"
 LOCK = "LOCK"
 SCHEMA = "SCHEMA"
+LOAD = "LOAD"  # the load submitted and not yet committed (at most one per table)
 FILE_PREFIX = "FILE#"
 RUN_PREFIX = "RUN#"
 PLAN_PREFIX = "PLAN#"
@@ -169,6 +170,32 @@ def put_schema(table: Any, pipeline: str, name: str, schema: dict[str, Any]) -> 
         table.put_item(Item={"pk": partition_key(pipeline, name), "sk": SCHEMA, **schema})
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "put schema") from None
+
+
+def put_load(table: Any, pipeline: str, name: str, load: dict[str, Any]) -> None:
+    """Remember the load just submitted until its commit (or a later run's recovery)."""
+    try:
+        table.put_item(Item={"pk": partition_key(pipeline, name), "sk": LOAD, **load})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "put load") from None
+
+
+def get_load(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
+    """The load submitted and not committed yet, if any."""
+    key = {"pk": partition_key(pipeline, name), "sk": LOAD}
+    try:
+        item = table.get_item(Key=key, ConsistentRead=True).get("Item")
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "get load") from None
+    return _plain({k: v for k, v in item.items() if k not in ("pk", "sk")}) if item else None
+
+
+def delete_load(table: Any, pipeline: str, name: str) -> None:
+    """Forget the submitted load (committed, or known to have failed)."""
+    try:
+        table.delete_item(Key={"pk": partition_key(pipeline, name), "sk": LOAD})
+    except (ClientError, BotoCoreError) as exc:
+        raise _storage_error(exc, "delete load") from None
 
 
 def file_sort_key(run_id: str, chunk: int) -> str:

@@ -18,6 +18,7 @@ from myshift.errors import (
     SchemaError,
     StateConflictError,
     StorageUnavailableError,
+    WarehouseUnavailableError,
 )
 from myshift.extract import table_prefix
 from myshift.workflow import table_item
@@ -236,16 +237,19 @@ def submitted(
     expected_rows: int | None = None,
     manifest_key: str | None = None,
     attempt: int | None = None,
+    names: list[str] | None = None,
 ) -> dict[str, Any]:
     """A submitted statement, as the workflow carries and follows it (one shape).
 
-    `expected_rows` is set for a load: the follow step checks the staged count with it.
+    `expected_rows` is set for a load: the follow step checks the staged count with it,
+    reading its statements' results by their `names`.
     """
     return {
         "statement_id": statement_id,
         "expected_rows": expected_rows,
         "manifest_key": manifest_key,
         "attempt": attempt,
+        "names": names,
         "status": "SUBMITTED",
         "counts": None,
         "polls": 0,
@@ -270,7 +274,8 @@ def follow_statement(
     if status in ("FAILED", "ABORTED") and raise_on_failure:
         raise load.failure_of(description)
     if status == "FINISHED" and statement.get("expected_rows") is not None:
-        counts = load.verified_counts(description, int(statement["expected_rows"])).as_dict()
+        expected = int(statement["expected_rows"])
+        counts = load.verified_counts(description, expected, statement["names"]).as_dict()
     polls = int(statement.get("polls") or 0) + 1
     return {
         **statement,
@@ -295,13 +300,16 @@ def start_load(
     data_prefix: str,
     pipeline: PipelineConfig,
     item: dict[str, Any],
+    now: str,
 ) -> dict[str, Any]:
     """Submit the load of every extracted, not yet loaded file of the table.
 
     Files left by an earlier run whose load failed are loaded with this run's, in
-    extraction order; the merge keeps the newest version of each key.
+    extraction order; the merge keeps the newest version of each key. A load an
+    earlier run submitted and never committed is settled first (`settle_earlier_load`).
     """
     table = pipeline.table(item["table"])
+    settle_earlier_load(state_table, s3, redshift_data, bucket, pipeline.name, table.name, now)
     pending = pending_files(state_table, pipeline.name, table.name, item)
     if not pending:
         return submitted(None, poll_seconds=int(item["poll_seconds"]))
@@ -309,30 +317,96 @@ def start_load(
     if schema is None or not schema.get("layout"):
         raise LoadError(f"{table.name}: no stored schema; plan the table first")
     target = target_table(schema, pipeline.target.schema_name, table.table)
-    adds, widens = evolve.pending_ddl(target.qualified, schema["layout"], schema.get("table"))
-    if widens:  # the AlterColumns step runs these first; a retry after a failure gets here
-        raise LoadError(f"{table.name}: columns still to widen before loading: {widens}")
+    adds, widens = evolve.pending_changes(schema["layout"], schema.get("table"))
+    if widens or len(adds) > load.MAX_ADDED_COLUMNS_IN_LOAD:
+        # The AlterColumns step runs these first; a retry after a failure gets here.
+        raise LoadError(f"{table.name}: columns still to alter before loading")
     key = manifest_key(data_prefix, pipeline.name, table.name, item["run_id"])
     load.put_manifest(s3, bucket, key, pending)
     expected = sum(int(f["rows"]) for f in pending)
-    sqls = load.load_statements(
+    load_key = load.load_id([f["s3_key"] for f in pending])
+    statements = load.load_batch(
         target,
         manifest_url=f"s3://{bucket}/{key}",
         copy_role_arn=pipeline.target.copy_role_arn,
         expected_rows=expected,
+        load_key=load_key,
         run_id=item["run_id"],
-        source_table=table.name,
         file_count=len(pending),
         write_mode=table.write_mode,
         add_columns=adds,
         filled_columns=filled_columns(schema["layout"], pending),
     )
-    statement_id = load.submit(redshift_data, pipeline.target, sqls, f"myshift-{item['run_id']}")
+    names = [s.name for s in statements]
+    statement_id = load.submit(
+        redshift_data, pipeline.target, [s.sql for s in statements], f"myshift-{item['run_id']}"
+    )
+    state.put_load(
+        state_table,
+        pipeline.name,
+        table.name,
+        {
+            "statement_id": statement_id,
+            "load_id": load_key,
+            "run_id": item["run_id"],
+            "manifest_key": key,
+            "expected_rows": expected,
+            "names": names,
+            "columns": len(schema["layout"]),
+            "submitted_at": now,
+        },
+    )
     return submitted(
         statement_id,
         expected_rows=expected,
         manifest_key=key,
+        names=names,
         poll_seconds=int(item["poll_seconds"]),
+    )
+
+
+def settle_earlier_load(
+    state_table: Any,
+    s3: Any,
+    redshift_data: Any,
+    bucket: str,
+    pipeline: str,
+    table: str,
+    now: str,
+) -> None:
+    """Commit (or forget) a load that an earlier run submitted and never committed.
+
+    A run can lose track of its load (stopped, timed out, its commit lost): the load
+    may still have committed in Redshift. Its statement tells (the Data API keeps it 24
+    hours): finished, its files are marked loaded now, so they are not loaded again;
+    failed or aborted, they load with this run's; still running, this run waits for it
+    (a transient error, retried). Loading the same set of files again would change
+    nothing either (the ledger is keyed by the file set).
+    """
+    earlier = state.get_load(state_table, pipeline, table)
+    if earlier is None:
+        return
+    description = load.describe(redshift_data, earlier["statement_id"])
+    status = description.get("Status")
+    if status in ("FAILED", "ABORTED"):
+        state.delete_load(state_table, pipeline, table)
+        return
+    if status != "FINISHED":
+        raise WarehouseUnavailableError(
+            f"{table}: the load run {earlier['run_id']} submitted is still {status}; "
+            "this run loads after it"
+        )
+    counts = load.verified_counts(description, int(earlier["expected_rows"]), earlier["names"])
+    files = files_in_manifest(state_table, s3, bucket, pipeline, table, earlier["manifest_key"])
+    record_loaded(
+        state_table, pipeline, table, files, counts, now, earlier["run_id"], earlier["columns"]
+    )
+    state.update_run(
+        state_table,
+        pipeline,
+        table,
+        earlier["run_id"],
+        {"load_committed": True, "rows_loaded": counts.rows_staged, "files_loaded": len(files)},
     )
 
 
@@ -362,36 +436,65 @@ def target_table(schema: dict[str, Any], target_schema: str, mysql_table: str) -
 def column_alters(
     state_table: Any, pipeline: PipelineConfig, item: dict[str, Any]
 ) -> dict[str, Any]:
-    """VARCHAR widenings to run, one statement each, before the load's transaction."""
+    """What runs before the load's transaction, each entry one submission.
+
+    - VARCHAR widenings, one statement each (Redshift runs ALTER COLUMN TYPE only
+      outside a transaction block), preceded by dropping the PRIMARY KEY constraint of
+      a table created by an earlier version when a key column widens (Redshift refuses
+      to alter a column of a declared key);
+    - new columns, when more are new than fit the load's batch: batches of at most 40
+      ADD COLUMN statements (the Data API's limit), each one transaction.
+    """
     schema = state.get_schema(state_table, pipeline.name, item["table"]) or {}
     if not schema.get("layout"):
         return {"alter_statements": []}
     target = target_table(schema, pipeline.target.schema_name, item["table"].split(".")[1])
-    _, widens = evolve.pending_ddl(target.qualified, schema["layout"], schema.get("table"))
-    return {"alter_statements": widens}
+    adds, widens = evolve.pending_changes(schema["layout"], schema.get("table"))
+    batches: list[list[str]] = []
+    keys = set(target.primary_key)
+    if any(c["target"] in keys for c in widens) and schema.get("key_declared", True):
+        batches.append([load.drop_primary_key_sql(target.qualified, target.name)])
+    batches += [[load.widen_sql(target.qualified, c)] for c in widens]
+    if len(adds) > load.MAX_ADDED_COLUMNS_IN_LOAD:
+        sqls = [load.add_column_sql(target.qualified, c) for c in adds]
+        step = load.MAX_BATCH_STATEMENTS
+        batches += [sqls[i : i + step] for i in range(0, len(sqls), step)]
+    return {"alter_statements": batches}
 
 
 def commit_alters(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
-    """After the widenings ran: the Redshift table now has the layout's VARCHAR sizes."""
+    """After the alters ran: the Redshift table has the layout's VARCHAR sizes, no
+    declared key if it had to go, and the columns added before the load."""
     schema = state.get_schema(state_table, item["pipeline"], item["table"]) or {}
     if schema.get("table"):
         layout = {c["target"]: c for c in schema["layout"]}
-        schema["table"] = [
+        adds, widens = evolve.pending_changes(schema["layout"], schema["table"])
+        table = [
             layout.get(c["target"], c)
             if evolve.VARCHAR.match(c["redshift_type"])
             and evolve.VARCHAR.match(layout.get(c["target"], c)["redshift_type"])
             else c
             for c in schema["table"]
         ]
+        if len(adds) > load.MAX_ADDED_COLUMNS_IN_LOAD:
+            table += adds
+        keys = set(schema.get("primary_key") or [])
+        if any(c["target"] in keys for c in widens):
+            schema["key_declared"] = False
+        schema["table"] = table
         state.put_schema(state_table, item["pipeline"], item["table"], schema)
     return {k: v for k, v in item.items() if k != "alters"}
 
 
 def submit_statement(
-    redshift_data: Any, pipeline: PipelineConfig, sql: str, name: str, poll_seconds: int
+    redshift_data: Any, pipeline: PipelineConfig, sqls: list[str], name: str, poll_seconds: int
 ) -> dict:
-    """One statement on its own (not in a transaction block), e.g. ALTER COLUMN TYPE."""
-    statement_id = load.submit_single(redshift_data, pipeline.target, sql, name)
+    """An alter: one statement on its own (not in a transaction block: ALTER COLUMN
+    TYPE), or a batch (one transaction: ADD COLUMNs)."""
+    if len(sqls) == 1:
+        statement_id = load.submit_single(redshift_data, pipeline.target, sqls[0], name)
+    else:
+        statement_id = load.submit(redshift_data, pipeline.target, sqls, name)
     return submitted(statement_id, poll_seconds=poll_seconds)
 
 
@@ -419,30 +522,42 @@ def pending_files(
     return files
 
 
-def loaded_files(
-    state_table: Any, s3: Any, bucket: str, item: dict[str, Any]
+def files_in_manifest(
+    state_table: Any, s3: Any, bucket: str, pipeline: str, table: str, key: str
 ) -> list[dict[str, Any]]:
-    """The file items named in the run's manifest."""
-    body = s3.get_object(Bucket=bucket, Key=item["load"]["manifest_key"])["Body"].read()
+    """The file items a load's manifest names."""
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except Exception as exc:
+        raise StorageUnavailableError(f"S3 get of manifest {key}: {exc}".splitlines()[0]) from None
     urls = {entry["url"] for entry in json.loads(body)["entries"]}
-    files = state.list_files(state_table, item["pipeline"], item["table"])
+    files = state.list_files(state_table, pipeline, table)
     return [f for f in files if f"s3://{bucket}/{f['s3_key']}" in urls]
 
 
-def commit_load(
-    state_table: Any, s3: Any, *, bucket: str, item: dict[str, Any], now: str
-) -> dict[str, Any]:
-    """After the load finished: mark its files loaded, advance the watermark.
-
-    The counts come from the follow step, which checked them (staged = extracted).
-    """
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    counts = load.LoadCounts(**item["load"]["counts"])
-    files = loaded_files(state_table, s3, bucket, item)
+def record_loaded(
+    state_table: Any,
+    pipeline: str,
+    table: str,
+    files: list[dict[str, Any]],
+    counts: load.LoadCounts,
+    now: str,
+    run_id: str,
+    columns: int,
+) -> None:
+    """What a committed load changed: its files loaded, the Redshift table's columns
+    (the layout's first `columns`), the Redshift side of the watermark; the in-flight
+    record gone."""
     state.mark_files(state_table, files, "loaded", loaded_at=now, loaded_by=run_id)
     schema = state.get_schema(state_table, pipeline, table) or {}
-    if schema.get("layout"):  # the Redshift table now has the files' columns
-        state.put_schema(state_table, pipeline, table, {**schema, "table": schema["layout"]})
+    if schema.get("layout"):
+        # A table this version created declares no key (see load.load_batch); one
+        # created before has a PRIMARY KEY constraint, dropped if a key column widens.
+        declared = schema.get("key_declared", bool(schema.get("table")))
+        layout = schema["layout"][:columns]
+        state.put_schema(
+            state_table, pipeline, table, {**schema, "table": layout, "key_declared": declared}
+        )
     watermark = state.get_watermark(state_table, pipeline, table)
     state.put_watermark(
         state_table,
@@ -455,6 +570,23 @@ def commit_load(
             "last_redshift_load_time": now,
         },
     )
+    state.delete_load(state_table, pipeline, table)
+
+
+def commit_load(
+    state_table: Any, s3: Any, *, bucket: str, item: dict[str, Any], now: str
+) -> dict[str, Any]:
+    """After the load finished: mark its files loaded, advance the watermark.
+
+    The counts come from the follow step, which checked them (staged = extracted).
+    """
+    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    counts = load.LoadCounts(**item["load"]["counts"])
+    files = files_in_manifest(
+        state_table, s3, bucket, pipeline, table, item["load"]["manifest_key"]
+    )
+    columns = len((state.get_schema(state_table, pipeline, table) or {}).get("layout") or [])
+    record_loaded(state_table, pipeline, table, files, counts, now, run_id, columns)
     record = state.update_run(
         state_table,
         pipeline,

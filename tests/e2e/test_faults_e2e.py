@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from myshift import state
+from myshift import load, state
 from myshift.errors import (
     LoadError,
     SourceQueryError,
@@ -160,13 +160,12 @@ def warehouse_count(dsn: str) -> int | None:
 
 
 def ledger_runs(dsn: str) -> list[str]:
+    """The runs the table's ledger recorded loads of."""
+    ledger = f"{SCHEMA}.{load.ledger_name(TABLE_NAME)}"
     with psycopg.connect(dsn) as pg:
-        if (
-            pg.execute("SELECT to_regclass(%s)", (f"{SCHEMA}.myshift_ledger",)).fetchone()[0]
-            is None
-        ):
+        if pg.execute("SELECT to_regclass(%s)", (ledger,)).fetchone()[0] is None:
             return []
-        return [r[0] for r in pg.execute(f"SELECT run_id FROM {SCHEMA}.myshift_ledger").fetchall()]
+        return [r[0] for r in pg.execute(f"SELECT run_id FROM {ledger}").fetchall()]
 
 
 def change_source() -> None:

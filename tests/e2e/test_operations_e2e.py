@@ -19,7 +19,7 @@ from myshift.local.engine import Fault, LocalEngine
 from myshift.verify import run_query
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import DATABASE, pipeline_yaml, result_of, run
+from tests.e2e.conftest import DATABASE, client_as, pipeline_yaml, result_of, run
 
 PIPELINE = "e2e_ops"
 SCHEMA = "ops_dw"
@@ -150,23 +150,28 @@ def test_rerunning_a_committed_load_changes_nothing(
     first = run(engine, {"pipeline": PIPELINE, "tables": [TABLE_A]})
     assert first["status"] == "SUCCEEDED", first.get("cause")
     before = warehouse_rows(warehouse_dsn, TABLE_A)
-    # Submit the very same load (same run id, same manifest) again.
+    # Load the very same files again, as another run would that lost track of the
+    # first load: the ledger knows them by the set of files, whatever the run.
     table_state = engine.client_table()
     pipeline = load_pipeline(engine.pipelines_dir, PIPELINE)
     table = pipeline.table(TABLE_A)
     schema = state.get_schema(table_state, PIPELINE, TABLE_A)
     run_id = first["output_json"]["results"][0]["run_id"]
     manifest = steps.manifest_key("data", PIPELINE, TABLE_A, run_id)
-    sqls = load.load_statements(
+    files = steps.files_in_manifest(
+        table_state, engine.client("s3"), engine.bucket, PIPELINE, TABLE_A, manifest
+    )
+    batch = load.load_batch(
         steps.target_table(schema, SCHEMA, table.table),
         manifest_url=f"s3://{engine.bucket}/{manifest}",
         copy_role_arn=None,
         expected_rows=1_000,
-        run_id=run_id,
-        source_table=TABLE_A,
-        file_count=4,
+        load_key=load.load_id([f["s3_key"] for f in files]),
+        run_id="another-run",
+        file_count=len(files),
     )
-    redshift_data = engine.client("redshift-data")
+    sqls, names = [s.sql for s in batch], [s.name for s in batch]
+    redshift_data = client_as(engine, "load", "redshift-data")  # the warehouse identity
     statement = load.submit(redshift_data, pipeline.target, sqls, "rerun")
     # The same submission again (a retried task whose reply was lost): the same
     # statement, not a second batch racing the first.
@@ -178,11 +183,12 @@ def test_rerunning_a_committed_load_changes_nothing(
     ):
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    counts = load.verified_counts(description, 1_000)
+    counts = load.verified_counts(description, 1_000, names)
     assert counts.already_loaded and counts.rows_inserted == 0 and counts.rows_replaced == 0
     assert warehouse_rows(warehouse_dsn, TABLE_A) == before
-    ledger = run_query(redshift_data, pipeline, f"SELECT COUNT(*) FROM {SCHEMA}.myshift_ledger")
-    assert int(ledger[0][0]) == 1
+    ledger = load.ledger_name(table.table.lower())
+    rows = run_query(redshift_data, pipeline, f"SELECT run_id FROM {SCHEMA}.{ledger}")
+    assert rows == [[run_id]]
 
 
 def test_locked_table_fails_fast_and_an_expired_lock_is_taken(

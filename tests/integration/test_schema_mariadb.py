@@ -22,10 +22,12 @@ from myshift.errors import SchemaError
 from myshift.identifiers import quote_mysql_table
 from myshift.schema import (
     COLUMNS_QUERY,
+    PARQUET_COMPRESSION,
     Column,
     ConversionReport,
     arrow_schema,
     columns_from_information_schema,
+    file_schema,
     redshift_columns_ddl,
     select_list,
     to_record_batch,
@@ -239,11 +241,21 @@ def test_batch_has_the_schema_and_survives_parquet(
 ) -> None:
     batch = converted[2]
     assert batch.schema == arrow_schema(columns)
-    sink = io.BytesIO()
-    pq.write_table(pa.Table.from_batches([batch]), sink, compression="zstd")
+    sink = io.BytesIO()  # as the extractor writes files
+    pq.write_table(
+        pa.Table.from_batches([batch.cast(file_schema(columns))]),
+        sink,
+        compression=PARQUET_COMPRESSION,
+    )
     back = pq.read_table(io.BytesIO(sink.getvalue()))
-    assert back.schema == arrow_schema(columns)
-    assert back.to_pydict() == batch.to_pydict()
+    assert back.schema == file_schema(columns)
+    assert back.cast(arrow_schema(columns)).to_pydict() == batch.to_pydict()  # same values
+    parquet = pq.ParquetFile(io.BytesIO(sink.getvalue()))
+    for index, column in enumerate(columns):
+        leaf = parquet.schema.column(index)
+        assert parquet.metadata.row_group(0).column(index).compression == "SNAPPY"
+        if pa.types.is_timestamp(column.arrow_type):  # the legacy annotation Redshift reads
+            assert (leaf.physical_type, leaf.converted_type) == ("INT64", "TIMESTAMP_MICROS")
 
 
 def test_integer_values(converted: tuple[dict[str, list[Any]], ConversionReport, Any]) -> None:

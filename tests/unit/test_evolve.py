@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 from myshift.errors import SchemaError
-from myshift.evolve import pending_ddl, reads_from_start, reconcile, table_ddl
+from myshift.evolve import pending_changes, reads_from_start, reconcile, table_ddl
 from myshift.schema import columns_from_information_schema
 
 
@@ -60,15 +60,17 @@ def test_added_column_is_appended_whatever_its_mysql_position() -> None:
     evolution = reconcile("t", before, now)
     assert [c.source_name for c in evolution.columns] == ["id", "name", "amount"]
     assert [c.source_name for c in evolution.added] == ["amount"]
-    adds, widens = pending_ddl('"s"."t"', evolution.stored_columns(), before)
-    assert adds == ['ALTER TABLE "s"."t" ADD COLUMN "amount" DECIMAL(15,4)'] and widens == []
+    adds, widens = pending_changes(evolution.stored_columns(), before)
+    assert [c["ddl"] for c in adds] == ['"amount" DECIMAL(15,4)'] and widens == []
 
 
 def test_wider_varchar_is_widened_narrower_kept() -> None:
     before = stored(columns(ID, varchar("a", 10), varchar("b", 10)))
     evolution = reconcile("t", before, columns(ID, varchar("a", 20), varchar("b", 5)))
-    adds, widens = pending_ddl('"s"."t"', evolution.stored_columns(), before)
-    assert adds == [] and widens == ['ALTER TABLE "s"."t" ALTER COLUMN "a" TYPE VARCHAR(80)']
+    adds, widens = pending_changes(evolution.stored_columns(), before)
+    assert adds == [] and [(c["target"], c["redshift_type"]) for c in widens] == [
+        ("a", "VARCHAR(80)")
+    ]
     b = evolution.columns[2]
     assert b.redshift_type == "VARCHAR(40)" and b.max_bytes == 40
 
@@ -110,7 +112,7 @@ def test_column_that_became_nullable_fails() -> None:
 def test_table_ddl_and_no_ddl_before_the_table_exists() -> None:
     layout = stored(columns(ID, varchar("name", 10)))
     assert table_ddl(layout) == '"id" BIGINT NOT NULL, "name" VARCHAR(40)'
-    assert pending_ddl('"s"."t"', layout, None) == ([], [])
+    assert pending_changes(layout, None) == ([], [])
 
 
 @pytest.mark.parametrize(

@@ -19,43 +19,80 @@ TARGET = TargetTable(
 )
 
 
-def statements(**options: Any) -> list[str]:
-    """The SQL of one merge load of TARGET (`options`: write_mode, add_columns, ...)."""
-    return load.load_statements(
+def statements(**options: Any) -> dict[str, str]:
+    """The SQL of one merge load of TARGET by statement name (`options`: write_mode...)."""
+    batch = batch_of(**options)
+    return {s.name: s.sql for s in batch}
+
+
+def batch_of(**options: Any) -> list[load.Statement]:
+    return load.load_batch(
         TARGET,
         manifest_url="s3://bucket/m'x.json",
         copy_role_arn=None,
         expected_rows=42,
+        load_key=load.load_id(["data/a.parquet", "data/b.parquet"]),
         run_id="run-1",
-        source_table="shop.orders",
         file_count=3,
         **options,
     )
 
 
-def test_statement_positions() -> None:
+def test_the_batch_is_named_and_in_order() -> None:
+    names = [s.name for s in batch_of()]
+    assert names == [
+        "create_table",
+        "create_ledger",
+        "stage",
+        "copy",
+        "check",
+        "delete",
+        "insert",
+        "ledger",
+    ]
+    assert len(names) == load.FIXED_LOAD_STATEMENTS
+    assert [s.name for s in batch_of(write_mode="append")] == [
+        n for n in names if n != "delete"
+    ]
     sqls = statements()
-    assert sqls[load.COPY_STATEMENT].startswith('COPY "myshift_stage" FROM')
-    assert "MANIFEST" in sqls[load.COPY_STATEMENT]
-    assert sqls[load.DELETE_STATEMENT].startswith('DELETE FROM "dw"."orders"')
-    assert sqls[load.INSERT_STATEMENT].startswith('INSERT INTO "dw"."orders"')
-    assert len(sqls) <= 40
+    assert sqls["copy"].startswith('COPY "myshift_stage" FROM') and "MANIFEST" in sqls["copy"]
+    assert sqls["delete"].startswith('DELETE FROM "dw"."orders"')
+    assert sqls["insert"].startswith('INSERT INTO "dw"."orders"')
+
+
+def test_no_primary_key_is_declared() -> None:
+    # Redshift does not enforce it, and refuses to widen a declared key column.
+    create = statements()["create_table"]
+    assert "PRIMARY KEY" not in create and create.endswith(f"({TARGET.columns_ddl})")
+
+
+def test_each_table_has_its_own_ledger_keyed_by_the_files_loaded() -> None:
+    sqls = statements()
+    key = load.load_id(["data/b.parquet", "data/a.parquet"])  # the set, in any order
+    assert key == load.load_id(["data/a.parquet", "data/b.parquet"])
+    assert key != load.load_id(["data/a.parquet"])
+    assert '"dw"."myshift_ledger_orders"' in sqls["create_ledger"]
+    for name in ("delete", "insert", "ledger"):  # nothing changes twice for the same files
+        assert f"WHERE load_id = '{key}')" in sqls[name]
+    assert load.ledger_name("a" * 60).startswith("myshift_ledger_")
+    assert len(load.ledger_name("a" * 60).encode()) <= load.LEDGER_NAME_BYTES
+    assert load.ledger_name("a" * 60) != load.ledger_name("a" * 59 + "b")
 
 
 def test_literals_and_identifiers_quoted() -> None:
     sqls = statements()
-    assert "'s3://bucket/m''x.json'" in sqls[load.COPY_STATEMENT]
-    assert "IAM_ROLE default" in sqls[load.COPY_STATEMENT]
-    assert '"order"' in sqls[load.INSERT_STATEMENT]
+    assert "'s3://bucket/m''x.json'" in sqls["copy"]
+    assert "IAM_ROLE default" in sqls["copy"]
+    assert '"order"' in sqls["insert"]
 
 
 def test_count_check_is_not_constant() -> None:
-    check = statements()[load.COPY_STATEMENT + 1]
+    check = statements()["check"]
     assert "COUNT(*) = 42" in check and "CAST(" in check
 
 
 def test_newest_version_kept() -> None:
-    insert = statements()[load.INSERT_STATEMENT]
+    insert = statements()["insert"]
     assert 'PARTITION BY "id" ORDER BY "updated_at" DESC' in insert
     assert "myshift_rn = 1" in insert
 
@@ -69,26 +106,26 @@ def test_manifest_has_content_length() -> None:
     }
 
 
+NAMES = [s.name for s in batch_of(add_columns=[{"target": "x", "ddl": '"x" BIGINT'}])]
+
+
 def _description(status: str, staged: int) -> dict:
-    subs = [{"Status": "FINISHED", "ResultRows": 0} for _ in range(9)]
-    subs[load.COPY_STATEMENT]["ResultRows"] = staged
-    subs[load.DELETE_STATEMENT]["ResultRows"] = 2
-    subs[load.INSERT_STATEMENT]["ResultRows"] = staged
+    rows = {"copy": staged, "delete": 2, "insert": staged, "ledger": 1}
+    subs = [{"Status": "FINISHED", "ResultRows": rows.get(name, 0)} for name in NAMES]
     return {"Status": status, "SubStatements": subs}
 
 
-def test_verified_counts() -> None:
-    counts = load.verified_counts(_description("FINISHED", 42), 42)
+def test_verified_counts_are_read_by_name() -> None:
+    counts = load.verified_counts(_description("FINISHED", 42), 42, NAMES)
     assert (counts.rows_staged, counts.rows_replaced, counts.rows_inserted) == (42, 2, 42)
+    assert counts.already_loaded is False
 
 
 def test_verified_counts_mismatch() -> None:
-    try:
-        load.verified_counts(_description("FINISHED", 41), 42)
-    except CountMismatchError as error:
-        assert "41" in str(error) and "42" in str(error)
-    else:
-        raise AssertionError("a count mismatch must fail")
+    with pytest.raises(CountMismatchError, match=r"staged 41 rows but 42"):
+        load.verified_counts(_description("FINISHED", 41), 42, NAMES)
+    with pytest.raises(LoadError, match="sub-statements"):  # not the batch submitted
+        load.verified_counts(_description("FINISHED", 42), 42, NAMES[1:])
 
 
 def test_failure_text_from_sub_statement() -> None:
@@ -112,37 +149,44 @@ def test_failure_text_from_sub_statement() -> None:
 def test_a_null_cursor_never_wins_over_a_version_with_one() -> None:
     for mode in ("merge", "replace"):
         sqls = statements(write_mode=mode)
-        assert 'ORDER BY "updated_at" DESC NULLS LAST)' in sqls[load.INSERT_STATEMENT]
-        assert "myshift_rn = 1" in sqls[load.INSERT_STATEMENT]  # one version per key
-        assert "FILLRECORD" not in sqls[load.COPY_STATEMENT]  # every file has every column
+        assert 'ORDER BY "updated_at" DESC NULLS LAST)' in sqls["insert"]
+        assert "myshift_rn = 1" in sqls["insert"]  # one version per key
+        assert "FILLRECORD" not in sqls["copy"]  # every file has every column
 
 
 def test_files_without_the_added_columns_load_and_lose_ties() -> None:
     adds = [
-        'ALTER TABLE "dw"."orders" ADD COLUMN "region" VARCHAR(32)',
-        'ALTER TABLE "dw"."orders" ADD COLUMN "x""y" BIGINT',
+        {"target": "region", "ddl": '"region" VARCHAR(32)'},
+        {"target": 'x"y', "ddl": '"x""y" BIGINT'},
     ]
-    sqls = statements(add_columns=adds)
-    assert sqls[:2] == adds
-    assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
+    batch = batch_of(add_columns=adds)
+    assert [(s.name, s.sql) for s in batch[:2]] == [
+        ("add region", 'ALTER TABLE "dw"."orders" ADD COLUMN "region" VARCHAR(32)'),
+        ('add x"y', 'ALTER TABLE "dw"."orders" ADD COLUMN "x""y" BIGINT'),
+    ]
+    sqls = {s.name: s.sql for s in batch}
+    assert sqls["copy"].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
     assert (
         'ORDER BY "updated_at" DESC NULLS LAST, CASE WHEN "region" IS NULL THEN 1 ELSE 0 END'
         ' + CASE WHEN "x""y" IS NULL THEN 1 ELSE 0 END)'
-    ) in sqls[load.INSERT_STATEMENT]
+    ) in sqls["insert"]
 
 
-def test_added_column_names_refuses_other_statements() -> None:
-    with pytest.raises(LoadError, match="not an ADD COLUMN"):
-        load.added_column_names(['ALTER TABLE "t" ALTER COLUMN "a" TYPE VARCHAR(9)'])
+def test_more_new_columns_than_a_batch_holds_are_refused_in_the_load() -> None:
+    # The Data API takes 40 statements a batch: the rest are added before the load.
+    fits = [{"target": f"c{i}", "ddl": f'"c{i}" BIGINT'} for i in range(32)]
+    assert len(batch_of(add_columns=fits)) == load.MAX_BATCH_STATEMENTS
+    with pytest.raises(LoadError, match="do not fit one load batch"):
+        batch_of(add_columns=[*fits, {"target": "c32", "ddl": '"c32" BIGINT'}])
 
 
 def test_files_of_an_older_layout_fill_the_columns_they_lack() -> None:
     """No ADD COLUMN in this load (the table is created with the new layout), but some
     staged files were written before `region` existed."""
     sqls = statements(filled_columns=["region"])
-    assert sqls[load.COPY_STATEMENT].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
+    assert sqls["copy"].endswith("FORMAT AS PARQUET MANIFEST FILLRECORD")
     order = 'ORDER BY "updated_at" DESC NULLS LAST, CASE WHEN "region" IS NULL THEN 1 ELSE 0 END)'
-    assert order in sqls[load.INSERT_STATEMENT]
+    assert order in sqls["insert"]
 
 
 def test_filled_columns_are_the_layout_past_the_narrowest_file() -> None:
@@ -167,4 +211,4 @@ def test_the_same_load_is_the_same_sql_so_a_retried_submit_is_one_statement() ->
     """The idempotency token hashes the SQL: nothing in it may depend on the clock."""
     first = statements()
     assert statements() == first
-    assert "GETDATE()" in first[load.LEDGER_STATEMENT]  # the warehouse's commit time
+    assert "GETDATE()" in first["ledger"]  # the warehouse's commit time

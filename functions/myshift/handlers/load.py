@@ -3,7 +3,7 @@ statement is the only one the Data API lets describe it)."""
 
 from typing import Any
 
-from myshift import runtime, steps
+from myshift import runtime, state, steps
 from myshift.errors import InputError
 from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
@@ -40,6 +40,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             data_prefix=settings.data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
+            now=state.utc_now(),
         )
     if action == "alters":
         return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)
@@ -47,7 +48,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return steps.submit_statement(
             runtime.redshift_data(),
             runtime.pipeline(item["pipeline"]),
-            event["sql"],
+            event["sqls"],
             f"myshift-alter-{item['run_id']}",
             int(item["poll_seconds"]),
         )

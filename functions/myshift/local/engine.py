@@ -547,7 +547,10 @@ class LocalEngine:
         overrides = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
         overrides["redshiftdata"] = "redshift-data"  # type: ignore[index]
 
-        self._standin = RedshiftDataStandIn(self.warehouse_dsn, self.client_factory("s3"))
+        # Redshift runs many statements at once (loads of tables in parallel).
+        self._standin = RedshiftDataStandIn(
+            self.warehouse_dsn, self.client_factory("s3"), workers=16
+        )
         install(self._standin)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()

@@ -306,7 +306,7 @@ def physical_resources(
             name = function_name(props["Handler"])
             found[logical_id] = Physical(name, {"Arn": _arn("lambda", f"function:{name}")})
         elif kind == "AWS::IAM::Role":
-            name = f"myshift-local-{logical_id}"[:64]
+            name = props.get("RoleName") or f"myshift-local-{logical_id}"[:64]
             arn = f"arn:aws:iam::{ACCOUNT}:role/{name}"
             found[logical_id] = Physical(name, {"Arn": arn, "RoleId": f"AROA{logical_id[:16]}"})
         elif kind == "AWS::IAM::ManagedPolicy":

@@ -84,7 +84,16 @@ def publish_plan(
         pipeline,
         table,
         run_id,
-        {"status": "running", "phase": "extracting", "started_at": now, **facts},
+        {
+            "status": "running",
+            "phase": "extracting",
+            "started_at": now,
+            **facts,
+            # Counts are the run's own: none until its extraction commits.
+            "rows_extracted": 0,
+            "files_extracted": 0,
+            "bytes_extracted": 0,
+        },
     )
     return published
 

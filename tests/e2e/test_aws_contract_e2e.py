@@ -6,15 +6,38 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+import pymysql
 import pytest
 from botocore.exceptions import ClientError
 from myshift.errors import ConfigError
-from myshift.local import limits
+from myshift.local import limits, sample
 from myshift.local.engine import LocalEngine, role_credentials
 
 from infra.definition import sync_definition
-from tests.e2e.conftest import PIPELINE, client_as, run
+from tests.conftest import MYSQL
+from tests.e2e.conftest import DATABASE, client_as, pipeline_yaml, run
+from tests.support.mariadb import execute_alone
+
+# A pipeline and table of this module's own: its runs leave state other modules'
+# first runs must not find.
+PIPELINE = "e2e_contract"
+TABLE = f"{DATABASE}.contract_orders"
+
+
+@pytest.fixture(scope="module")
+def contract_pipeline(engine: LocalEngine, pipelines_dir: Path) -> Iterator[str]:
+    (pipelines_dir / f"{PIPELINE}.yml").write_text(
+        pipeline_yaml(PIPELINE, [TABLE], schema="contract_dw")
+    )
+    engine.redeploy_if_changed()  # now, not at the next run: the tests edit the policies
+    conn = pymysql.connect(**MYSQL, password="", autocommit=True)
+    sample.seed(conn, DATABASE, TABLE.split(".")[1], 300)
+    conn.close()
+    yield PIPELINE
+    execute_alone(f"DROP TABLE IF EXISTS {TABLE}")
+    (pipelines_dir / f"{PIPELINE}.yml").unlink()
 
 
 def test_the_engine_refuses_a_definition_step_functions_refuses(engine: LocalEngine) -> None:
@@ -83,6 +106,9 @@ def test_an_execution_over_the_history_limit_fails(
             "Many": {
                 "Type": "Map",
                 "ItemsPath": "$.items",
+                # One at a time: moto's inline Map can wait forever on its other workers
+                # when one fails on a runtime error (its behaviour, not the limit's).
+                "MaxConcurrency": 1,
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
                     "StartAt": "One",
@@ -148,7 +174,7 @@ def without_permission(engine: LocalEngine, handler_module: str, action: str) ->
 
 
 def test_a_permission_missing_from_the_stack_fails_the_run_with_access_denied(
-    engine: LocalEngine,
+    engine: LocalEngine, contract_pipeline: str
 ) -> None:
     # The state function lists a run's outcomes with BatchGetItem; without it the
     # summary fails as it would in AWS, naming the role, the action and the table.

@@ -1,8 +1,13 @@
-"""The stand-in's Redshift rules: identifier folding and length, ALTER COLUMN TYPE."""
+"""The stand-in's Redshift rules: identifier folding and length, ALTER COLUMN TYPE,
+the database user of a call."""
 
 from __future__ import annotations
 
+import json
+
+import boto3
 import pytest
+from moto import mock_aws
 from myshift.local.redshift_standin import (
     SqlTranslationError,
     _CopyError,
@@ -10,6 +15,7 @@ from myshift.local.redshift_standin import (
     parse_copy,
     translate_sql,
 )
+from myshift.local.redshift_users import CALLER, DatabaseUserError, database_user, role_name
 
 
 def test_quoted_identifiers_fold_to_lower_case_as_in_redshift() -> None:
@@ -56,3 +62,55 @@ def test_alter_column_type_is_recognised_and_limited_to_varchar() -> None:
     assert not is_alter_column_type('ALTER TABLE t ADD COLUMN "type" VARCHAR(8)')
     with pytest.raises(SqlTranslationError, match="only changes the size of a VARCHAR"):
         translate_sql("ALTER TABLE t ALTER COLUMN a TYPE BIGINT")
+
+
+# --- the database user of a Data API call --------------------------------------------------
+
+ACCOUNT = "123456789012"
+
+
+@pytest.mark.parametrize(
+    ("params", "user"),
+    [
+        ({"WorkgroupName": "wg", CALLER: f"arn:aws:iam::{ACCOUNT}:role/Loader"}, "IAMR:Loader"),
+        (
+            {"WorkgroupName": "wg", CALLER: f"arn:aws:iam::{ACCOUNT}:role/svc/x/loader"},
+            "IAMR:loader",
+        ),
+        (
+            {"WorkgroupName": "wg", CALLER: f"arn:aws:sts::{ACCOUNT}:assumed-role/Loader/s1"},
+            "IAMR:Loader",
+        ),
+        ({"WorkgroupName": "wg", CALLER: f"arn:aws:iam::{ACCOUNT}:user/ops/alice"}, "IAM:alice"),
+        ({"ClusterIdentifier": "c", CALLER: f"arn:aws:iam::{ACCOUNT}:role/Loader"}, "IAMR:Loader"),
+        ({"ClusterIdentifier": "c", "DbUser": "loader", CALLER: "arn:x"}, "loader"),
+        ({"WorkgroupName": "wg", CALLER: "AKIAEXAMPLE"}, "IAM:AKIAEXAMPLE"),
+    ],
+)
+def test_database_user_is_named_as_the_data_api_names_it(params: dict[str, str], user: str) -> None:
+    assert database_user(params) == user
+
+
+def test_database_user_refusals() -> None:
+    with pytest.raises(DatabaseUserError, match="only for a provisioned cluster"):
+        database_user({"WorkgroupName": "wg", "DbUser": "loader"})
+    with pytest.raises(DatabaseUserError, match="no IAM identity"):
+        database_user({"WorkgroupName": "wg"})
+    with pytest.raises(DatabaseUserError, match="secret ARN"):
+        database_user({"WorkgroupName": "wg", "SecretArn": "arn:secret:nope"})
+
+
+def test_secret_user_comes_from_the_secret() -> None:
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        arn = client.create_secret(
+            Name="warehouse", SecretString=json.dumps({"username": "Loader", "password": "p"})
+        )["ARN"]
+        bare = client.create_secret(Name="bare", SecretString="not json")["ARN"]
+        params = {"WorkgroupName": "wg", CALLER: f"arn:aws:iam::{ACCOUNT}:role/x", "SecretArn": arn}
+        assert database_user(params) == "Loader"  # the secret wins over the identity
+        with pytest.raises(DatabaseUserError, match="'username'"):
+            database_user({**params, "SecretArn": bare})
+        with pytest.raises(DatabaseUserError, match="can't find the specified secret"):
+            database_user({**params, "SecretArn": arn.replace("warehouse", "other")})
+    assert role_name("IAMR:Loader") == "iamr:loader"

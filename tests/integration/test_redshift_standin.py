@@ -387,7 +387,10 @@ def test_copy_loads_every_supported_type(rsd: Any, s3: Any) -> None:
             "f": pa.array([2.25, None], pa.float64()),
             "t": pa.array([True, None]),
             "day": pa.array([dt.date(2024, 2, 29), None], pa.date32()),
-            "ts": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5, 678901), None], pa.timestamp("us")),
+            # A legacy TIMESTAMP_MICROS column (a UTC-adjusted one: test_copy_timestamps).
+            "ts": pa.array(
+                [dt.datetime(2024, 1, 2, 3, 4, 5, 678901), None], pa.timestamp("us", "UTC")
+            ),
             "tz": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5), None], pa.timestamp("ms", "UTC")),
             "v": pa.array(['a"b,c\n', ""], pa.string()),  # CSV-hostile text and ''
             "x": pa.array([b"\x00\xff", None], pa.binary()),
@@ -613,3 +616,45 @@ def test_failure_at_commit_fails_the_batch(rsd: Any) -> None:
     described = run(rsd, "INSERT INTO child_rows VALUES (1)", "SELECT 1")
     assert described["Status"] == "FAILED"
     assert "violates foreign key constraint" in described["Error"]
+
+
+# --- Parquet that COPY reads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codec", "accepted"),
+    [("none", True), ("snappy", True), ("gzip", True), ("zstd", False), ("lz4", False)],
+)
+def test_copy_accepts_only_the_codecs_redshift_tools_write(
+    rsd: Any, s3: Any, codec: str, accepted: bool
+) -> None:
+    name = f"r_codec_{codec}"
+    ok(rsd, f"CREATE TABLE {name} (a BIGINT, v VARCHAR(8))")
+    table = pa.table({"a": pa.array([1], pa.int64()), "v": ["x"]})
+    put_parquet(s3, f"codec/{codec}.parquet", table, compression=codec)
+    if accepted:
+        assert ok(rsd, copy(name, f"codec/{codec}.parquet"))["ResultRows"] == 1
+        return
+    error = failed(rsd, copy(name, f"codec/{codec}.parquet"))
+    assert f"column 'a' is compressed with {codec.upper()}" in error
+    assert (
+        "only accepts the codecs Redshift's own tools write (UNCOMPRESSED, SNAPPY, GZIP)" in error
+    )
+    assert "`myshift doctor` checks it in your account" in error
+
+
+def test_copy_timestamps(rsd: Any, s3: Any) -> None:
+    """INT96, or INT64 with the legacy converted type; a logical type alone is refused."""
+    ok(rsd, "CREATE TABLE r_ts (ts TIMESTAMP)")
+    moment = dt.datetime(2024, 2, 29, 23, 59, 58, 123456)
+    naive = pa.table({"ts": pa.array([moment], pa.timestamp("us"))})
+    put_parquet(s3, "ts/logical.parquet", naive)
+    error = failed(rsd, copy("r_ts", "ts/logical.parquet"))
+    assert "column 'ts' is a timestamp with only the logical type" in error
+    assert "TIMESTAMP(MICROS,false)" in error and "TIMESTAMP_MICROS/TIMESTAMP_MILLIS" in error
+    put_parquet(s3, "ts/int96.parquet", naive, use_deprecated_int96_timestamps=True)
+    assert ok(rsd, copy("r_ts", "ts/int96.parquet"))["ResultRows"] == 1
+    utc = pa.table({"ts": pa.array([moment], pa.timestamp("us", "UTC"))})
+    put_parquet(s3, "ts/micros.parquet", utc)
+    assert ok(rsd, copy("r_ts", "ts/micros.parquet"))["ResultRows"] == 1
+    assert rows(rsd, "SELECT ts::text FROM r_ts") == [[str(moment)]] * 2

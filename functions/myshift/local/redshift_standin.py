@@ -1395,6 +1395,7 @@ class RedshiftDataStandIn:
                 f"Spectrum Scan Error: File '{url}' has an invalid version number "
                 "(not a valid Parquet file)"
             ) from exc
+        _check_codecs(parquet, url)
         fields = parquet.schema_arrow
         if len(fields) != len(targets) and not (spec.fillrecord and len(fields) < len(targets)):
             raise _CopyError(
@@ -1416,6 +1417,8 @@ class RedshiftDataStandIn:
                     f"column '{target.name}'. Column type: {_redshift_type(target.formatted)}, "
                     f"Parquet schema: {described}"
                 )
+            if kind[0] == "timestamp" and leaf is not None:
+                _check_timestamp(leaf, url)
         table = parquet.read()
         for index, arrow_field in enumerate(table.schema):
             if pa.types.is_dictionary(arrow_field.type):
@@ -1429,6 +1432,47 @@ class RedshiftDataStandIn:
                 continue
             _check_bytes(spec.table, target, limit, table.column(index), url)
         return table
+
+
+# Parquet that COPY reads. Redshift documents no codec or type matrix for COPY from
+# Parquet; its own UNLOAD writes "Apache Parquet version 1.0 format ... compressed using
+# SNAPPY" (UNLOAD, https://docs.aws.amazon.com/redshift/latest/dg/r_UNLOAD.html) and
+# Kinesis Data Firehose, AWS's other Parquet writer for Redshift, offers UNCOMPRESSED, GZIP
+# and SNAPPY (ParquetSerDe, https://docs.aws.amazon.com/firehose/latest/APIReference/
+# API_ParquetSerDe.html). The stand-in accepts those three, nothing newer (ZSTD, LZ4,
+# BROTLI): an assumption, which `myshift doctor` checks in the user's own account.
+_COPY_CODECS = ("UNCOMPRESSED", "SNAPPY", "GZIP")
+# Timestamps: INT96 (what Spark/Hive/Impala wrote for years) or INT64 carrying the legacy
+# converted type. A timestamp with only a logical type (pyarrow's default for a naive
+# timestamp) is refused: public reports show it loading as wrong values.
+_LEGACY_TIMESTAMPS = ("TIMESTAMP_MICROS", "TIMESTAMP_MILLIS")
+
+
+def _check_codecs(parquet: pq.ParquetFile, url: str) -> None:
+    metadata = parquet.metadata
+    for group_index in range(metadata.num_row_groups):
+        group = metadata.row_group(group_index)
+        for column_index in range(group.num_columns):
+            column = group.column(column_index)
+            if column.compression not in _COPY_CODECS:
+                raise _CopyError(
+                    f"Spectrum Scan Error: File '{url}' column '{column.path_in_schema}' is "
+                    f"compressed with {column.compression}: the stand-in only accepts the "
+                    f"codecs Redshift's own tools write ({', '.join(_COPY_CODECS)}) "
+                    "(assumption; `myshift doctor` checks it in your account)"
+                )
+
+
+def _check_timestamp(leaf: Any, url: str) -> None:
+    if leaf.physical_type == "INT96" or leaf.converted_type in _LEGACY_TIMESTAMPS:
+        return
+    raise _CopyError(
+        f"Spectrum Scan Error: File '{url}' column '{leaf.name}' is a timestamp with only the "
+        f"logical type ({_parquet_description(leaf)}): the stand-in accepts INT96 or INT64 with "
+        "the converted type TIMESTAMP_MICROS/TIMESTAMP_MILLIS (assumption: public reports "
+        "show logical-only timestamps loading corrupted; `myshift doctor` checks it in your "
+        "account)"
+    )
 
 
 class _SubFailed(Exception):

@@ -1,7 +1,8 @@
 """The PostgreSQL-backed Redshift Data API stand-in, driven through boto3 and moto's server.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth). Uses its own database,
-`myshift_standin_test`, created and dropped here.
+`myshift_standin_test_<pid>`, created and dropped here, and runs as the database user of
+a Secrets Manager secret (`standin_tester_<pid>`), a role dropped at the end.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,11 +33,13 @@ from myshift.local.redshift_standin import (
 from psycopg import sql as pgsql
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-TEST_DB = "myshift_standin_test"
+TEST_DB = f"myshift_standin_test_{os.getpid()}"
 TEST_DSN = f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}"
 BUCKET = "standin-test"
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
-TARGET = {"WorkgroupName": "local", "Database": "dev", "SecretArn": "arn:secret:do-not-echo"}
+# The database user: the secret's (SecretArn is set by the `secret` fixture).
+DB_USER = f"standin_tester_{os.getpid()}"
+TARGET = {"WorkgroupName": "local", "Database": "dev"}
 TERMINAL = {"FINISHED", "FAILED", "ABORTED"}
 
 
@@ -47,6 +51,8 @@ def _drop_database() -> None:
         conn.execute(
             pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(TEST_DB))
         )
+        # Roles are cluster-wide: the stand-in created this one on first use.
+        conn.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(DB_USER)))
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +93,26 @@ def standin(endpoint: str) -> Iterator[RedshiftDataStandIn]:
 
 
 @pytest.fixture(scope="module")
-def rsd(endpoint: str, standin: RedshiftDataStandIn) -> Any:
+def secret(endpoint: str) -> str:
+    """The warehouse secret the Data API calls name (SecretArn): its user runs them."""
+    client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    arn = str(
+        client.create_secret(
+            Name="standin-warehouse",
+            SecretString=json.dumps({"username": DB_USER, "password": "do-not-echo"}),
+        )["ARN"]
+    )
+    TARGET["SecretArn"] = arn
+    return arn
+
+
+@pytest.fixture(scope="module")
+def rsd(endpoint: str, standin: RedshiftDataStandIn, secret: str) -> Any:
     return boto3.client("redshift-data", endpoint_url=endpoint, region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")
-def rsd_unchecked(endpoint: str, standin: RedshiftDataStandIn) -> Any:
+def rsd_unchecked(endpoint: str, standin: RedshiftDataStandIn, secret: str) -> Any:
     """A client that skips boto3's own parameter checks, so the server's are exercised."""
     return boto3.client(
         "redshift-data",
@@ -616,6 +636,29 @@ def test_failure_at_commit_fails_the_batch(rsd: Any) -> None:
     described = run(rsd, "INSERT INTO child_rows VALUES (1)", "SELECT 1")
     assert described["Status"] == "FAILED"
     assert "violates foreign key constraint" in described["Error"]
+
+
+# --- the database user ----------------------------------------------------------------------
+
+
+def test_statements_run_as_the_secrets_user(rsd: Any) -> None:
+    assert rows(rsd, "SELECT current_user, session_user") == [[DB_USER, DB_USER]]
+    assert "permission denied to set session authorization" in failed(
+        rsd, "RESET SESSION AUTHORIZATION"
+    )
+
+
+def test_copy_inserts_as_the_database_user(rsd: Any, s3: Any, standin: RedshiftDataStandIn) -> None:
+    """A table the user does not own takes its COPY only with the INSERT privilege."""
+    standin.run_as_admin("CREATE TABLE r_granted (a BIGINT)")
+    put_parquet(s3, "granted/a.parquet", pa.table({"a": pa.array([1, 2], pa.int64())}))
+    error = failed(rsd, copy("r_granted", "granted/a.parquet"))
+    assert error == "ERROR: permission denied for relation r_granted"
+    standin.run_as_admin(f"GRANT INSERT ON r_granted TO {DB_USER}")
+    assert ok(rsd, copy("r_granted", "granted/a.parquet"))["ResultRows"] == 2
+    assert "permission denied for relation r_granted" in failed(
+        rsd, "SELECT count(*) FROM r_granted"
+    )  # INSERT only, as granted
 
 
 # --- Parquet that COPY reads ---------------------------------------------------------------

@@ -1,8 +1,10 @@
 """Redshift rules the stand-in enforces on PostgreSQL: identifier folding and length,
-and ALTER COLUMN TYPE (VARCHAR size only, never inside a transaction block).
+ALTER COLUMN TYPE (VARCHAR size only, never inside a transaction block), and the
+database user's privileges.
 
-Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); uses its own database.
-The stand-in is called directly (no moto server): these are rules of the SQL it runs.
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); uses its own database and
+database users (roles) named after this process, dropped at the end. The stand-in is
+called directly (no moto server): these are rules of the SQL it runs.
 """
 
 from __future__ import annotations
@@ -14,12 +16,21 @@ from typing import Any
 
 import psycopg
 import pytest
-from myshift.local.redshift_standin import RedshiftDataStandIn
+from myshift.local.redshift_standin import CALLER, RedshiftDataStandIn, StandInAdminError
 from psycopg import sql as pgsql
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEST_DB = f"myshift_standin_rules_{os.getpid()}"
-TARGET = {"WorkgroupName": "local", "Database": "dev"}
+TEST_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/{TEST_DB}"
+# The Data API names a role's database user IAMR:<role name>; the stand-in's role folds.
+LOADER = f"Standin-Loader-{os.getpid()}"
+OTHER = f"standin-other-{os.getpid()}"
+TARGET = {
+    "WorkgroupName": "local",
+    "Database": "dev",
+    CALLER: f"arn:aws:iam::123456789012:role/{LOADER}",
+}
+AS_OTHER = {**TARGET, CALLER: f"arn:aws:iam::123456789012:role/{OTHER}"}
 
 
 def _drop() -> None:
@@ -27,12 +38,16 @@ def _drop() -> None:
         conn.execute(
             pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(TEST_DB))
         )
+        for user in (LOADER, OTHER):
+            conn.execute(
+                pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(f"iamr:{user.lower()}"))
+            )
 
 
 @pytest.fixture(scope="module")
 def standin() -> Iterator[RedshiftDataStandIn]:
     _drop()
-    instance = RedshiftDataStandIn(ADMIN_DSN.rsplit("/", 1)[0] + f"/{TEST_DB}", lambda: None)
+    instance = RedshiftDataStandIn(TEST_DSN, lambda: None)
     try:
         yield instance
     finally:
@@ -40,17 +55,46 @@ def standin() -> Iterator[RedshiftDataStandIn]:
         _drop()
 
 
-def run(standin: RedshiftDataStandIn, *sqls: str) -> dict[str, Any]:
+def run(
+    standin: RedshiftDataStandIn, *sqls: str, target: dict[str, str] = TARGET
+) -> dict[str, Any]:
     """One statement, or several as one batch (one transaction); its final description."""
     if len(sqls) == 1:
-        submitted = standin.execute_statement({"Sql": sqls[0], **TARGET})
+        submitted = standin.execute_statement({"Sql": sqls[0], **target})
     else:
-        submitted = standin.batch_execute_statement({"Sqls": list(sqls), **TARGET})
+        submitted = standin.batch_execute_statement({"Sqls": list(sqls), **target})
+    return wait(standin, submitted["Id"], target)
+
+
+def wait(
+    standin: RedshiftDataStandIn, statement_id: str, target: dict[str, str] = TARGET
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
     while True:
-        described = standin.describe_statement({"Id": submitted["Id"]})
+        described = standin.describe_statement({"Id": statement_id, CALLER: target[CALLER]})
         if described["Status"] in ("FINISHED", "FAILED", "ABORTED"):
             return described
+        assert time.monotonic() < deadline, f"statement still {described['Status']}"
         time.sleep(0.02)
+
+
+def ok(standin: RedshiftDataStandIn, *sqls: str, target: dict[str, str] = TARGET) -> None:
+    described = run(standin, *sqls, target=target)
+    assert described["Status"] == "FINISHED", described.get("Error")
+
+
+def failed(standin: RedshiftDataStandIn, *sqls: str, target: dict[str, str] = TARGET) -> str:
+    described = run(standin, *sqls, target=target)
+    assert described["Status"] == "FAILED", "the statement finished"
+    return str(described["Error"])
+
+
+def values(standin: RedshiftDataStandIn, sql: str, target: dict[str, str] = TARGET) -> list[Any]:
+    """The first column of a query's rows."""
+    described = run(standin, sql, target=target)
+    assert described["Status"] == "FINISHED", described.get("Error")
+    result = standin.get_statement_result({"Id": described["Id"], CALLER: target[CALLER]})
+    return [next(iter(record[0].values())) for record in result["Records"]]
 
 
 def column_type(standin: RedshiftDataStandIn, table: str, column: str) -> str:
@@ -103,3 +147,41 @@ def test_alter_column_type_runs_alone_and_only_widens_varchar(
     alone = run(standin, 'ALTER TABLE "widen_me" ALTER COLUMN "a" TYPE VARCHAR(40)')
     assert alone["Status"] == "FINISHED", alone.get("Error")
     assert column_type(standin, "widen_me", "a") == "character varying(40)"
+
+
+# --- database users and their privileges -----------------------------------------------------
+
+
+def test_a_new_database_user_has_what_public_has(standin: RedshiftDataStandIn) -> None:
+    assert values(standin, "SELECT current_user") == [f"iamr:{LOADER.lower()}"]
+    assert failed(standin, "CREATE SCHEMA loads") == "ERROR: permission denied for database dev"
+    # PUBLIC has CREATE on schema public in Redshift (not in PostgreSQL 15): so does the user.
+    ok(standin, "CREATE TABLE public_scratch (a INT)")
+    standin.run_as_admin("CREATE SCHEMA loads")
+    assert failed(standin, "CREATE TABLE loads.t (a INT)") == (
+        "ERROR: permission denied for schema loads"
+    )
+    # The README's kind of grant, to the name the Data API uses (quoted, any case).
+    standin.run_as_admin(f'GRANT USAGE, CREATE ON SCHEMA loads TO "IAMR:{LOADER}"')
+    ok(standin, "CREATE TABLE loads.t (a INT)", "INSERT INTO loads.t VALUES (1)")
+    # Another identity is another user: it owns nothing, and was granted nothing.
+    assert values(standin, "SELECT current_user", target=AS_OTHER) == [f"iamr:{OTHER}"]
+    standin.run_as_admin(f'GRANT USAGE ON SCHEMA loads TO "IAMR:{OTHER}"')
+    assert failed(standin, "SELECT * FROM loads.t", target=AS_OTHER) == (
+        "ERROR: permission denied for relation t"
+    )
+    assert failed(standin, "ALTER TABLE loads.t ADD PRIMARY KEY (a)", target=AS_OTHER) == (
+        "ERROR: must be owner of relation t"
+    )
+    with pytest.raises(StandInAdminError, match="does not exist"):
+        standin.run_as_admin("GRANT SELECT ON loads.nope TO PUBLIC")
+
+
+def test_a_capitalised_schema_folds_but_a_literal_does_not(standin: RedshiftDataStandIn) -> None:
+    """Redshift folds "MySchema" to myschema; a string literal compared with
+    information_schema stays as written: 'MySchema' finds nothing (the product folds)."""
+    standin.run_as_admin(['CREATE SCHEMA "MySchema"', 'GRANT ALL ON SCHEMA "MySchema" TO PUBLIC'])
+    ok(standin, 'CREATE TABLE "MySchema"."Stage" (a INT)')
+    count = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = '{}'"
+    assert values(standin, count.format("MySchema")) == [0]
+    assert values(standin, count.format("myschema")) == [1]

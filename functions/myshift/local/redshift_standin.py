@@ -36,6 +36,13 @@ import pyarrow.parquet as pq
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from myshift.local.redshift_users import (
+    CALLER,
+    DatabaseUserError,
+    database_user,
+    role_name,
+)
+
 log = logging.getLogger(__name__)
 
 MAX_BATCH_STATEMENTS = 40
@@ -60,10 +67,6 @@ _AUTH_OPTIONS = frozenset(
     {"IAM_ROLE", "CREDENTIALS", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN"}
 )
 _FORMAT_NAMES = frozenset({"PARQUET", "ORC", "CSV", "JSON", "AVRO", "SHAPEFILE", "FIXEDWIDTH"})
-
-
-# The identity that signed a Data API call (set by the moto wiring, `redshift_moto`).
-CALLER = "_Caller"
 
 
 class StandInValidationError(Exception):
@@ -638,6 +641,9 @@ class _Statement:
     parameters: list[dict[str, Any]] | None
     transaction: bool  # batch ExecutionMode TRANSACTION (default) vs AUTO_COMMIT
     created_at: float
+    # The PostgreSQL role of the database user it runs as; None: the DSN's superuser
+    # (`run_as_admin` only).
+    db_role: str | None
     status: str = SUBMITTED
     error: str | None = None
     updated_at: float = 0.0
@@ -668,6 +674,41 @@ def _pg_error_text(error: psycopg.Error) -> str:
     if diag.message_detail:
         text += f"\n  Detail: {diag.message_detail}"
     return text
+
+
+# PostgreSQL 15 names the kind of object; Redshift (from PostgreSQL 8.0) says "relation":
+# "permission denied for relation t", "must be owner of relation t".
+_RELATION_KIND = re.compile(
+    r"^ERROR: (permission denied for|must be owner of) "
+    r"(?:table|view|materialized view|sequence|foreign table) "
+)
+_DATABASE_DENIED = re.compile(r"^ERROR: permission denied for database \S+")
+
+
+def redshift_error_text(error: psycopg.Error, database: str) -> str:
+    """A PostgreSQL error as Redshift words it; `database` is the Data API's Database."""
+    text = _RELATION_KIND.sub(r"ERROR: \1 relation ", _pg_error_text(error))
+    # The stand-in's database has a name of its own; the caller asked for `database`.
+    return _DATABASE_DENIED.sub(f"ERROR: permission denied for database {database}", text)
+
+
+# What would let a statement leave its database user: SET SESSION AUTHORIZATION is for
+# superusers in Redshift and PostgreSQL, and the stand-in's sessions start as one.
+_IDENTITY_SWITCH = re.compile(
+    r"(?:^|;)\s*(?:(?:SET|RESET)\s+(?:(?:SESSION|LOCAL)\s+)?SESSION\s+AUTHORIZATION"
+    r"|DISCARD\s+ALL)\b",
+    _FLAGS,
+)
+
+
+def _refuse_identity_switch(sql: str) -> None:
+    """SqlTranslationError for SQL that would make the session another user.
+
+    A guard, not a parser: any mention of the session_authorization setting (such as
+    set_config('session_authorization', ...)) is refused too.
+    """
+    if _IDENTITY_SWITCH.search(_mask(sql)[0]) or "session_authorization" in sql.lower():
+        raise SqlTranslationError("permission denied to set session authorization")
 
 
 # --- result values ------------------------------------------------------------------------
@@ -725,8 +766,19 @@ def ensure_database(dsn: str) -> None:
             pass  # created concurrently
 
 
+class StandInAdminError(Exception):
+    """A statement run with `RedshiftDataStandIn.run_as_admin` failed (its error text)."""
+
+
 class RedshiftDataStandIn:
-    """The Redshift Data API on PostgreSQL: asynchronous statements, one session per call."""
+    """The Redshift Data API on PostgreSQL: asynchronous statements, one session per call.
+
+    Each call runs as the database user the Data API would use (`database_user`): a
+    PostgreSQL role of that name, created on first use with no privileges beyond
+    PUBLIC's, which the session takes on with SET SESSION AUTHORIZATION, so PostgreSQL
+    checks that role's privileges on everything the statement touches (COPY included).
+    The DSN's superuser only runs `run_as_admin`.
+    """
 
     def __init__(
         self,
@@ -747,6 +799,8 @@ class RedshiftDataStandIn:
         self._statements: dict[str, _Statement] = {}
         self._client_tokens: dict[str, str] = {}
         self._query_ids = iter(range(100_000, 10**12))
+        self._prepared: set[str] = set()  # DSNs whose database has been prepared
+        self._roles: set[str] = set()  # roles known to exist (roles are cluster-wide)
 
     # --- API ---------------------------------------------------------------------------
 
@@ -773,6 +827,37 @@ class RedshiftDataStandIn:
         if not all(isinstance(s, str) and s.strip() for s in sqls):
             raise StandInValidationError("every entry of Sqls must be a non-empty SQL statement")
         return self._submit(params, list(sqls), is_batch=True)
+
+    def run_as_admin(self, sql: str | Sequence[str]) -> None:
+        """Run DBA statements (CREATE SCHEMA, GRANT ...) as the DSN's superuser, now.
+
+        Redshift SQL, translated as every statement is (quoted names fold, so
+        `GRANT ... TO "IAMR:Loader"` reaches the role a call as that identity runs as);
+        several statements run as one transaction. Raises StandInAdminError with the
+        statement's error if it fails.
+        """
+        sqls = [sql] if isinstance(sql, str) else list(sql)
+        now = time.time()
+        statement_id = str(uuid.uuid4())
+        statement = _Statement(
+            id=statement_id,
+            is_batch=len(sqls) > 1,
+            subs=[
+                _Sub(id=f"{statement_id}:{n}", sql=text, created_at=now, updated_at=now)
+                for n, text in enumerate(sqls, start=1)
+            ],
+            database="(admin)",
+            target={},
+            db_user=None,
+            statement_name=None,
+            parameters=None,
+            transaction=True,
+            created_at=now,
+            db_role=None,
+        )
+        self._run(statement)
+        if statement.status != FINISHED:
+            raise StandInAdminError(statement.error or statement.status)
 
     def describe_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         """DescribeStatement of a statement, a batch, or a sub-statement `<id>:N`."""
@@ -901,6 +986,10 @@ class RedshiftDataStandIn:
             isinstance(p, dict) and "name" in p and "value" in p for p in parameters
         ):
             raise StandInValidationError("each parameter needs a name and a value")
+        try:
+            db_role = role_name(database_user(params))
+        except DatabaseUserError as exc:
+            raise StandInValidationError(str(exc)) from exc
 
         owner = params.get(CALLER)
         # A token is the caller's own: another identity's same token is another request.
@@ -934,6 +1023,7 @@ class RedshiftDataStandIn:
                 parameters=parameters,
                 transaction=mode == "TRANSACTION",
                 created_at=now,
+                db_role=db_role,
                 updated_at=now,
                 owner=owner,
             )
@@ -1079,6 +1169,16 @@ class RedshiftDataStandIn:
             with self._lock:
                 self._terminate(statement, FAILED, _pg_error_text(exc))
             return
+        try:
+            self._prepare(connection)
+            if statement.db_role is not None:
+                self._become(connection, statement.db_role)
+        except (psycopg.Error, SqlTranslationError) as exc:
+            connection.close()
+            error = _pg_error_text(exc) if isinstance(exc, psycopg.Error) else f"ERROR: {exc}"
+            with self._lock:
+                self._terminate(statement, FAILED, error)
+            return
         failure: tuple[str, str] | None = None
         try:
             with self._lock:
@@ -1119,7 +1219,7 @@ class RedshiftDataStandIn:
             return (ABORTED if statement.cancel_requested else FAILED), _pg_error_text(exc)
         except psycopg.Error as exc:
             # Raised at COMMIT (deferred constraints, serialization failures...).
-            return FAILED, _pg_error_text(exc)
+            return FAILED, self._error_text(exc, statement)
         except Exception as exc:
             log.exception("stand-in error in statement %s", statement.id)
             return FAILED, f"ERROR: stand-in internal error: {type(exc).__name__}: {exc}"
@@ -1135,6 +1235,8 @@ class RedshiftDataStandIn:
             sub.status = STARTED
             sub.started = sub.updated_at = time.time()
         try:
+            if statement.db_role is not None:
+                _refuse_identity_switch(sub.sql)
             if is_copy(sub.sql):
                 # A COPY of several files is atomic even outside a batch transaction.
                 with connection.transaction():
@@ -1154,7 +1256,7 @@ class RedshiftDataStandIn:
             status = ABORTED if statement.cancel_requested else FAILED
             raise self._fail(sub, status, _pg_error_text(exc)) from exc
         except psycopg.Error as exc:
-            raise self._fail(sub, FAILED, _pg_error_text(exc)) from exc
+            raise self._fail(sub, FAILED, self._error_text(exc, statement)) from exc
         except _Cancelled as exc:
             raise self._fail(sub, ABORTED, "Query was cancelled by the user.") from exc
         except (_CopyError, SqlTranslationError) as exc:
@@ -1173,6 +1275,47 @@ class RedshiftDataStandIn:
                 sub.has_result_set = True
                 sub.columns, sub.records = columns, records
                 sub.result_size = len(json.dumps(records))
+
+    # --- database users -----------------------------------------------------------------
+
+    def _prepare(self, connection: psycopg.Connection[Any]) -> None:
+        """Once per DSN, as the superuser: give PUBLIC what Redshift's PUBLIC has.
+
+        Redshift: "By default, all users have CREATE and USAGE permissions on the PUBLIC
+        schema of a database" ("Default database user permissions", https://docs.aws.
+        amazon.com/redshift/latest/dg/r_Privileges.html); PostgreSQL 15 no longer grants
+        CREATE there.
+        """
+        dsn = self._dsn  # tests may point the stand-in at another database meanwhile
+        if dsn in self._prepared:
+            return
+        connection.execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        with self._lock:
+            self._prepared.add(dsn)
+
+    def _become(self, connection: psycopg.Connection[Any], role: str) -> None:
+        """Make the session the database user `role` (created with no privileges at all).
+
+        SET SESSION AUTHORIZATION rather than SET ROLE: current_user and session_user are
+        both the user, and RESET ROLE cannot lead back to the superuser.
+        """
+        check_identifier(role)  # a longer name would be cut by PostgreSQL: refused
+        if role not in self._roles:
+            if not connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", [role]
+            ).fetchone():
+                try:
+                    connection.execute(
+                        pgsql.SQL("CREATE ROLE {} NOLOGIN").format(pgsql.Identifier(role))
+                    )
+                except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                    pass  # created concurrently for another statement
+            with self._lock:
+                self._roles.add(role)
+        connection.execute(pgsql.SQL("SET SESSION AUTHORIZATION {}").format(pgsql.Identifier(role)))
+
+    def _error_text(self, error: psycopg.Error, statement: _Statement) -> str:
+        return redshift_error_text(error, statement.database)
 
     def _fail(self, sub: _Sub, status: str, error: str) -> _SubFailed:
         with self._lock:

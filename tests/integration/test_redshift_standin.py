@@ -624,15 +624,18 @@ def test_auto_commit_batch_keeps_earlier_statements(rsd: Any) -> None:
 def test_failure_at_commit_fails_the_batch(rsd: Any) -> None:
     """An error raised by COMMIT itself still fails the statement.
 
-    (Only a way to provoke a COMMIT-time error: PostgreSQL enforces this deferred foreign
-    key, Redshift treats keys as informational and would not.)
+    (Only a way to provoke a COMMIT-time error: a deferred foreign key added in
+    PostgreSQL itself, behind the stand-in, which keeps declared keys as metadata only,
+    as Redshift does. A serialization failure at COMMIT is the other way, see
+    test_redshift_standin_rules.)
     """
-    ok(
-        rsd,
-        "CREATE TABLE parent_rows (id INT PRIMARY KEY)",
-        "CREATE TABLE child_rows (pid INT REFERENCES parent_rows (id) DEFERRABLE "
-        "INITIALLY DEFERRED)",
-    )
+    ok(rsd, "CREATE TABLE parent_rows (id INT PRIMARY KEY)", "CREATE TABLE child_rows (pid INT)")
+    with psycopg.connect(TEST_DSN, autocommit=True) as conn:
+        conn.execute("ALTER TABLE parent_rows ADD UNIQUE (id)")
+        conn.execute(
+            "ALTER TABLE child_rows ADD FOREIGN KEY (pid) REFERENCES parent_rows (id) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
     described = run(rsd, "INSERT INTO child_rows VALUES (1)", "SELECT 1")
     assert described["Status"] == "FAILED"
     assert "violates foreign key constraint" in described["Error"]

@@ -1,6 +1,7 @@
 """Redshift rules the stand-in enforces on PostgreSQL: identifier folding and length,
-ALTER COLUMN TYPE (VARCHAR size only, never inside a transaction block), and the
-database user's privileges.
+ALTER COLUMN TYPE (VARCHAR size only, never inside a transaction block, never on a key,
+defaulted or BYTEDICT/RUNLENGTH/TEXT255/TEXT32K column), declared keys kept as metadata
+(never enforced), and the database user's privileges.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); uses its own database and
 database users (roles) named after this process, dropped at the end. The stand-in is
@@ -147,6 +148,113 @@ def test_alter_column_type_runs_alone_and_only_widens_varchar(
     alone = run(standin, 'ALTER TABLE "widen_me" ALTER COLUMN "a" TYPE VARCHAR(40)')
     assert alone["Status"] == "FINISHED", alone.get("Error")
     assert column_type(standin, "widen_me", "a") == "character varying(40)"
+
+
+# --- declared keys are metadata, not constraints --------------------------------------------
+
+
+def test_a_duplicate_primary_key_is_stored_as_redshift_stores_it(
+    standin: RedshiftDataStandIn,
+) -> None:
+    ok(
+        standin,
+        "CREATE TABLE dup_keys (id BIGINT, code VARCHAR(8) UNIQUE, PRIMARY KEY (id))",
+        "CREATE TABLE dup_children (pid BIGINT REFERENCES dup_keys (id))",
+    )
+    ok(
+        standin,
+        "INSERT INTO dup_keys VALUES (1, 'a'), (1, 'a')",
+        "INSERT INTO dup_children VALUES (9)",
+    )
+    assert values(standin, "SELECT count(*) FROM dup_keys") == [2]
+    assert values(standin, "SELECT count(*) FROM dup_children") == [1]  # no such parent
+    # The key still makes its columns NOT NULL, as a declared primary key does.
+    assert "null value in column" in failed(standin, "INSERT INTO dup_keys VALUES (NULL, 'b')")
+
+
+@pytest.mark.parametrize(
+    ("ddl", "column", "refusal"),
+    [
+        ("k VARCHAR(4) PRIMARY KEY, v INT", "k", 'is in PRIMARY KEY "alter_{n}_pkey"'),
+        ("k VARCHAR(4), v INT, PRIMARY KEY (v, k)", "k", 'is in PRIMARY KEY "alter_{n}_pkey"'),
+        ("k VARCHAR(4) UNIQUE, v INT", "k", 'is in UNIQUE "alter_{n}_k_key"'),
+        ("k VARCHAR(4), v INT, CONSTRAINT uq UNIQUE (k)", "k", 'is in UNIQUE "uq"'),
+        ("k VARCHAR(4) REFERENCES dup_keys (code), v INT", "k", "is in FOREIGN KEY"),
+        ("k VARCHAR(4) DEFAULT 'x', v INT", "k", "with default values"),
+        ("k VARCHAR(4) ENCODE bytedict, v INT", "k", "is ENCODE bytedict"),
+        ("k VARCHAR(4) ENCODE RUNLENGTH, v INT", "k", "is ENCODE runlength"),
+        ("k VARCHAR(4) ENCODE text255, v INT", "k", "is ENCODE text255"),
+        ("k VARCHAR(4) ENCODE text32k, v INT", "k", "is ENCODE text32k"),
+        ("k VARCHAR(4) ENCODE zstd, v INT PRIMARY KEY", "k", None),
+        ("k VARCHAR(4) ENCODE lzo NOT NULL, v INT", "k", None),
+    ],
+)
+def test_alter_column_type_is_refused_where_redshift_refuses_it(
+    standin: RedshiftDataStandIn, ddl: str, column: str, refusal: str | None, request: Any
+) -> None:
+    n = request.node.callspec.indices["ddl"]
+    table = f"alter_{n}"
+    if "dup_keys" in ddl:
+        ok(standin, "CREATE TABLE IF NOT EXISTS dup_keys (id BIGINT, code VARCHAR(8))")
+    ok(standin, f"CREATE TABLE {table} ({ddl})")
+    sql = f"ALTER TABLE {table} ALTER COLUMN {column} TYPE VARCHAR(40)"
+    if refusal is None:
+        ok(standin, sql)
+        assert column_type(standin, table, column) == "character varying(40)"
+        return
+    error = failed(standin, sql)
+    assert error.startswith("ERROR: ALTER TABLE ALTER COLUMN does not support columns with")
+    assert refusal.format(n=n) in error
+    assert column_type(standin, table, column) == "character varying(4)"
+
+
+def test_keys_follow_the_table_through_its_ddl(standin: RedshiftDataStandIn) -> None:
+    ok(standin, "CREATE TABLE life (k VARCHAR(4) PRIMARY KEY, v VARCHAR(4) ENCODE bytedict)")
+    widen = "ALTER TABLE life ALTER COLUMN k TYPE VARCHAR(8)"
+    # CREATE TABLE IF NOT EXISTS on the existing table declares nothing, forgets nothing.
+    ok(standin, "CREATE TABLE IF NOT EXISTS life (k VARCHAR(4), v VARCHAR(4))")
+    assert "PRIMARY KEY" in failed(standin, widen)
+    ok(standin, "ALTER TABLE life RENAME COLUMN k TO key")  # the key follows the column
+    assert 'column "key" of relation "life" is in PRIMARY KEY "life_pkey"' in failed(
+        standin, "ALTER TABLE life ALTER COLUMN key TYPE VARCHAR(8)"
+    )
+    # LIKE copies no primary key (CREATE TABLE reference), the encoding it does (assumed).
+    ok(standin, "CREATE TABLE life_copy (LIKE life)")
+    ok(standin, "ALTER TABLE life_copy ALTER COLUMN key TYPE VARCHAR(8)")
+    assert "ENCODE bytedict" in failed(
+        standin, "ALTER TABLE life_copy ALTER COLUMN v TYPE VARCHAR(8)"
+    )
+    # Dropping the primary key by the name Redshift gives it frees the column.
+    ok(standin, "ALTER TABLE life DROP CONSTRAINT life_pkey")
+    ok(standin, "ALTER TABLE life ALTER COLUMN key TYPE VARCHAR(8)")
+    assert 'constraint "life_pkey" of relation "life" does not exist' in failed(
+        standin, "ALTER TABLE life DROP CONSTRAINT life_pkey"
+    )
+    # ADD CONSTRAINT declares again; a nullable column cannot be a primary key.
+    assert "nullable" in failed(standin, "ALTER TABLE life ADD PRIMARY KEY (v)")
+    ok(standin, "ALTER TABLE life ADD CONSTRAINT life_unique UNIQUE (key)")
+    assert 'UNIQUE "life_unique"' in failed(
+        standin, "ALTER TABLE life ALTER COLUMN key TYPE VARCHAR(9)"
+    )
+    ok(standin, "INSERT INTO life VALUES ('a', 'b'), ('a', 'b')")  # still not enforced
+    # ADD COLUMN takes an encoding, never a key (Redshift's own refusal).
+    ok(standin, "ALTER TABLE life ADD COLUMN w VARCHAR(4) ENCODE text255")
+    assert "ENCODE text255" in failed(standin, "ALTER TABLE life ALTER COLUMN w TYPE VARCHAR(8)")
+    ok(standin, "ALTER TABLE life ALTER COLUMN w ENCODE zstd")
+    ok(standin, "ALTER TABLE life ALTER COLUMN w TYPE VARCHAR(8)")
+    assert "does not support columns defined with UNIQUE or PRIMARY KEY" in failed(
+        standin, "ALTER TABLE life ADD COLUMN x INT PRIMARY KEY"
+    )
+    # DROP TABLE forgets: a new table of that name starts without keys.
+    ok(standin, "DROP TABLE life", "CREATE TABLE life (key VARCHAR(4) NOT NULL)")
+    ok(standin, "ALTER TABLE life ALTER COLUMN key TYPE VARCHAR(8)")
+
+
+def test_a_failed_batch_leaves_no_declared_key(standin: RedshiftDataStandIn) -> None:
+    described = run(standin, "CREATE TABLE rolled (k VARCHAR(4) PRIMARY KEY)", "SELECT 1/0")
+    assert described["Status"] == "FAILED"
+    ok(standin, "CREATE TABLE rolled (k VARCHAR(4))")
+    ok(standin, "ALTER TABLE rolled ALTER COLUMN k TYPE VARCHAR(8)")
 
 
 # --- database users and their privileges -----------------------------------------------------

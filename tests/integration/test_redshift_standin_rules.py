@@ -1,7 +1,7 @@
 """Redshift rules the stand-in enforces on PostgreSQL: identifier folding and length,
 ALTER COLUMN TYPE (VARCHAR size only, never inside a transaction block, never on a key,
 defaulted or BYTEDICT/RUNLENGTH/TEXT255/TEXT32K column), declared keys kept as metadata
-(never enforced), and the database user's privileges.
+(never enforced), SERIALIZABLE isolation (error 1023), and the database user's privileges.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth); uses its own database and
 database users (roles) named after this process, dropped at the end. The stand-in is
@@ -11,6 +11,7 @@ called directly (no moto server): these are rules of the SQL it runs.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -255,6 +256,49 @@ def test_a_failed_batch_leaves_no_declared_key(standin: RedshiftDataStandIn) -> 
     assert described["Status"] == "FAILED"
     ok(standin, "CREATE TABLE rolled (k VARCHAR(4))")
     ok(standin, "ALTER TABLE rolled ALTER COLUMN k TYPE VARCHAR(8)")
+
+
+# --- SERIALIZABLE: error 1023 ----------------------------------------------------------------
+
+
+def test_concurrent_read_then_insert_aborts_one_with_1023(standin: RedshiftDataStandIn) -> None:
+    """Both batches read the ledger, then insert into it: one commits, one gets 1023.
+
+    A third session holds a SHARE lock on the ledger (it lets the reads through, holds
+    the inserts) until both batches have read, so the two transactions overlap for sure.
+    """
+    ok(standin, "CREATE TABLE ledger (run_id VARCHAR(8), loaded BIGINT)")
+    with psycopg.connect(TEST_DSN) as blocker:
+        blocker.execute("LOCK TABLE ledger IN SHARE MODE")
+        ids = [
+            standin.batch_execute_statement(
+                {
+                    "Sqls": [
+                        "SELECT COUNT(*) FROM ledger",
+                        f"INSERT INTO ledger VALUES ('run-{n}', 1)",
+                    ],
+                    **TARGET,
+                }
+            )["Id"]
+            for n in (1, 2)
+        ]
+        deadline = time.monotonic() + 20
+        while blocker.execute(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'ledger'::regclass AND NOT granted"
+        ).fetchone() != (2,):
+            assert time.monotonic() < deadline, "the inserts never queued on the lock"
+            time.sleep(0.02)
+        blocker.rollback()  # both have read: let the inserts go
+    outcomes = [wait(standin, statement_id) for statement_id in ids]
+    assert sorted(o["Status"] for o in outcomes) == ["FAILED", "FINISHED"]
+    error = next(o["Error"] for o in outcomes if o["Status"] == "FAILED")
+    oid = values(standin, "SELECT 'ledger'::regclass::oid::int")[0]
+    assert re.fullmatch(
+        f"ERROR: 1023 DETAIL: Serializable isolation violation on table - {oid}, "
+        r"transactions forming the cycle are: \d+, \d+ \(pid:\d+\)",
+        error,
+    ), error
+    assert values(standin, "SELECT COUNT(*) FROM ledger") == [1]
 
 
 # --- database users and their privileges -----------------------------------------------------

@@ -919,6 +919,9 @@ class _Statement:
     cancel_requested: bool = False
     connection: psycopg.Connection[Any] | None = None
     owner: str | None = None  # the identity that ran it (an IAM role or user ARN)
+    # (tables written or read, own transaction id) just before COMMIT: a serialization
+    # failure at COMMIT names them (`_isolation_violation`).
+    locks: tuple[list[int], str | None] | None = None
 
     def common(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Database": self.database, **self.target}
@@ -956,6 +959,41 @@ def redshift_error_text(error: psycopg.Error, database: str) -> str:
     text = _RELATION_KIND.sub(r"ERROR: \1 relation ", _pg_error_text(error))
     # The stand-in's database has a name of its own; the caller asked for `database`.
     return _DATABASE_DENIED.sub(f"ERROR: permission denied for database {database}", text)
+
+
+# Serializable isolation violation, as Redshift reports it ("Troubleshooting serializable
+# isolation errors", https://docs.aws.amazon.com/redshift/latest/dg/
+# c_serial_isolation-serializable-isolation-troubleshooting.html; the table id, the cycle's
+# transactions and the pid as public reports of the error show them).
+_ISOLATION_VIOLATION = (
+    "ERROR: 1023 DETAIL: Serializable isolation violation on table - {table}, "
+    "transactions forming the cycle are: {xids} (pid:{pid})"
+)
+_SERIALIZATION_ERRORS = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+# The user tables a backend holds locks on, written ones first, and its transaction id.
+_LOCKED_TABLES = """
+    SELECT l.relation::int FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE l.pid = %s AND l.locktype = 'relation' AND c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'myshift_standin')
+    GROUP BY l.relation ORDER BY bool_or(l.mode = 'RowExclusiveLock') DESC, 1
+"""
+_OWN_XID = """
+    SELECT min(transactionid::text::bigint)::text FROM pg_locks
+    WHERE pid = %s AND locktype = 'transactionid' AND mode = 'ExclusiveLock'
+"""
+_OTHER_XIDS = """
+    SELECT DISTINCT t.transactionid::text FROM pg_locks r
+    JOIN pg_locks t ON t.pid = r.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
+    WHERE r.locktype = 'relation' AND r.relation = %s AND r.pid <> %s ORDER BY 1
+"""
+
+
+def _locks_of(connection: psycopg.Connection[Any], pid: int) -> tuple[list[int], str | None]:
+    """(user tables backend `pid` has locked, written first; its transaction id)."""
+    tables = [row[0] for row in connection.execute(_LOCKED_TABLES, [pid])]
+    xid = connection.execute(_OWN_XID, [pid]).fetchone()
+    return tables, (xid[0] if xid else None)
 
 
 # What would let a statement leave its database user: SET SESSION AUTHORIZATION is for
@@ -1044,6 +1082,9 @@ class RedshiftDataStandIn:
     PUBLIC's, which the session takes on with SET SESSION AUTHORIZATION, so PostgreSQL
     checks that role's privileges on everything the statement touches (COPY included).
     The DSN's superuser only keeps the stand-in's own records and runs `run_as_admin`.
+    Every transaction is SERIALIZABLE, the isolation of a provisioned cluster ("Isolation
+    levels in Amazon Redshift", https://docs.aws.amazon.com/redshift/latest/dg/
+    c_serial_isolation.html; Serverless defaults to SNAPSHOT, the looser one).
     """
 
     def __init__(
@@ -1427,8 +1468,10 @@ class RedshiftDataStandIn:
             connection = psycopg.connect(
                 self._dsn,
                 autocommit=True,
-                # Redshift sessions are UTC; literals below rely on standard strings.
-                options="-c TimeZone=UTC -c standard_conforming_strings=on",
+                # Redshift sessions are UTC; literals below rely on standard strings;
+                # every transaction, a single statement's too, is SERIALIZABLE.
+                options="-c TimeZone=UTC -c standard_conforming_strings=on "
+                "-c default_transaction_isolation=serializable",
                 client_encoding="utf8",
             )
         except psycopg.Error as exc:
@@ -1476,6 +1519,8 @@ class RedshiftDataStandIn:
                 with connection.transaction():
                     for sub in statement.subs:
                         self._run_sub(connection, statement, sub)
+                    # What a failure at COMMIT names: the locks go with the transaction.
+                    statement.locks = _locks_of(connection, statement.pid)
             else:
                 for sub in statement.subs:
                     self._run_sub(connection, statement, sub)
@@ -1545,7 +1590,7 @@ class RedshiftDataStandIn:
                 sub.columns, sub.records = columns, records
                 sub.result_size = len(json.dumps(records))
 
-    # --- database users -----------------------------------------------------------------
+    # --- database users, isolation errors ----------------------------------------------
 
     def _prepare(self, connection: psycopg.Connection[Any]) -> None:
         """The stand-in's schema in the DSN's database, once per DSN (as the superuser)."""
@@ -1600,9 +1645,49 @@ class RedshiftDataStandIn:
                 )
 
     def _error_text(self, error: psycopg.Error, statement: _Statement) -> str:
+        if isinstance(error, _SERIALIZATION_ERRORS):
+            return self._isolation_violation(statement)
         return redshift_error_text(error, statement.database)
 
-    # --- declared keys and encodings ------------------------------------------------
+    def _isolation_violation(self, statement: _Statement) -> str:
+        """Error 1023 for a serialization failure (or deadlock) of `statement`.
+
+        PostgreSQL names no table: the stand-in names the first table the transaction
+        wrote (or read), from its locks, which a failed transaction still holds until
+        its rollback (or from the snapshot taken before COMMIT). The cycle: its own
+        transaction, those of other sessions holding locks on that table, and those of
+        the stand-in's batches on that table that committed while it ran. "unknown"
+        where that is gone (a single statement fails after its implicit rollback).
+        """
+        table, xids = None, []
+        try:
+            with psycopg.connect(self._dsn, autocommit=True) as admin:
+                tables, own = statement.locks or _locks_of(admin, statement.pid)
+                if tables:
+                    table = tables[0]
+                    xids = [own] if own else []
+                    xids += [row[0] for row in admin.execute(_OTHER_XIDS, [table, statement.pid])]
+        except psycopg.Error:
+            log.warning("could not read the locks of statement %s", statement.id)
+        if table is not None:
+            with self._lock:
+                xids += [
+                    other.locks[1]
+                    for other in self._statements.values()
+                    if other is not statement
+                    and other.locks is not None
+                    and other.locks[1] is not None
+                    and table in other.locks[0]
+                    and (other.ended is None or other.ended >= (statement.started or 0.0))
+                ]
+        xids = list(dict.fromkeys(xids))  # each once, in order
+        return _ISOLATION_VIOLATION.format(
+            table=table if table is not None else "unknown",
+            xids=", ".join(xids) or "unknown",
+            pid=statement.pid,
+        )
+
+    # --- declared keys and encodings ---------------------------------------------------
 
     def _run_ddl(
         self, connection: psycopg.Connection[Any], statement: _Statement, plan: TableDdl

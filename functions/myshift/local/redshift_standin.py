@@ -5,7 +5,11 @@ moto's own `redshift-data` backend runs no SQL. This module answers the Data API
 shapes, statuses and limits as the real service, runs the SQL on PostgreSQL after a
 small Redshift -> PostgreSQL translation, and emulates `COPY ... FORMAT AS PARQUET`
 as strictly as Redshift applies it (by-position mapping, exact Parquet types, VARCHAR
-lengths in bytes), so that a load that would fail on Redshift fails here too.
+lengths in bytes), so that a load that would fail on Redshift fails here too. It runs
+every statement as the Data API's database user with that user's privileges, at
+SERIALIZABLE isolation (error 1023), keeps declared keys as metadata (never enforced)
+and refuses ALTER COLUMN TYPE where Redshift does. Each rule, its source and how
+`myshift doctor` checks it in an account: docs/redshift-standin.md.
 
 `myshift.local.redshift_moto.install()` wires an instance into moto's server.
 Nothing here logs or returns a SecretArn or COPY credentials.

@@ -1,7 +1,8 @@
 """The PostgreSQL-backed Redshift Data API stand-in, driven through boto3 and moto's server.
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth). Uses its own database,
-`myshift_standin_test`, created and dropped here.
+`myshift_standin_test_<pid>`, created and dropped here, and runs as the database user of
+a Secrets Manager secret (`standin_tester_<pid>`), a role dropped at the end.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import datetime as dt
 import decimal
 import io
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,11 +33,13 @@ from myshift.local.redshift_standin import (
 from psycopg import sql as pgsql
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-TEST_DB = "myshift_standin_test"
+TEST_DB = f"myshift_standin_test_{os.getpid()}"
 TEST_DSN = f"postgresql://postgres@127.0.0.1:5432/{TEST_DB}"
 BUCKET = "standin-test"
 ROLE = "arn:aws:iam::123456789012:role/redshift-copy"
-TARGET = {"WorkgroupName": "local", "Database": "dev", "SecretArn": "arn:secret:do-not-echo"}
+# The database user: the secret's (SecretArn is set by the `secret` fixture).
+DB_USER = f"standin_tester_{os.getpid()}"
+TARGET = {"WorkgroupName": "local", "Database": "dev"}
 TERMINAL = {"FINISHED", "FAILED", "ABORTED"}
 
 
@@ -47,6 +51,8 @@ def _drop_database() -> None:
         conn.execute(
             pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(TEST_DB))
         )
+        # Roles are cluster-wide: the stand-in created this one on first use.
+        conn.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(DB_USER)))
 
 
 @pytest.fixture(scope="module")
@@ -87,12 +93,26 @@ def standin(endpoint: str) -> Iterator[RedshiftDataStandIn]:
 
 
 @pytest.fixture(scope="module")
-def rsd(endpoint: str, standin: RedshiftDataStandIn) -> Any:
+def secret(endpoint: str) -> str:
+    """The warehouse secret the Data API calls name (SecretArn): its user runs them."""
+    client = boto3.client("secretsmanager", endpoint_url=endpoint, region_name="us-east-1")
+    arn = str(
+        client.create_secret(
+            Name="standin-warehouse",
+            SecretString=json.dumps({"username": DB_USER, "password": "do-not-echo"}),
+        )["ARN"]
+    )
+    TARGET["SecretArn"] = arn
+    return arn
+
+
+@pytest.fixture(scope="module")
+def rsd(endpoint: str, standin: RedshiftDataStandIn, secret: str) -> Any:
     return boto3.client("redshift-data", endpoint_url=endpoint, region_name="us-east-1")
 
 
 @pytest.fixture(scope="module")
-def rsd_unchecked(endpoint: str, standin: RedshiftDataStandIn) -> Any:
+def rsd_unchecked(endpoint: str, standin: RedshiftDataStandIn, secret: str) -> Any:
     """A client that skips boto3's own parameter checks, so the server's are exercised."""
     return boto3.client(
         "redshift-data",
@@ -387,7 +407,10 @@ def test_copy_loads_every_supported_type(rsd: Any, s3: Any) -> None:
             "f": pa.array([2.25, None], pa.float64()),
             "t": pa.array([True, None]),
             "day": pa.array([dt.date(2024, 2, 29), None], pa.date32()),
-            "ts": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5, 678901), None], pa.timestamp("us")),
+            # A legacy TIMESTAMP_MICROS column (a UTC-adjusted one: test_copy_timestamps).
+            "ts": pa.array(
+                [dt.datetime(2024, 1, 2, 3, 4, 5, 678901), None], pa.timestamp("us", "UTC")
+            ),
             "tz": pa.array([dt.datetime(2024, 1, 2, 3, 4, 5), None], pa.timestamp("ms", "UTC")),
             "v": pa.array(['a"b,c\n', ""], pa.string()),  # CSV-hostile text and ''
             "x": pa.array([b"\x00\xff", None], pa.binary()),
@@ -601,15 +624,83 @@ def test_auto_commit_batch_keeps_earlier_statements(rsd: Any) -> None:
 def test_failure_at_commit_fails_the_batch(rsd: Any) -> None:
     """An error raised by COMMIT itself still fails the statement.
 
-    (Only a way to provoke a COMMIT-time error: PostgreSQL enforces this deferred foreign
-    key, Redshift treats keys as informational and would not.)
+    (Only a way to provoke a COMMIT-time error: a deferred foreign key added in
+    PostgreSQL itself, behind the stand-in, which keeps declared keys as metadata only,
+    as Redshift does. A serialization failure at COMMIT is the other way, see
+    test_redshift_standin_rules.)
     """
-    ok(
-        rsd,
-        "CREATE TABLE parent_rows (id INT PRIMARY KEY)",
-        "CREATE TABLE child_rows (pid INT REFERENCES parent_rows (id) DEFERRABLE "
-        "INITIALLY DEFERRED)",
-    )
+    ok(rsd, "CREATE TABLE parent_rows (id INT PRIMARY KEY)", "CREATE TABLE child_rows (pid INT)")
+    with psycopg.connect(TEST_DSN, autocommit=True) as conn:
+        conn.execute("ALTER TABLE parent_rows ADD UNIQUE (id)")
+        conn.execute(
+            "ALTER TABLE child_rows ADD FOREIGN KEY (pid) REFERENCES parent_rows (id) "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
     described = run(rsd, "INSERT INTO child_rows VALUES (1)", "SELECT 1")
     assert described["Status"] == "FAILED"
     assert "violates foreign key constraint" in described["Error"]
+
+
+# --- the database user ----------------------------------------------------------------------
+
+
+def test_statements_run_as_the_secrets_user(rsd: Any) -> None:
+    assert rows(rsd, "SELECT current_user, session_user") == [[DB_USER, DB_USER]]
+    assert "permission denied to set session authorization" in failed(
+        rsd, "RESET SESSION AUTHORIZATION"
+    )
+
+
+def test_copy_inserts_as_the_database_user(rsd: Any, s3: Any, standin: RedshiftDataStandIn) -> None:
+    """A table the user does not own takes its COPY only with the INSERT privilege."""
+    standin.run_as_admin("CREATE TABLE r_granted (a BIGINT)")
+    put_parquet(s3, "granted/a.parquet", pa.table({"a": pa.array([1, 2], pa.int64())}))
+    error = failed(rsd, copy("r_granted", "granted/a.parquet"))
+    assert error == "ERROR: permission denied for relation r_granted"
+    standin.run_as_admin(f"GRANT INSERT ON r_granted TO {DB_USER}")
+    assert ok(rsd, copy("r_granted", "granted/a.parquet"))["ResultRows"] == 2
+    assert "permission denied for relation r_granted" in failed(
+        rsd, "SELECT count(*) FROM r_granted"
+    )  # INSERT only, as granted
+
+
+# --- Parquet that COPY reads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("codec", "accepted"),
+    [("none", True), ("snappy", True), ("gzip", True), ("zstd", False), ("lz4", False)],
+)
+def test_copy_accepts_only_the_codecs_redshift_tools_write(
+    rsd: Any, s3: Any, codec: str, accepted: bool
+) -> None:
+    name = f"r_codec_{codec}"
+    ok(rsd, f"CREATE TABLE {name} (a BIGINT, v VARCHAR(8))")
+    table = pa.table({"a": pa.array([1], pa.int64()), "v": ["x"]})
+    put_parquet(s3, f"codec/{codec}.parquet", table, compression=codec)
+    if accepted:
+        assert ok(rsd, copy(name, f"codec/{codec}.parquet"))["ResultRows"] == 1
+        return
+    error = failed(rsd, copy(name, f"codec/{codec}.parquet"))
+    assert f"column 'a' is compressed with {codec.upper()}" in error
+    assert (
+        "only accepts the codecs Redshift's own tools write (UNCOMPRESSED, SNAPPY, GZIP)" in error
+    )
+    assert "`myshift doctor` checks it in your account" in error
+
+
+def test_copy_timestamps(rsd: Any, s3: Any) -> None:
+    """INT96, or INT64 with the legacy converted type; a logical type alone is refused."""
+    ok(rsd, "CREATE TABLE r_ts (ts TIMESTAMP)")
+    moment = dt.datetime(2024, 2, 29, 23, 59, 58, 123456)
+    naive = pa.table({"ts": pa.array([moment], pa.timestamp("us"))})
+    put_parquet(s3, "ts/logical.parquet", naive)
+    error = failed(rsd, copy("r_ts", "ts/logical.parquet"))
+    assert "column 'ts' is a timestamp with only the logical type" in error
+    assert "TIMESTAMP(MICROS,false)" in error and "TIMESTAMP_MICROS/TIMESTAMP_MILLIS" in error
+    put_parquet(s3, "ts/int96.parquet", naive, use_deprecated_int96_timestamps=True)
+    assert ok(rsd, copy("r_ts", "ts/int96.parquet"))["ResultRows"] == 1
+    utc = pa.table({"ts": pa.array([moment], pa.timestamp("us", "UTC"))})
+    put_parquet(s3, "ts/micros.parquet", utc)
+    assert ok(rsd, copy("r_ts", "ts/micros.parquet"))["ResultRows"] == 1
+    assert rows(rsd, "SELECT ts::text FROM r_ts") == [[str(moment)]] * 2

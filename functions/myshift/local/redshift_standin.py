@@ -5,7 +5,11 @@ moto's own `redshift-data` backend runs no SQL. This module answers the Data API
 shapes, statuses and limits as the real service, runs the SQL on PostgreSQL after a
 small Redshift -> PostgreSQL translation, and emulates `COPY ... FORMAT AS PARQUET`
 as strictly as Redshift applies it (by-position mapping, exact Parquet types, VARCHAR
-lengths in bytes), so that a load that would fail on Redshift fails here too.
+lengths in bytes), so that a load that would fail on Redshift fails here too. It runs
+every statement as the Data API's database user with that user's privileges, at
+SERIALIZABLE isolation (error 1023), keeps declared keys as metadata (never enforced)
+and refuses ALTER COLUMN TYPE where Redshift does. Each rule, its source and how
+`myshift doctor` checks it in an account: docs/redshift-standin.md.
 
 `myshift.local.redshift_moto.install()` wires an instance into moto's server.
 Nothing here logs or returns a SecretArn or COPY credentials.
@@ -25,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +40,15 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from myshift.local import redshift_catalog as catalog
+from myshift.local.redshift_catalog import FOREIGN_KEY, PRIMARY_KEY, UNIQUE, DeclaredKey
+from myshift.local.redshift_users import (
+    CALLER,
+    DatabaseUserError,
+    database_user,
+    role_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +74,6 @@ _AUTH_OPTIONS = frozenset(
     {"IAM_ROLE", "CREDENTIALS", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "SESSION_TOKEN"}
 )
 _FORMAT_NAMES = frozenset({"PARQUET", "ORC", "CSV", "JSON", "AVRO", "SHAPEFILE", "FIXEDWIDTH"})
-
-
-# The identity that signed a Data API call (set by the moto wiring, `redshift_moto`).
-CALLER = "_Caller"
 
 
 class StandInValidationError(Exception):
@@ -226,6 +236,12 @@ def _quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def _masked(sql: str) -> tuple[str, list[str]]:
+    """`_mask`, with quoted identifiers folded as Redshift resolves them."""
+    text, kept = _mask(sql)
+    return text, [fold_quoted_identifier(k) if k.startswith('"') else k for k in kept]
+
+
 def translate_sql(sql: str, parameters: Sequence[Mapping[str, Any]] | None = None) -> str:
     """Rewrite Redshift-only SQL so PostgreSQL runs it with the same meaning.
 
@@ -237,8 +253,7 @@ def translate_sql(sql: str, parameters: Sequence[Mapping[str, Any]] | None = Non
     over 38, VARCHAR over 65535 bytes, a name over 127 bytes) and for names of 64-127
     bytes, which PostgreSQL would cut. Never rewrites inside literals or comments.
     """
-    text, kept = _mask(sql)
-    kept = [fold_quoted_identifier(k) if k.startswith('"') else k for k in kept]
+    text, kept = _masked(sql)
     for word in _BARE_WORD.findall(text):
         check_identifier(word)
     altered = _ALTER_TYPE.match(text)
@@ -292,6 +307,264 @@ def is_alter_column_type(sql: str) -> bool:
 def redact_sql(sql: str) -> str:
     """The SQL with COPY credentials blanked, safe to return or log."""
     return _CREDENTIAL_LITERAL.sub(lambda m: f"{m.group(1)} '***'", sql)
+
+
+# --- declared keys and column encodings: Redshift metadata, never enforced ------------------
+
+# A name in masked SQL (a quoted one is a sentinel by then), and a qualified one.
+_NAME = r"(?:[^\W\d][\w$]*|\x00\d+\x00)"
+_QUALIFIED = rf"{_NAME}(?:\s*\.\s*{_NAME}){{0,2}}"
+_CREATE_TABLE = re.compile(
+    r"^\s*CREATE\s+(?:(?:LOCAL\s+)?(?:TEMPORARY|TEMP)\s+)?TABLE\s+"
+    rf"(?P<if_not_exists>IF\s+NOT\s+EXISTS\s+)?(?P<table>{_QUALIFIED})\s*\(",
+    _FLAGS,
+)
+_ALTER_TABLE = re.compile(
+    rf"^\s*ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?P<table>{_QUALIFIED})\s+", _FLAGS
+)
+_END = r"\s*;?\s*$"
+_KEY_KIND = r"(?P<kind>PRIMARY\s+KEY|UNIQUE|FOREIGN\s+KEY)"
+# Table constraints: [CONSTRAINT name] PRIMARY KEY (..) | UNIQUE (..) | FOREIGN KEY (..) ...
+_TABLE_KEY = re.compile(
+    rf"^\s*(?:CONSTRAINT\s+(?P<name>{_NAME})\s+)?{_KEY_KIND}\s*"
+    r"\((?P<columns>[^()]*)\)(?P<rest>.*?)\s*$",
+    _FLAGS,
+)
+_REFERENCES = re.compile(
+    rf"^\s*REFERENCES\s+(?P<table>{_QUALIFIED})(?:\s*\((?P<columns>[^()]*)\))?\s*$", _FLAGS
+)
+# Column constraints: [CONSTRAINT name] PRIMARY KEY | UNIQUE | REFERENCES reftable [(col)]
+_COLUMN_KEY = re.compile(
+    rf"(?:\bCONSTRAINT\s+(?P<name>{_NAME})\s+)?"
+    r"(?P<kind>\bPRIMARY\s+KEY\b|\bUNIQUE\b|\bREFERENCES\b"
+    rf"\s+(?P<table>{_QUALIFIED})(?:\s*\((?P<columns>[^()]*)\))?)",
+    _FLAGS,
+)
+_ENCODE = re.compile(r"\bENCODE\s+(?P<encoding>[A-Za-z_]\w*)", _FLAGS)
+_LIKE = re.compile(
+    rf"^\s*LIKE\s+(?P<parent>{_QUALIFIED})(?:\s+(?:INCLUDING|EXCLUDING)\s+DEFAULTS)?\s*$", _FLAGS
+)
+_NOT_A_COLUMN = re.compile(r"^\s*(?:CONSTRAINT|CHECK|PRIMARY|UNIQUE|FOREIGN|LIKE)\b", _FLAGS)
+_COLUMN = re.compile(rf"^\s*(?P<name>{_NAME})(?P<rest>\s.*)$", _FLAGS)
+_NOT_NULL = re.compile(r"\bNOT\s+NULL\b", _FLAGS)
+_ADD_KEY = re.compile(
+    rf"^ADD\s+(?:CONSTRAINT\s+(?P<name>{_NAME})\s+)?{_KEY_KIND}\s*"
+    rf"\((?P<columns>[^()]*)\)(?P<rest>.*?){_END}",
+    _FLAGS,
+)
+_ADD_COLUMN = re.compile(
+    r"^ADD\s+(?:COLUMN\s+|(?!(?:CONSTRAINT|PRIMARY|UNIQUE|FOREIGN|CHECK)\b))"
+    rf"(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>{_NAME})(?P<rest>\s.*?){_END}",
+    _FLAGS,
+)
+_DROP_CONSTRAINT = re.compile(
+    rf"^DROP\s+CONSTRAINT\s+(?P<name>{_NAME})(?:\s+(?:RESTRICT|CASCADE))?{_END}", _FLAGS
+)
+_ALTER_COLUMN_TYPE = re.compile(
+    rf"^ALTER\s+(?:COLUMN\s+)?(?P<name>{_NAME})\s+(?:SET\s+DATA\s+)?TYPE\b", _FLAGS
+)
+_ENCODE_ITEM = rf"ALTER\s+(?:COLUMN\s+)?(?P<name>{_NAME})\s+ENCODE\s+(?P<encoding>[A-Za-z_]\w*)"
+_ALTER_ENCODE = re.compile(
+    rf"^{_ENCODE_ITEM}(?:\s*,\s*{_ENCODE_ITEM.replace('?P<', '?P<_')})*{_END}", _FLAGS
+)
+
+
+@dataclass
+class TableDdl:
+    """A CREATE/ALTER TABLE whose keys and encodings the stand-in keeps as metadata."""
+
+    action: str  # create | add_column | add_key | drop_constraint | alter_type | alter_encode
+    table: str  # as written, quoted names folded: for to_regclass()
+    relname: str  # the table's own name as PostgreSQL resolves it (messages, key names)
+    sql: str | None  # what PostgreSQL runs (keys stripped); None: metadata only
+    keys: list[DeclaredKey] = field(default_factory=list)
+    encodings: dict[str, str] = field(default_factory=dict)  # column -> ENCODE
+    column: str | None = None  # alter_type: the column
+    constraint: str | None = None  # drop_constraint: the name
+    like: str | None = None  # create: the LIKE parent, as written
+    if_not_exists: bool = False
+
+
+def _name(token: str, kept: list[str]) -> str:
+    """A name as PostgreSQL resolves it: quoted as folded, unquoted in lower case."""
+    token = token.strip()
+    sentinel = _SENTINEL.fullmatch(token)
+    if sentinel:
+        return kept[int(sentinel.group(1))][1:-1].replace('""', '"')
+    return token.translate(_ASCII_LOWER)
+
+
+def _names(listed: str, kept: list[str]) -> tuple[str, ...]:
+    parts = listed.split(",")
+    if not all(re.fullmatch(rf"\s*{_NAME}\s*", p) for p in parts):
+        raise SqlTranslationError(f"syntax error in column list ({_unmask(listed, kept)})")
+    return tuple(_name(p, kept) for p in parts)
+
+
+def _references(match: re.Match[str], kept: list[str]) -> str:
+    columns = f" ({', '.join(_names(match['columns'], kept))})" if match["columns"] else ""
+    return _unmask(match["table"], kept) + columns
+
+
+def _table_key(match: re.Match[str], kept: list[str]) -> DeclaredKey:
+    """A table constraint; Redshift's grammar has nothing after it but REFERENCES."""
+    kind = " ".join(match["kind"].upper().split())
+    rest = match["rest"]
+    references = None
+    if kind == FOREIGN_KEY:
+        target = _REFERENCES.match(rest)
+        if target is None:
+            raise SqlTranslationError(
+                f"syntax error at or near {_unmask(rest, kept).strip()[:40]!r}: Redshift's "
+                "FOREIGN KEY takes REFERENCES reftable [ ( refcolumn ) ] and nothing else"
+            )
+        references = _references(target, kept)
+    elif rest.strip():
+        raise SqlTranslationError(
+            f"syntax error at or near {_unmask(rest, kept).strip()[:40]!r} (after {kind})"
+        )
+    name = _name(match["name"], kept) if match["name"] else None
+    return DeclaredKey(kind, _names(match["columns"], kept), name, references)
+
+
+def _column_keys(column: str, rest: str, kept: list[str]) -> list[DeclaredKey]:
+    keys = []
+    for match in _COLUMN_KEY.finditer(rest):
+        word = match["kind"].split()[0].upper()  # PRIMARY, UNIQUE or REFERENCES
+        name = _name(match["name"], kept) if match["name"] else None
+        if word == "REFERENCES":
+            keys.append(DeclaredKey(FOREIGN_KEY, (column,), name, _references(match, kept)))
+        else:
+            keys.append(DeclaredKey(PRIMARY_KEY if word == "PRIMARY" else UNIQUE, (column,), name))
+    return keys
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at the commas outside parentheses (literals are masked already)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(text):
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    return parts
+
+
+def _closing_paren(text: str, opening: int) -> int | None:
+    depth = 0
+    for index in range(opening, len(text)):
+        if text[index] == "(":
+            depth += 1
+        elif text[index] == ")":
+            depth -= 1
+            if depth == 0:
+                return index
+    return None
+
+
+def _plan_create(text: str, kept: list[str], match: re.Match[str]) -> TableDdl | None:
+    opening = match.end() - 1
+    closing = _closing_paren(text, opening)
+    if closing is None or re.match(r"\s*AS\b", text[closing + 1 :], _FLAGS):
+        return None  # PostgreSQL reports the syntax error; CREATE TABLE t (a, b) AS ... has no keys
+    table = _unmask(match["table"], kept)
+    plan = TableDdl(
+        "create",
+        table,
+        _name(re.split(r"\s*\.\s*", match["table"])[-1], kept),
+        None,
+        if_not_exists=bool(match["if_not_exists"]),
+    )
+    elements: list[str] = []
+    columns: dict[str, int] = {}  # column -> its index in elements
+    for element in _split_top_level(text[opening + 1 : closing]):
+        if (like := _LIKE.match(element)) is not None:
+            plan.like = _unmask(like["parent"], kept)
+        elif (key := _TABLE_KEY.match(element)) is not None:
+            plan.keys.append(_table_key(key, kept))
+            continue  # declared, not enforced: PostgreSQL never sees it
+        elif not _NOT_A_COLUMN.match(element) and (column := _COLUMN.match(element)):
+            name = _name(column["name"], kept)
+            plan.keys += _column_keys(name, column["rest"], kept)
+            if (encoding := _ENCODE.search(column["rest"])) is not None:
+                plan.encodings[name] = encoding["encoding"].lower()
+            columns[name] = len(elements)
+            element = element[: column.end("name")] + _COLUMN_KEY.sub(" ", column["rest"])
+        elements.append(element)
+    if not (plan.keys or plan.encodings or plan.like):
+        return None
+    # A primary key implies NOT NULL (PostgreSQL 8, so Redshift; and "You can't add a
+    # primary-key constraint to a nullable column", ALTER TABLE): keep that part of it.
+    for key in plan.keys:
+        for name in key.columns if key.kind == PRIMARY_KEY else ():
+            if name in columns and not _NOT_NULL.search(elements[columns[name]]):
+                elements[columns[name]] += " NOT NULL"
+    plan.sql = _unmask(text[: opening + 1] + ",".join(elements) + text[closing:], kept)
+    return plan
+
+
+def _plan_alter(sql: str, text: str, kept: list[str], match: re.Match[str]) -> TableDdl | None:
+    table = _unmask(match["table"], kept)
+    relname = _name(re.split(r"\s*\.\s*", match["table"])[-1], kept)
+    action = text[match.end() :]
+    if (key := _ADD_KEY.match(action)) is not None:
+        return TableDdl("add_key", table, relname, None, keys=[_table_key(key, kept)])
+    if (added := _ADD_COLUMN.match(action)) is not None:
+        name = _name(added["name"], kept)
+        # Redshift's ADD COLUMN grammar has DEFAULT, ENCODE, NOT NULL | NULL, COLLATE; the
+        # first message is Redshift's own (django-redshift-backend PR #134), the second
+        # follows it (an assumption: the grammar has no REFERENCES there either).
+        kinds = {key.kind for key in _column_keys(name, added["rest"], kept)}
+        if kinds - {FOREIGN_KEY}:
+            raise SqlTranslationError(
+                "ALTER TABLE ADD COLUMN does not support columns defined with UNIQUE or "
+                "PRIMARY KEY constraints"
+            )
+        if kinds:
+            raise SqlTranslationError(
+                "ALTER TABLE ADD COLUMN does not support columns defined with REFERENCES "
+                "(FOREIGN KEY) constraints"
+            )
+        encoding = _ENCODE.search(added["rest"])
+        if encoding is None:
+            return None
+        return TableDdl(
+            "add_column", table, relname, sql, encodings={name: encoding["encoding"].lower()}
+        )
+    if (dropped := _DROP_CONSTRAINT.match(action)) is not None:
+        name = _name(dropped["name"], kept)
+        return TableDdl("drop_constraint", table, relname, sql, constraint=name)
+    if (altered := _ALTER_COLUMN_TYPE.match(action)) is not None:
+        return TableDdl("alter_type", table, relname, sql, column=_name(altered["name"], kept))
+    if _ALTER_ENCODE.match(action):
+        encodings = {
+            _name(item["name"], kept): item["encoding"].lower()
+            for item in re.finditer(_ENCODE_ITEM, action, _FLAGS)
+        }
+        return TableDdl("alter_encode", table, relname, None, encodings=encodings)
+    return None
+
+
+def plan_table_ddl(sql: str) -> TableDdl | None:
+    """How the stand-in runs a CREATE/ALTER TABLE that declares keys or encodings.
+
+    None for any other statement (it runs as it is, after `translate_sql`). For CREATE
+    TABLE the plan's `sql` has no PRIMARY KEY / UNIQUE / REFERENCES / FOREIGN KEY left
+    (a PRIMARY KEY column gets NOT NULL instead), and its keys and ENCODE settings are
+    listed to be recorded once PostgreSQL has created the table. ALTER TABLE ... ADD key
+    and ... ALTER COLUMN c ENCODE e only change that record. Raises SqlTranslationError
+    where Redshift's grammar has no room for the clause (ADD COLUMN ... PRIMARY KEY).
+    """
+    text, kept = _masked(sql)
+    if (created := _CREATE_TABLE.match(text)) is not None:
+        return _plan_create(text, kept, created)
+    if (altered := _ALTER_TABLE.match(text)) is not None:
+        return _plan_alter(sql, text, kept, altered)
+    return None
 
 
 # --- COPY parsing -------------------------------------------------------------------------
@@ -638,6 +911,9 @@ class _Statement:
     parameters: list[dict[str, Any]] | None
     transaction: bool  # batch ExecutionMode TRANSACTION (default) vs AUTO_COMMIT
     created_at: float
+    # The PostgreSQL role of the database user it runs as; None: the DSN's superuser
+    # (`run_as_admin` only).
+    db_role: str | None
     status: str = SUBMITTED
     error: str | None = None
     updated_at: float = 0.0
@@ -647,6 +923,9 @@ class _Statement:
     cancel_requested: bool = False
     connection: psycopg.Connection[Any] | None = None
     owner: str | None = None  # the identity that ran it (an IAM role or user ARN)
+    # (tables written or read, own transaction id) just before COMMIT: a serialization
+    # failure at COMMIT names them (`_isolation_violation`).
+    locks: tuple[list[int], str | None] | None = None
 
     def common(self) -> dict[str, Any]:
         out: dict[str, Any] = {"Database": self.database, **self.target}
@@ -668,6 +947,76 @@ def _pg_error_text(error: psycopg.Error) -> str:
     if diag.message_detail:
         text += f"\n  Detail: {diag.message_detail}"
     return text
+
+
+# PostgreSQL 15 names the kind of object; Redshift (from PostgreSQL 8.0) says "relation":
+# "permission denied for relation t", "must be owner of relation t".
+_RELATION_KIND = re.compile(
+    r"^ERROR: (permission denied for|must be owner of) "
+    r"(?:table|view|materialized view|sequence|foreign table) "
+)
+_DATABASE_DENIED = re.compile(r"^ERROR: permission denied for database \S+")
+
+
+def redshift_error_text(error: psycopg.Error, database: str) -> str:
+    """A PostgreSQL error as Redshift words it; `database` is the Data API's Database."""
+    text = _RELATION_KIND.sub(r"ERROR: \1 relation ", _pg_error_text(error))
+    # The stand-in's database has a name of its own; the caller asked for `database`.
+    return _DATABASE_DENIED.sub(f"ERROR: permission denied for database {database}", text)
+
+
+# Serializable isolation violation, as Redshift reports it ("Troubleshooting serializable
+# isolation errors", https://docs.aws.amazon.com/redshift/latest/dg/
+# c_serial_isolation-serializable-isolation-troubleshooting.html; the table id, the cycle's
+# transactions and the pid as public reports of the error show them).
+_ISOLATION_VIOLATION = (
+    "ERROR: 1023 DETAIL: Serializable isolation violation on table - {table}, "
+    "transactions forming the cycle are: {xids} (pid:{pid})"
+)
+_SERIALIZATION_ERRORS = (psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected)
+# The user tables a backend holds locks on, written ones first, and its transaction id.
+_LOCKED_TABLES = """
+    SELECT l.relation::int FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE l.pid = %s AND l.locktype = 'relation' AND c.relkind IN ('r', 'p')
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'myshift_standin')
+    GROUP BY l.relation ORDER BY bool_or(l.mode = 'RowExclusiveLock') DESC, 1
+"""
+_OWN_XID = """
+    SELECT min(transactionid::text::bigint)::text FROM pg_locks
+    WHERE pid = %s AND locktype = 'transactionid' AND mode = 'ExclusiveLock'
+"""
+_OTHER_XIDS = """
+    SELECT DISTINCT t.transactionid::text FROM pg_locks r
+    JOIN pg_locks t ON t.pid = r.pid AND t.locktype = 'transactionid' AND t.mode = 'ExclusiveLock'
+    WHERE r.locktype = 'relation' AND r.relation = %s AND r.pid <> %s ORDER BY 1
+"""
+
+
+def _locks_of(connection: psycopg.Connection[Any], pid: int) -> tuple[list[int], str | None]:
+    """(user tables backend `pid` has locked, written first; its transaction id)."""
+    tables = [row[0] for row in connection.execute(_LOCKED_TABLES, [pid])]
+    xid = connection.execute(_OWN_XID, [pid]).fetchone()
+    return tables, (xid[0] if xid else None)
+
+
+# What would let a statement leave its database user: SET SESSION AUTHORIZATION is for
+# superusers in Redshift and PostgreSQL, and the stand-in's sessions start as one.
+_IDENTITY_SWITCH = re.compile(
+    r"(?:^|;)\s*(?:(?:SET|RESET)\s+(?:(?:SESSION|LOCAL)\s+)?SESSION\s+AUTHORIZATION"
+    r"|DISCARD\s+ALL)\b",
+    _FLAGS,
+)
+
+
+def _refuse_identity_switch(sql: str) -> None:
+    """SqlTranslationError for SQL that would make the session another user.
+
+    A guard, not a parser: any mention of the session_authorization setting (such as
+    set_config('session_authorization', ...)) is refused too.
+    """
+    if _IDENTITY_SWITCH.search(_mask(sql)[0]) or "session_authorization" in sql.lower():
+        raise SqlTranslationError("permission denied to set session authorization")
 
 
 # --- result values ------------------------------------------------------------------------
@@ -725,8 +1074,22 @@ def ensure_database(dsn: str) -> None:
             pass  # created concurrently
 
 
+class StandInAdminError(Exception):
+    """A statement run with `RedshiftDataStandIn.run_as_admin` failed (its error text)."""
+
+
 class RedshiftDataStandIn:
-    """The Redshift Data API on PostgreSQL: asynchronous statements, one session per call."""
+    """The Redshift Data API on PostgreSQL: asynchronous statements, one session per call.
+
+    Each call runs as the database user the Data API would use (`database_user`): a
+    PostgreSQL role of that name, created on first use with no privileges beyond
+    PUBLIC's, which the session takes on with SET SESSION AUTHORIZATION, so PostgreSQL
+    checks that role's privileges on everything the statement touches (COPY included).
+    The DSN's superuser only keeps the stand-in's own records and runs `run_as_admin`.
+    Every transaction is SERIALIZABLE, the isolation of a provisioned cluster ("Isolation
+    levels in Amazon Redshift", https://docs.aws.amazon.com/redshift/latest/dg/
+    c_serial_isolation.html; Serverless defaults to SNAPSHOT, the looser one).
+    """
 
     def __init__(
         self,
@@ -747,6 +1110,8 @@ class RedshiftDataStandIn:
         self._statements: dict[str, _Statement] = {}
         self._client_tokens: dict[str, str] = {}
         self._query_ids = iter(range(100_000, 10**12))
+        self._prepared: set[str] = set()  # DSNs whose database has the stand-in's schema
+        self._roles: set[str] = set()  # roles known to exist (roles are cluster-wide)
 
     # --- API ---------------------------------------------------------------------------
 
@@ -773,6 +1138,37 @@ class RedshiftDataStandIn:
         if not all(isinstance(s, str) and s.strip() for s in sqls):
             raise StandInValidationError("every entry of Sqls must be a non-empty SQL statement")
         return self._submit(params, list(sqls), is_batch=True)
+
+    def run_as_admin(self, sql: str | Sequence[str]) -> None:
+        """Run DBA statements (CREATE SCHEMA, GRANT ...) as the DSN's superuser, now.
+
+        Redshift SQL, translated as every statement is (quoted names fold, so
+        `GRANT ... TO "IAMR:Loader"` reaches the role a call as that identity runs as);
+        several statements run as one transaction. Raises StandInAdminError with the
+        statement's error if it fails.
+        """
+        sqls = [sql] if isinstance(sql, str) else list(sql)
+        now = time.time()
+        statement_id = str(uuid.uuid4())
+        statement = _Statement(
+            id=statement_id,
+            is_batch=len(sqls) > 1,
+            subs=[
+                _Sub(id=f"{statement_id}:{n}", sql=text, created_at=now, updated_at=now)
+                for n, text in enumerate(sqls, start=1)
+            ],
+            database="(admin)",
+            target={},
+            db_user=None,
+            statement_name=None,
+            parameters=None,
+            transaction=True,
+            created_at=now,
+            db_role=None,
+        )
+        self._run(statement)
+        if statement.status != FINISHED:
+            raise StandInAdminError(statement.error or statement.status)
 
     def describe_statement(self, params: dict[str, Any]) -> dict[str, Any]:
         """DescribeStatement of a statement, a batch, or a sub-statement `<id>:N`."""
@@ -911,6 +1307,10 @@ class RedshiftDataStandIn:
             isinstance(p, dict) and "name" in p and "value" in p for p in parameters
         ):
             raise StandInValidationError("each parameter needs a name and a value")
+        try:
+            db_role = role_name(database_user(params))
+        except DatabaseUserError as exc:
+            raise StandInValidationError(str(exc)) from exc
 
         owner = params.get(CALLER)
         # A token is the caller's own: another identity's same token is another request.
@@ -944,6 +1344,7 @@ class RedshiftDataStandIn:
                 parameters=parameters,
                 transaction=mode == "TRANSACTION",
                 created_at=now,
+                db_role=db_role,
                 updated_at=now,
                 owner=owner,
             )
@@ -1081,13 +1482,25 @@ class RedshiftDataStandIn:
             connection = psycopg.connect(
                 self._dsn,
                 autocommit=True,
-                # Redshift sessions are UTC; literals below rely on standard strings.
-                options="-c TimeZone=UTC -c standard_conforming_strings=on",
+                # Redshift sessions are UTC; literals below rely on standard strings;
+                # every transaction, a single statement's too, is SERIALIZABLE.
+                options="-c TimeZone=UTC -c standard_conforming_strings=on "
+                "-c default_transaction_isolation=serializable",
                 client_encoding="utf8",
             )
         except psycopg.Error as exc:
             with self._lock:
                 self._terminate(statement, FAILED, _pg_error_text(exc))
+            return
+        try:
+            self._prepare(connection)
+            if statement.db_role is not None:
+                self._become(connection, statement.db_role)
+        except (psycopg.Error, SqlTranslationError) as exc:
+            connection.close()
+            error = _pg_error_text(exc) if isinstance(exc, psycopg.Error) else f"ERROR: {exc}"
+            with self._lock:
+                self._terminate(statement, FAILED, error)
             return
         failure: tuple[str, str] | None = None
         try:
@@ -1120,6 +1533,8 @@ class RedshiftDataStandIn:
                 with connection.transaction():
                     for sub in statement.subs:
                         self._run_sub(connection, statement, sub)
+                    # What a failure at COMMIT names: the locks go with the transaction.
+                    statement.locks = _locks_of(connection, statement.pid)
             else:
                 for sub in statement.subs:
                     self._run_sub(connection, statement, sub)
@@ -1129,7 +1544,7 @@ class RedshiftDataStandIn:
             return (ABORTED if statement.cancel_requested else FAILED), _pg_error_text(exc)
         except psycopg.Error as exc:
             # Raised at COMMIT (deferred constraints, serialization failures...).
-            return FAILED, _pg_error_text(exc)
+            return FAILED, self._error_text(exc, statement)
         except Exception as exc:
             log.exception("stand-in error in statement %s", statement.id)
             return FAILED, f"ERROR: stand-in internal error: {type(exc).__name__}: {exc}"
@@ -1145,6 +1560,8 @@ class RedshiftDataStandIn:
             sub.status = STARTED
             sub.started = sub.updated_at = time.time()
         try:
+            if statement.db_role is not None:
+                _refuse_identity_switch(sub.sql)
             if is_copy(sub.sql):
                 # A COPY of several files is atomic even outside a batch transaction.
                 with connection.transaction():
@@ -1152,6 +1569,9 @@ class RedshiftDataStandIn:
                 columns, records = None, None
             elif statement.is_batch and statement.transaction and is_alter_column_type(sub.sql):
                 raise SqlTranslationError(_ALTER_TYPE_IN_TRANSACTION)
+            elif (plan := plan_table_ddl(sub.sql)) is not None:
+                rows = self._run_ddl(connection, statement, plan)
+                columns, records = None, None
             else:
                 translated = translate_sql(sub.sql, statement.parameters)
                 # Outside a TRANSACTION batch the session is in autocommit, so VACUUM
@@ -1164,10 +1584,10 @@ class RedshiftDataStandIn:
             status = ABORTED if statement.cancel_requested else FAILED
             raise self._fail(sub, status, _pg_error_text(exc)) from exc
         except psycopg.Error as exc:
-            raise self._fail(sub, FAILED, _pg_error_text(exc)) from exc
+            raise self._fail(sub, FAILED, self._error_text(exc, statement)) from exc
         except _Cancelled as exc:
             raise self._fail(sub, ABORTED, "Query was cancelled by the user.") from exc
-        except (_CopyError, SqlTranslationError) as exc:
+        except (_CopyError, SqlTranslationError, catalog.KeyDefinitionError) as exc:
             raise self._fail(sub, FAILED, f"ERROR: {exc}") from exc
         except Exception as exc:
             # A bug in the stand-in: fail the statement visibly rather than hang it.
@@ -1183,6 +1603,229 @@ class RedshiftDataStandIn:
                 sub.has_result_set = True
                 sub.columns, sub.records = columns, records
                 sub.result_size = len(json.dumps(records))
+
+    # --- database users, isolation errors ----------------------------------------------
+
+    def _prepare(self, connection: psycopg.Connection[Any]) -> None:
+        """The stand-in's schema in the DSN's database, once per DSN (as the superuser)."""
+        dsn = self._dsn  # tests may point the stand-in at another database meanwhile
+        if dsn in self._prepared:
+            return
+        catalog.prepare(connection)
+        with self._lock:
+            self._prepared.add(dsn)
+
+    def _become(self, connection: psycopg.Connection[Any], role: str) -> None:
+        """Make the session the database user `role` (created with no privileges at all).
+
+        SET SESSION AUTHORIZATION rather than SET ROLE: current_user and session_user are
+        both the user, and RESET ROLE cannot lead back to the superuser.
+        """
+        check_identifier(role)  # a longer name would be cut by PostgreSQL: refused
+        if role not in self._roles:
+            if not connection.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", [role]
+            ).fetchone():
+                try:
+                    connection.execute(
+                        pgsql.SQL("CREATE ROLE {} NOLOGIN").format(pgsql.Identifier(role))
+                    )
+                except (psycopg.errors.DuplicateObject, psycopg.errors.UniqueViolation):
+                    pass  # created concurrently for another statement
+            with self._lock:
+                self._roles.add(role)
+        connection.execute(pgsql.SQL("SET SESSION AUTHORIZATION {}").format(pgsql.Identifier(role)))
+
+    @contextmanager
+    def _superuser(
+        self, connection: psycopg.Connection[Any], statement: _Statement
+    ) -> Iterator[None]:
+        """The stand-in's bookkeeping, as the superuser, inside the statement's transaction.
+
+        Back to the database user afterwards; if the transaction failed meanwhile its
+        rollback restores the user (SET inside a transaction is undone with it).
+        """
+        role = statement.db_role
+        if role is None:
+            yield
+            return
+        connection.execute("RESET SESSION AUTHORIZATION")
+        try:
+            yield
+        finally:
+            if connection.info.transaction_status != psycopg.pq.TransactionStatus.INERROR:
+                connection.execute(
+                    pgsql.SQL("SET SESSION AUTHORIZATION {}").format(pgsql.Identifier(role))
+                )
+
+    def _error_text(self, error: psycopg.Error, statement: _Statement) -> str:
+        if isinstance(error, _SERIALIZATION_ERRORS):
+            return self._isolation_violation(statement)
+        return redshift_error_text(error, statement.database)
+
+    def _isolation_violation(self, statement: _Statement) -> str:
+        """Error 1023 for a serialization failure (or deadlock) of `statement`.
+
+        PostgreSQL names no table: the stand-in names the first table the transaction
+        wrote (or read), from its locks, which a failed transaction still holds until
+        its rollback (or from the snapshot taken before COMMIT). The cycle: its own
+        transaction, those of other sessions holding locks on that table, and those of
+        the stand-in's batches on that table that committed while it ran. "unknown"
+        where that is gone (a single statement fails after its implicit rollback).
+        """
+        table, xids = None, []
+        try:
+            with psycopg.connect(self._dsn, autocommit=True) as admin:
+                tables, own = statement.locks or _locks_of(admin, statement.pid)
+                if tables:
+                    table = tables[0]
+                    xids = [own] if own else []
+                    xids += [row[0] for row in admin.execute(_OTHER_XIDS, [table, statement.pid])]
+        except psycopg.Error:
+            log.warning("could not read the locks of statement %s", statement.id)
+        if table is not None:
+            with self._lock:
+                xids += [
+                    other.locks[1]
+                    for other in self._statements.values()
+                    if other is not statement
+                    and other.locks is not None
+                    and other.locks[1] is not None
+                    and table in other.locks[0]
+                    and (other.ended is None or other.ended >= (statement.started or 0.0))
+                ]
+        xids = list(dict.fromkeys(xids))  # each once, in order
+        return _ISOLATION_VIOLATION.format(
+            table=table if table is not None else "unknown",
+            xids=", ".join(xids) or "unknown",
+            pid=statement.pid,
+        )
+
+    # --- declared keys and encodings ---------------------------------------------------
+
+    def _run_ddl(
+        self, connection: psycopg.Connection[Any], statement: _Statement, plan: TableDdl
+    ) -> int | None:
+        """Run a CREATE/ALTER TABLE and keep its keys and encodings as metadata.
+
+        One transaction (a savepoint inside a batch), so the table and its record
+        appear, change or fail together even outside a batch.
+        """
+        translated = translate_sql(plan.sql, statement.parameters) if plan.sql else None
+        with connection.transaction():
+            if plan.action == "create":
+                assert translated is not None
+                if self._execute_ddl(connection, translated):
+                    return None  # IF NOT EXISTS and it existed: nothing was declared
+                oid, relname = self._table(connection, plan.table)
+                parent = self._table(connection, plan.like)[0] if plan.like else None
+                with self._superuser(connection, statement):
+                    catalog.record_keys(connection, oid, relname, plan.keys)
+                    catalog.record_encodings(connection, oid, plan.encodings)
+                    if parent is not None:
+                        catalog.copy_like(connection, parent, oid, relname)
+                return None
+            oid, relname = self._table(connection, plan.table)
+            if plan.action == "drop_constraint":
+                assert plan.constraint is not None and translated is not None
+                with self._superuser(connection, statement):
+                    declared = catalog.has_key(connection, oid, plan.constraint)
+                if not declared:
+                    self._execute_ddl(connection, translated)  # a constraint of PostgreSQL's
+                    return None
+            elif plan.action == "add_column":
+                assert translated is not None
+                self._execute_ddl(connection, translated)
+            self._require_owner(connection, oid, relname)
+            if plan.action == "alter_type":
+                assert translated is not None
+                self._check_alterable(connection, statement, oid, relname, plan)
+                self._execute_ddl(connection, translated)
+                return None
+            with self._superuser(connection, statement):
+                if plan.action == "drop_constraint":
+                    catalog.forget_key(connection, oid, str(plan.constraint))
+                catalog.record_keys(connection, oid, relname, plan.keys)
+                catalog.record_encodings(connection, oid, plan.encodings)
+        return None
+
+    @staticmethod
+    def _execute_ddl(connection: psycopg.Connection[Any], sql: str) -> bool:
+        """Run `sql`; True if PostgreSQL skipped it (IF NOT EXISTS on an existing table)."""
+        notices: list[str] = []
+
+        def keep(diagnostic: psycopg.errors.Diagnostic) -> None:
+            notices.append(diagnostic.sqlstate or "")
+
+        connection.add_notice_handler(keep)
+        try:
+            connection.execute(sql)
+        finally:
+            connection.remove_notice_handler(keep)
+        return "42P07" in notices  # duplicate_table: "relation ... already exists, skipping"
+
+    @staticmethod
+    def _table(connection: psycopg.Connection[Any], table: str) -> tuple[int, str]:
+        """(oid, name) of a table, looked up as the statement's user would look it up."""
+        row = connection.execute(
+            "SELECT oid::int, relname FROM pg_class WHERE oid = to_regclass(%s)", [table]
+        ).fetchone()
+        if row is None:
+            shown = ".".join(part.strip().strip('"') for part in table.split("."))
+            raise SqlTranslationError(f'relation "{shown}" does not exist')
+        return int(row[0]), str(row[1])
+
+    @staticmethod
+    def _require_owner(connection: psycopg.Connection[Any], oid: int, relname: str) -> None:
+        """What PostgreSQL checks before an ALTER TABLE the stand-in does itself."""
+        owner = connection.execute(
+            "SELECT pg_has_role(relowner, 'USAGE') FROM pg_class WHERE oid = %s", [oid]
+        ).fetchone()
+        if not (owner and owner[0]):
+            raise SqlTranslationError(f"must be owner of relation {relname}")
+
+    def _check_alterable(
+        self,
+        connection: psycopg.Connection[Any],
+        statement: _Statement,
+        oid: int,
+        relname: str,
+        plan: TableDdl,
+    ) -> None:
+        """Refuse ALTER COLUMN TYPE where Redshift refuses it (ALTER TABLE reference):
+        "You can't alter columns with UNIQUE, PRIMARY KEY, or FOREIGN KEY", "with default
+        values", "with compression encodings BYTEDICT, RUNLENGTH, TEXT255, or TEXT32K".
+
+        Redshift's own error texts for these are not documented: the wording follows its
+        "ALTER TABLE ADD COLUMN does not support ..." (an assumption).
+        """
+        row = connection.execute(
+            "SELECT attnum, atthasdef FROM pg_attribute "
+            "WHERE attrelid = %s AND attname = %s AND attnum > 0 AND NOT attisdropped",
+            [oid, plan.column],
+        ).fetchone()
+        if row is None:
+            return  # PostgreSQL reports the missing column
+        attnum, has_default = int(row[0]), bool(row[1])
+        with self._superuser(connection, statement):
+            keys = catalog.keys_of_column(connection, oid, attnum)
+            encoding = catalog.encoding_of_column(connection, oid, attnum)
+        where = f'column "{plan.column}" of relation "{relname}"'
+        if keys:
+            name, kind = keys[0]
+            raise SqlTranslationError(
+                "ALTER TABLE ALTER COLUMN does not support columns with UNIQUE, PRIMARY KEY "
+                f'or FOREIGN KEY constraints ({where} is in {kind} "{name}")'
+            )
+        if has_default:
+            raise SqlTranslationError(
+                f"ALTER TABLE ALTER COLUMN does not support columns with default values ({where})"
+            )
+        if encoding in catalog.FROZEN_ENCODINGS:
+            raise SqlTranslationError(
+                "ALTER TABLE ALTER COLUMN does not support columns with BYTEDICT, RUNLENGTH, "
+                f"TEXT255 or TEXT32K encoding ({where} is ENCODE {encoding})"
+            )
 
     def _fail(self, sub: _Sub, status: str, error: str) -> _SubFailed:
         with self._lock:
@@ -1405,6 +2048,7 @@ class RedshiftDataStandIn:
                 f"Spectrum Scan Error: File '{url}' has an invalid version number "
                 "(not a valid Parquet file)"
             ) from exc
+        _check_codecs(parquet, url)
         fields = parquet.schema_arrow
         if len(fields) != len(targets) and not (spec.fillrecord and len(fields) < len(targets)):
             raise _CopyError(
@@ -1426,6 +2070,8 @@ class RedshiftDataStandIn:
                     f"column '{target.name}'. Column type: {_redshift_type(target.formatted)}, "
                     f"Parquet schema: {described}"
                 )
+            if kind[0] == "timestamp" and leaf is not None:
+                _check_timestamp(leaf, url)
         table = parquet.read()
         for index, arrow_field in enumerate(table.schema):
             if pa.types.is_dictionary(arrow_field.type):
@@ -1439,6 +2085,47 @@ class RedshiftDataStandIn:
                 continue
             _check_bytes(spec.table, target, limit, table.column(index), url)
         return table
+
+
+# Parquet that COPY reads. Redshift documents no codec or type matrix for COPY from
+# Parquet; its own UNLOAD writes "Apache Parquet version 1.0 format ... compressed using
+# SNAPPY" (UNLOAD, https://docs.aws.amazon.com/redshift/latest/dg/r_UNLOAD.html) and
+# Kinesis Data Firehose, AWS's other Parquet writer for Redshift, offers UNCOMPRESSED, GZIP
+# and SNAPPY (ParquetSerDe, https://docs.aws.amazon.com/firehose/latest/APIReference/
+# API_ParquetSerDe.html). The stand-in accepts those three, nothing newer (ZSTD, LZ4,
+# BROTLI): an assumption, which `myshift doctor` checks in the user's own account.
+_COPY_CODECS = ("UNCOMPRESSED", "SNAPPY", "GZIP")
+# Timestamps: INT96 (what Spark/Hive/Impala wrote for years) or INT64 carrying the legacy
+# converted type. A timestamp with only a logical type (pyarrow's default for a naive
+# timestamp) is refused: public reports show it loading as wrong values.
+_LEGACY_TIMESTAMPS = ("TIMESTAMP_MICROS", "TIMESTAMP_MILLIS")
+
+
+def _check_codecs(parquet: pq.ParquetFile, url: str) -> None:
+    metadata = parquet.metadata
+    for group_index in range(metadata.num_row_groups):
+        group = metadata.row_group(group_index)
+        for column_index in range(group.num_columns):
+            column = group.column(column_index)
+            if column.compression not in _COPY_CODECS:
+                raise _CopyError(
+                    f"Spectrum Scan Error: File '{url}' column '{column.path_in_schema}' is "
+                    f"compressed with {column.compression}: the stand-in only accepts the "
+                    f"codecs Redshift's own tools write ({', '.join(_COPY_CODECS)}) "
+                    "(assumption; `myshift doctor` checks it in your account)"
+                )
+
+
+def _check_timestamp(leaf: Any, url: str) -> None:
+    if leaf.physical_type == "INT96" or leaf.converted_type in _LEGACY_TIMESTAMPS:
+        return
+    raise _CopyError(
+        f"Spectrum Scan Error: File '{url}' column '{leaf.name}' is a timestamp with only the "
+        f"logical type ({_parquet_description(leaf)}): the stand-in accepts INT96 or INT64 with "
+        "the converted type TIMESTAMP_MICROS/TIMESTAMP_MILLIS (assumption: public reports "
+        "show logical-only timestamps loading corrupted; `myshift doctor` checks it in your "
+        "account)"
+    )
 
 
 class _SubFailed(Exception):

@@ -21,8 +21,8 @@ Canonical text of one value (`N` is NULL; no non-NULL text of any type is `N`):
 | DATE                                 | `YYYY-MM-DD`                                      |
 | DATETIME(n), TIMESTAMP(n)            | `YYYY-MM-DD HH:MM:SS.ffffff` (UTC session)        |
 | TIME(n) (VARCHAR)                    | `[-]HH:MM:SS`, `.ffffff` when n > 0, as loaded    |
-| CHAR..TEXT, ENUM, SET, JSON (<= 1 KB) | `<UTF-8 bytes>:<text>`: `2:ab`, `0:`             |
-| the same, longer columns             | MD5 of the UTF-8 text (32 hex digits)             |
+| CHAR..TEXT, ENUM, SET, JSON          | `<UTF-8 bytes>:<text>`: `2:ab`, `0:`              |
+| the same, values over 1,024 bytes    | `h` + MD5 of the UTF-8 text (32 hex digits)       |
 | BINARY/VARBINARY/BLOB (<= 512 bytes) | `x` + lowercase hex (BINARY(n) keeps its padding) |
 | the same, values <= 32,000 bytes     | MD5 of the lowercase hex                          |
 | the same, longer values              | MD5 of the MD5s of the hex of 32,000-byte pieces  |
@@ -94,7 +94,7 @@ from myshift.schema import REDSHIFT_MAX_VARBYTE, REDSHIFT_MAX_VARCHAR, Column, t
 
 NULL_TEXT = "N"
 SEPARATOR = ","
-INLINE_TEXT_BYTES = 1024  # longer text columns are hashed, not inlined
+INLINE_TEXT_BYTES = 1024  # longer text values are hashed, not inlined
 INLINE_BINARY_BYTES = 512  # hex doubles them: 1,025 characters
 PIECE_BYTES = 32_000  # hex of one piece (64,000 characters) fits a Redshift VARCHAR
 GROUP_BYTES = 60_000  # the longest group text, under Redshift's 65,535-byte VARCHAR
@@ -140,7 +140,7 @@ def _kind(col: Column) -> str:
     if col.data_type == "time":
         return "time"
     if col.data_type in _TEXT_TYPES:
-        return "text" if _text_limit(col) <= INLINE_TEXT_BYTES else "text_hashed"
+        return "text" if _text_limit(col) <= INLINE_TEXT_BYTES else "long_text"
     if col.redshift_type.startswith("VARBYTE"):
         limit = _binary_limit(col)
         if limit <= INLINE_BINARY_BYTES:
@@ -175,10 +175,11 @@ def _piece_digests(col: Column, quoted: str, hex_md5: Callable[[str], str]) -> l
 def _max_text_bytes(col: Column) -> int:
     """The longest canonical text of a column's values (NULL's `N` is shorter)."""
     kind = _kind(col)
-    if kind in ("text_hashed", "binary_hashed", "binary_pieces"):
+    if kind in ("binary_hashed", "binary_pieces"):
         return 32
-    if kind == "text":
-        return len(str(_text_limit(col))) + 1 + _text_limit(col)
+    if kind in ("text", "long_text"):
+        limit = min(_text_limit(col), INLINE_TEXT_BYTES)
+        return len(str(limit)) + 1 + limit
     if kind == "binary":
         return 1 + 2 * _binary_limit(col)
     if kind == "decimal":
@@ -281,17 +282,33 @@ def mysql_field(col: Column) -> str:
         expr = _mysql_float(f"({quoted} + 0e0)")  # the stored float32 exactly (select_list)
     elif kind == "date":
         # `+ INTERVAL 0 DAY` is NULL for exactly the dates the extractor loads as NULL:
-        # zero dates, zero months or days, impossible dates and year 0.
-        expr = f"DATE_FORMAT({quoted} + INTERVAL 0 DAY, '%%Y-%%m-%%d')"
+        # zero dates, zero months or days, impossible dates and year 0. A DATE prints
+        # as YYYY-MM-DD (DATE_FORMAT would cost ~40% more server CPU, measured).
+        expr = f"({quoted} + INTERVAL 0 DAY)"
     elif kind == "datetime":
-        expr = f"DATE_FORMAT({quoted} + INTERVAL 0 SECOND, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')"
+        # DATETIME(6) prints its six digits; fewer need the format.
+        precision = int((re.findall(r"\((\d+)\)", col.column_type) or ["0"])[0])
+        shifted = f"{quoted} + INTERVAL 0 SECOND"
+        expr = (
+            f"({shifted})"
+            if precision == 6
+            else f"DATE_FORMAT({shifted}, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')"
+        )
     elif kind == "time":
         precision = int((re.findall(r"\((\d+)\)", col.column_type) or ["0"])[0])
         # As loaded (schema.format_time): no fraction for TIME(0), six digits otherwise.
         expr = quoted if precision in (0, 6) else f"CONCAT({quoted}, '{'0' * (6 - precision)}')"
-    elif kind in ("text", "text_hashed"):
-        utf8 = _mysql_cut_text(col) if _may_be_cut(col) else _mysql_utf8(col)
-        expr = f"CONCAT(LENGTH({utf8}), ':', {utf8})" if kind == "text" else f"MD5({utf8})"
+    elif kind == "text":
+        utf8 = _mysql_utf8(col)  # never cut: VARCHAR(n) of at most 1,024 bytes
+        expr = f"CONCAT(LENGTH({utf8}), ':', {utf8})"
+    elif kind == "long_text":
+        # Most values are short: inlined, they cost a LENGTH, not an MD5 of their own.
+        utf8 = _mysql_utf8(col)
+        cut = _mysql_cut_text(col) if _may_be_cut(col) else utf8
+        expr = (
+            f"IF(LENGTH({utf8}) <= {INLINE_TEXT_BYTES}, CONCAT(LENGTH({utf8}), ':', {utf8}), "
+            f"CONCAT('h', MD5({cut})))"
+        )
     elif kind == "binary":
         expr = f"CONCAT('x', LOWER(HEX({quoted})))"
     elif kind == "binary_hashed":
@@ -348,8 +365,12 @@ def redshift_field(col: Column) -> str:
     elif kind == "text":
         # OCTET_LENGTH counts a VARCHAR's bytes, trailing spaces included.
         expr = f"CAST(OCTET_LENGTH({quoted}) AS VARCHAR) || ':' || {quoted}"
-    elif kind == "text_hashed":
-        expr = f"MD5({quoted})"
+    elif kind == "long_text":
+        length = f"OCTET_LENGTH({quoted})"
+        expr = (
+            f"(CASE WHEN {length} <= {INLINE_TEXT_BYTES} THEN CAST({length} AS VARCHAR) "
+            f"|| ':' || {quoted} ELSE 'h' || MD5({quoted}) END)"
+        )
     elif kind == "binary":
         expr = f"'x' || TO_HEX({quoted})"
     elif kind == "binary_hashed":
@@ -476,10 +497,10 @@ def canonical_text(col: Column, value: Any) -> str:
         )
     if kind == "time":
         return str(value)
-    if kind in ("text", "text_hashed"):
+    if kind in ("text", "long_text"):
         encoded = truncate_utf8(str(value), _text_limit(col)).encode("utf-8")
-        if kind == "text_hashed":
-            return hashlib.md5(encoded, usedforsecurity=False).hexdigest()
+        if len(encoded) > INLINE_TEXT_BYTES:
+            return "h" + hashlib.md5(encoded, usedforsecurity=False).hexdigest()
         return f"{len(encoded)}:{encoded.decode('utf-8')}"
     data = bytes(value)[:REDSHIFT_MAX_VARBYTE]
     if kind == "binary":

@@ -13,7 +13,6 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize(tmp_path_factory.mktemp("default"), {})
 
 
-
 # A provisioned cluster reached with a database user, the MySQL password in a secret.
 CLUSTER_PIPELINE = """
 name: warehouse
@@ -71,5 +70,3 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         },
         pipelines_dir=pipelines,
     )
-
-

@@ -22,10 +22,10 @@ Canonical text of one value (`N` is NULL; no non-NULL text of any type is `N`):
 | DATETIME(n), TIMESTAMP(n)            | `YYYY-MM-DD HH:MM:SS.ffffff` (UTC session)        |
 | TIME(n) (VARCHAR)                    | `[-]HH:MM:SS`, `.ffffff` when n > 0, as loaded    |
 | CHAR..TEXT, ENUM, SET, JSON          | `<UTF-8 bytes>:<text>`: `2:ab`, `0:`              |
-| the same, values over 1,024 bytes    | `h` + MD5 of the UTF-8 text (32 hex digits)       |
+| the same, values over 1,024 bytes    | `h` + SHA-256 of the UTF-8 text (64 hex digits)   |
 | BINARY/VARBINARY/BLOB (<= 512 bytes) | `x` + lowercase hex (BINARY(n) keeps its padding) |
-| the same, values <= 32,000 bytes     | MD5 of the lowercase hex                          |
-| the same, longer values              | MD5 of the MD5s of the hex of 32,000-byte pieces  |
+| the same, values <= 32,000 bytes     | SHA-256 of the lowercase hex                      |
+| the same, longer values              | SHA-256 of the SHA-256s of 32,000-byte pieces' hex |
 
 Text is the warehouse's: UTF-8, cut at a character boundary to the target VARCHAR's
 bytes (TEXT/JSON over 65,535 bytes compare as cut), CHAR without the trailing spaces
@@ -37,9 +37,11 @@ dates, times and hex never hold a `,`, text is length-prefixed or hashed, so the
 two different rows always differs (`('a','bc')` is `1:a,2:bc`, `('ab','c')` is `2:ab,1:c`).
 Redshift keeps no VARCHAR value over 65,535 bytes, intermediate ones included: long text
 and binary fields are hashed, and a row whose text could exceed `GROUP_BYTES` is hashed
-in groups of columns (`MD5` of each group's text, joined by `,`).
+in groups of columns (the SHA-256 of each group's text, joined by `,`).
 
-The row hash is `MD5(row text)`; a range's checksum is `COUNT(*)` and the `SUM` of the
+The row hash is `SHA2(row text, 256)`, a function MySQL, MariaDB and Redshift all have
+(MD5 too, but MariaDB's MD5 costs several times its SHA2: it alone made the source query
+twice the native full read). A range's checksum is `COUNT(*)` and the `SUM` of the
 first 15 hex digits of each row hash as an integer. 15 digits (60 bits) because Redshift's
 STRTOL must return a signed 64-bit value: 16 digits reach 2^64 - 1 and overflow. The sum
 is a DECIMAL(38,0) on Redshift (its SUM of a BIGINT is a BIGINT and would overflow after
@@ -52,7 +54,7 @@ overlapping. One query classifies each row into its range by a binary search ove
 upper bounds (a nested CASE), so the table is read once for any number of ranges.
 
 Redshift functions used (Amazon Redshift Database Developer Guide):
-- MD5: https://docs.aws.amazon.com/redshift/latest/dg/r_MD5.html
+- SHA2: https://docs.aws.amazon.com/redshift/latest/dg/SHA2.html
 - STRTOL: https://docs.aws.amazon.com/redshift/latest/dg/r_STRTOL.html
 - SUBSTRING (VARCHAR and VARBYTE): https://docs.aws.amazon.com/redshift/latest/dg/r_SUBSTRING.html
 - TO_HEX (VARBYTE): https://docs.aws.amazon.com/redshift/latest/dg/r_TO_HEX.html
@@ -66,7 +68,7 @@ Redshift functions used (Amazon Redshift Database Developer Guide):
 - LN, POWER, FLOOR, ABS, LEAST/GREATEST: r_LN.html, r_POWER.html, r_FLOOR.html,
   r_ABS.html, r_GREATEST_LEAST.html under the same address
 - CHR: https://docs.aws.amazon.com/redshift/latest/dg/r_CHR.html
-The local stand-in (PostgreSQL) lacks STRTOL and TO_HEX(VARBYTE): it creates both as
+The local stand-in (PostgreSQL) lacks STRTOL, SHA2 and TO_HEX(VARBYTE): it creates them as
 PostgreSQL functions computing what Redshift documents (`redshift_standin.ensure_functions`).
 """
 
@@ -164,10 +166,10 @@ def _pieces(col: Column) -> int:
     return math.ceil(min(_binary_limit(col), REDSHIFT_MAX_VARBYTE) / PIECE_BYTES)
 
 
-def _piece_digests(col: Column, quoted: str, hex_md5: Callable[[str], str]) -> list[str]:
-    """The MD5 of the hex of each PIECE_BYTES piece (SUBSTRING counts bytes in binary)."""
+def _piece_digests(col: Column, quoted: str, hex_sha: Callable[[str], str]) -> list[str]:
+    """The SHA-256 of the hex of each PIECE_BYTES piece (SUBSTRING counts bytes in binary)."""
     return [
-        hex_md5(f"SUBSTRING({quoted}, {1 + i * PIECE_BYTES}, {PIECE_BYTES})")
+        hex_sha(f"SUBSTRING({quoted}, {1 + i * PIECE_BYTES}, {PIECE_BYTES})")
         for i in range(_pieces(col))
     ]
 
@@ -176,7 +178,7 @@ def _max_text_bytes(col: Column) -> int:
     """The longest canonical text of a column's values (NULL's `N` is shorter)."""
     kind = _kind(col)
     if kind in ("binary_hashed", "binary_pieces"):
-        return 32
+        return 64
     if kind in ("text", "long_text"):
         limit = min(_text_limit(col), INLINE_TEXT_BYTES)
         return len(str(limit)) + 1 + limit
@@ -228,6 +230,13 @@ def _mysql_utf8(col: Column) -> str:
     return f"CAST({utf8} AS BINARY)"
 
 
+def _mysql_utf8_length(col: Column) -> str:
+    """UTF-8 bytes of the value: LENGTH counts the column charset's, UTF-8's for UTF-8."""
+    if col.charset in _UTF8_CHARSETS:
+        return f"LENGTH({quote_mysql(col.source_name)})"
+    return f"LENGTH({_mysql_utf8(col)})"
+
+
 def _mysql_cut_text(col: Column) -> str:
     """UTF-8 bytes cut as `schema.truncate_utf8` cuts them to the target's byte length."""
     limit = _text_limit(col)
@@ -261,8 +270,17 @@ def _may_be_cut(col: Column) -> bool:
     )
 
 
-def _mysql_hex_md5(binary: str) -> str:
-    return f"MD5(LOWER(HEX({binary})))"
+def _sha(text: str) -> str:
+    """SHA-256 as 64 lowercase hex digits: `SHA2(x, 256)` in MySQL and in Redshift alike.
+
+    Not MD5: MariaDB's MD5 costs ~15 ns a byte, several times its SHA2 (measured: the
+    MD5 of each row took more server time than formatting the row).
+    """
+    return f"SHA2({text}, 256)"
+
+
+def _mysql_hex_sha(binary: str) -> str:
+    return _sha(f"LOWER(HEX({binary}))")
 
 
 def mysql_field(col: Column) -> str:
@@ -300,23 +318,23 @@ def mysql_field(col: Column) -> str:
         expr = quoted if precision in (0, 6) else f"CONCAT({quoted}, '{'0' * (6 - precision)}')"
     elif kind == "text":
         utf8 = _mysql_utf8(col)  # never cut: VARCHAR(n) of at most 1,024 bytes
-        expr = f"CONCAT(LENGTH({utf8}), ':', {utf8})"
+        expr = f"CONCAT({_mysql_utf8_length(col)}, ':', {utf8})"
     elif kind == "long_text":
-        # Most values are short: inlined, they cost a LENGTH, not an MD5 of their own.
-        utf8 = _mysql_utf8(col)
+        # Most values are short: inlined, they cost a LENGTH, not a hash of their own.
+        utf8, length = _mysql_utf8(col), _mysql_utf8_length(col)
         cut = _mysql_cut_text(col) if _may_be_cut(col) else utf8
         expr = (
-            f"IF(LENGTH({utf8}) <= {INLINE_TEXT_BYTES}, CONCAT(LENGTH({utf8}), ':', {utf8}), "
-            f"CONCAT('h', MD5({cut})))"
+            f"IF({length} <= {INLINE_TEXT_BYTES}, CONCAT({length}, ':', {utf8}), "
+            f"CONCAT('h', {_sha(cut)}))"
         )
     elif kind == "binary":
         expr = f"CONCAT('x', LOWER(HEX({quoted})))"
     elif kind == "binary_hashed":
-        expr = _mysql_hex_md5(quoted)
+        expr = _mysql_hex_sha(quoted)
     else:
-        pieces = ", ".join(_piece_digests(col, quoted, _mysql_hex_md5))
-        whole = _mysql_hex_md5(quoted)
-        expr = f"IF(LENGTH({quoted}) <= {PIECE_BYTES}, {whole}, MD5(CONCAT({pieces})))"
+        pieces = ", ".join(_piece_digests(col, quoted, _mysql_hex_sha))
+        whole = _mysql_hex_sha(quoted)
+        expr = f"IF(LENGTH({quoted}) <= {PIECE_BYTES}, {whole}, {_sha(f'CONCAT({pieces})')})"
     # Dates can be NULL in a NOT NULL column (zero dates); CONCAT_WS would drop a NULL.
     if col.source_nullable or kind in ("date", "datetime"):
         return f"IFNULL({expr}, '{NULL_TEXT}')"
@@ -338,9 +356,9 @@ def _redshift_float(value: str) -> str:
     )
 
 
-def _redshift_hex_md5(binary: str) -> str:
-    # TO_HEX of a VARBYTE gives lowercase hex (r_TO_HEX.html); MD5 takes a VARCHAR.
-    return f"MD5(TO_HEX({binary}))"
+def _redshift_hex_sha(binary: str) -> str:
+    # TO_HEX of a VARBYTE gives lowercase hex (r_TO_HEX.html); SHA2 takes a VARCHAR.
+    return _sha(f"TO_HEX({binary})")
 
 
 def redshift_field(col: Column) -> str:
@@ -369,17 +387,17 @@ def redshift_field(col: Column) -> str:
         length = f"OCTET_LENGTH({quoted})"
         expr = (
             f"(CASE WHEN {length} <= {INLINE_TEXT_BYTES} THEN CAST({length} AS VARCHAR) "
-            f"|| ':' || {quoted} ELSE 'h' || MD5({quoted}) END)"
+            f"|| ':' || {quoted} ELSE 'h' || {_sha(quoted)} END)"
         )
     elif kind == "binary":
         expr = f"'x' || TO_HEX({quoted})"
     elif kind == "binary_hashed":
-        expr = _redshift_hex_md5(quoted)
+        expr = _redshift_hex_sha(quoted)
     else:
-        pieces = " || ".join(_piece_digests(col, quoted, _redshift_hex_md5))
-        whole = _redshift_hex_md5(quoted)
+        pieces = " || ".join(_piece_digests(col, quoted, _redshift_hex_sha))
+        whole = _redshift_hex_sha(quoted)
         short = f"OCTET_LENGTH({quoted}) <= {PIECE_BYTES}"
-        expr = f"(CASE WHEN {short} THEN {whole} ELSE MD5({pieces}) END)"
+        expr = f"(CASE WHEN {short} THEN {whole} ELSE {_sha(pieces)} END)"
     if col.nullable:
         return f"COALESCE({expr}, '{NULL_TEXT}')"
     return expr
@@ -416,11 +434,11 @@ def _redshift_join(parts: list[str]) -> str:
 
 
 def mysql_row_text(columns: Sequence[Column]) -> str:
-    """The MySQL expression of a row's text (the MD5 of each group if there are several)."""
+    """The MySQL expression of a row's text (each group's SHA-256 if there are several)."""
     groups = column_groups(columns)
     if len(groups) == 1:
         return _mysql_join([mysql_field(c) for c in groups[0]])
-    return _mysql_join([f"MD5({_mysql_join([mysql_field(c) for c in g])})" for g in groups])
+    return _mysql_join([_sha(_mysql_join([mysql_field(c) for c in g])) for g in groups])
 
 
 def redshift_row_text(columns: Sequence[Column]) -> str:
@@ -428,19 +446,17 @@ def redshift_row_text(columns: Sequence[Column]) -> str:
     groups = column_groups(columns)
     if len(groups) == 1:
         return _redshift_join([redshift_field(c) for c in groups[0]])
-    return _redshift_join(
-        [f"MD5({_redshift_join([redshift_field(c) for c in g])})" for g in groups]
-    )
+    return _redshift_join([_sha(_redshift_join([redshift_field(c) for c in g])) for g in groups])
 
 
 def mysql_row_hash(columns: Sequence[Column]) -> str:
-    """MD5 of the row text (32 lowercase hex digits)."""
-    return f"MD5({mysql_row_text(columns)})"
+    """SHA-256 of the row text (64 lowercase hex digits)."""
+    return _sha(mysql_row_text(columns))
 
 
 def redshift_row_hash(columns: Sequence[Column]) -> str:
-    """MD5 of the row text (32 lowercase hex digits)."""
-    return f"MD5({redshift_row_text(columns)})"
+    """SHA-256 of the row text (64 lowercase hex digits)."""
+    return _sha(redshift_row_text(columns))
 
 
 def _mysql_row_number(columns: Sequence[Column]) -> str:
@@ -465,8 +481,12 @@ def _float_text(value: float) -> str:
     return f"{'-' if value < 0 else ''}{int(mantissa * 2**53)}p{exponent - 1}"
 
 
-def _hex_md5(data: bytes) -> str:
-    return hashlib.md5(data.hex().encode(), usedforsecurity=False).hexdigest()
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _hex_sha(data: bytes) -> str:
+    return _digest(data.hex().encode())
 
 
 def canonical_text(col: Column, value: Any) -> str:
@@ -500,17 +520,17 @@ def canonical_text(col: Column, value: Any) -> str:
     if kind in ("text", "long_text"):
         encoded = truncate_utf8(str(value), _text_limit(col)).encode("utf-8")
         if len(encoded) > INLINE_TEXT_BYTES:
-            return "h" + hashlib.md5(encoded, usedforsecurity=False).hexdigest()
+            return "h" + _digest(encoded)
         return f"{len(encoded)}:{encoded.decode('utf-8')}"
     data = bytes(value)[:REDSHIFT_MAX_VARBYTE]
     if kind == "binary":
         return "x" + data.hex()
     if kind == "binary_hashed" or len(data) <= PIECE_BYTES:
-        return _hex_md5(data)
+        return _hex_sha(data)
     pieces = "".join(
-        _hex_md5(data[i * PIECE_BYTES : (i + 1) * PIECE_BYTES]) for i in range(_pieces(col))
+        _hex_sha(data[i * PIECE_BYTES : (i + 1) * PIECE_BYTES]) for i in range(_pieces(col))
     )
-    return hashlib.md5(pieces.encode(), usedforsecurity=False).hexdigest()
+    return _digest(pieces.encode())
 
 
 def row_text(columns: Sequence[Column], values: Sequence[Any]) -> str:
@@ -520,16 +540,13 @@ def row_text(columns: Sequence[Column], values: Sequence[Any]) -> str:
     if len(groups) == 1:
         return SEPARATOR.join(texts[c.target_name] for c in groups[0])
     return SEPARATOR.join(
-        hashlib.md5(
-            SEPARATOR.join(texts[c.target_name] for c in g).encode(), usedforsecurity=False
-        ).hexdigest()
-        for g in groups
+        _digest(SEPARATOR.join(texts[c.target_name] for c in g).encode()) for g in groups
     )
 
 
 def row_hash(columns: Sequence[Column], values: Sequence[Any]) -> str:
-    """MD5 of the row's canonical text."""
-    return hashlib.md5(row_text(columns, values).encode(), usedforsecurity=False).hexdigest()
+    """SHA-256 of the row's canonical text."""
+    return _digest(row_text(columns, values).encode())
 
 
 def row_number(digest: str) -> int:

@@ -732,6 +732,9 @@ def ensure_database(dsn: str) -> None:
 # base is 16; digits up to the first one not of the base; an empty string is 0; the value
 # must be within the signed 64-bit range (else an error); NULL gives NULL.
 # https://docs.aws.amazon.com/redshift/latest/dg/r_STRTOL.html
+# SHA2(string, bits) -> VARCHAR: the hex digest of the string's UTF-8 bytes; bits 0 (as
+# 256), 224, 256, 384 or 512, any other gives an empty string.
+# https://docs.aws.amazon.com/redshift/latest/dg/SHA2.html
 # TO_HEX(VARBYTE) -> VARCHAR: the value's bytes as (lowercase) hex digits; PostgreSQL's
 # own to_hex takes only integers, which it keeps.
 # https://docs.aws.amazon.com/redshift/latest/dg/r_TO_HEX.html
@@ -779,6 +782,17 @@ BEGIN
     RETURN total::bigint;
 END
 $strtol$;
+CREATE OR REPLACE FUNCTION public.sha2(value text, bits integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $sha2$
+SELECT CASE bits
+    WHEN 0 THEN encode(sha256(convert_to(value, 'UTF8')), 'hex')
+    WHEN 224 THEN encode(sha224(convert_to(value, 'UTF8')), 'hex')
+    WHEN 256 THEN encode(sha256(convert_to(value, 'UTF8')), 'hex')
+    WHEN 384 THEN encode(sha384(convert_to(value, 'UTF8')), 'hex')
+    WHEN 512 THEN encode(sha512(convert_to(value, 'UTF8')), 'hex')
+    ELSE ''
+END
+$sha2$;
 CREATE OR REPLACE FUNCTION public.to_hex(value bytea) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $to_hex$ SELECT encode(value, 'hex') $to_hex$;
 """

@@ -29,12 +29,11 @@ from myshift import checksum, extract
 from myshift.checksum import KeyRange
 from myshift.identifiers import quote_redshift_table
 from myshift.local.redshift_standin import RedshiftDataStandIn
-from myshift.schema import COLUMNS_QUERY, Column, columns_from_information_schema
-from psycopg import sql as pgsql
+from myshift.schema import Column
 
-from tests.conftest import POSTGRES_ADMIN_DSN
 from tests.integration import test_schema_mariadb as edge
-from tests.support.mariadb import Capture, empty_database
+from tests.support.mariadb import Capture, empty_database, read_columns
+from tests.support.postgres import database_dsn, drop_database
 
 DATABASE = f"myshift_checksum_{os.getpid()}"
 WAREHOUSE = f"myshift_checksum_dw_{os.getpid()}"
@@ -99,14 +98,11 @@ def run(standin: RedshiftDataStandIn, sql: str) -> list[list[Any]]:
 
 
 def drop_warehouse() -> None:
-    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(
-            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(WAREHOUSE))
-        )
+    drop_database(WAREHOUSE)
 
 
 def warehouse_dsn() -> str:
-    return POSTGRES_ADMIN_DSN.rsplit("/", 1)[0] + f"/{WAREHOUSE}"
+    return database_dsn(WAREHOUSE)
 
 
 # --- fixtures -----------------------------------------------------------------------------------
@@ -124,9 +120,7 @@ def source() -> Iterator[pymysql.Connection]:
 
 @pytest.fixture(scope="module")
 def columns(source: pymysql.Connection) -> list[Column]:
-    with source.cursor(pymysql.cursors.DictCursor) as cur:
-        cur.execute(COLUMNS_QUERY, (DATABASE, TABLE))
-        return columns_from_information_schema(list(cur.fetchall()))
+    return read_columns(source, DATABASE, TABLE)
 
 
 @pytest.fixture(scope="module")

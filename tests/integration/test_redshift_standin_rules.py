@@ -12,10 +12,10 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-import psycopg
 import pytest
 from myshift.local.redshift_standin import RedshiftDataStandIn
-from psycopg import sql as pgsql
+
+from tests.support.postgres import drop_database
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEST_DB = f"myshift_standin_rules_{os.getpid()}"
@@ -23,10 +23,7 @@ TARGET = {"WorkgroupName": "local", "Database": "dev"}
 
 
 def _drop() -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(
-            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(TEST_DB))
-        )
+    drop_database(TEST_DB)
 
 
 @pytest.fixture(scope="module")

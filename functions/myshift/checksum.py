@@ -53,6 +53,19 @@ written out as OR/AND so MariaDB uses the primary key's index), in key order and
 overlapping. One query classifies each row into its range by a binary search over the
 upper bounds (a nested CASE), so the table is read once for any number of ranges.
 
+Limits (stated, not hidden):
+- FLOAT/DOUBLE compare bit for bit except the sign of zero (-0 and +0 are both `0`);
+  NaN and infinities, which MySQL cannot store, would fail the Redshift query.
+- Text keys are compared by UTF-8 bytes on both sides (MySQL through a binary cast, so a
+  range query on a text key cannot use the index); ranges must be in that order, which
+  is Python's `str` order, not a case-insensitive collation's.
+- The source connection must be the extractor's (`source.connect`: UTC), or TIMESTAMPs
+  compare shifted. MySQL SQL is %-formatted: run it with its parameters, even none.
+- Redshift's 65,535-byte VARCHAR limit on intermediate values is respected by design
+  (`GROUP_BYTES`, `PIECE_BYTES`, hashed long values) but the stand-in does not enforce it.
+- JSON is proven on MariaDB (text as stored); MySQL 8 returns its normalized text, which
+  the extractor loads, so the same expression holds, untested here.
+
 Redshift functions used (Amazon Redshift Database Developer Guide):
 - SHA2: https://docs.aws.amazon.com/redshift/latest/dg/SHA2.html
 - STRTOL: https://docs.aws.amazon.com/redshift/latest/dg/r_STRTOL.html

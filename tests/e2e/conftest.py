@@ -347,5 +347,3 @@ def compare_table(
         extra=len(set(by_id) - set(source)),
         differing=sum(1 for k, row in by_id.items() if k in source and source[k] != row),
     )
-
-

@@ -14,7 +14,6 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return synthesize(tmp_path_factory.mktemp("default"), {})
 
 
-
 # A provisioned cluster reached with a database user, the MySQL password in a secret.
 CLUSTER_PIPELINE = """
 name: warehouse
@@ -76,5 +75,3 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
         },
         pipelines_dir=pipelines,
     )
-
-

@@ -21,6 +21,8 @@ import pytest
 from myshift.local.redshift_standin import CALLER, RedshiftDataStandIn, StandInAdminError
 from psycopg import sql as pgsql
 
+from tests.support.postgres import drop_database
+
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEST_DB = f"myshift_standin_rules_{os.getpid()}"
 TEST_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/{TEST_DB}"
@@ -36,10 +38,8 @@ AS_OTHER = {**TARGET, CALLER: f"arn:aws:iam::123456789012:role/{OTHER}"}
 
 
 def _drop() -> None:
+    drop_database(TEST_DB)
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(
-            pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(TEST_DB))
-        )
         for user in (LOADER, OTHER):
             conn.execute(
                 pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(f"iamr:{user.lower()}"))

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pymysql
 from myshift import extract, keys, plan
 from myshift.local import sample
-from myshift.schema import Column
+from myshift.schema import COLUMNS_QUERY, Column, columns_from_information_schema
 
 from tests.conftest import MYSQL
 
@@ -155,3 +155,10 @@ def extract_plan(
             **arguments,
         )
         yield chunk, result, parquet
+
+
+def read_columns(conn: pymysql.Connection, database: str, table: str) -> list[Column]:
+    """The table's columns as the product maps them (COLUMNS_QUERY)."""
+    with conn.cursor(pymysql.cursors.DictCursor) as cursor:
+        cursor.execute(COLUMNS_QUERY, (database, table))
+        return columns_from_information_schema(list(cursor.fetchall()))

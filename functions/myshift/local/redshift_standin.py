@@ -1078,6 +1078,87 @@ class StandInAdminError(Exception):
     """A statement run with `RedshiftDataStandIn.run_as_admin` failed (its error text)."""
 
 
+# Redshift functions PostgreSQL lacks, created in every stand-in database as PostgreSQL
+# functions computing what the Redshift documentation says (myshift.checksum uses them).
+#
+# STRTOL(num_string, base) -> BIGINT: leading white space, one optional sign, '0x' when
+# base is 16; digits up to the first one not of the base; an empty string is 0; the value
+# must be within the signed 64-bit range (else an error); NULL gives NULL.
+# https://docs.aws.amazon.com/redshift/latest/dg/r_STRTOL.html
+# SHA2(string, bits) -> VARCHAR: the hex digest of the string's UTF-8 bytes; bits 0 (as
+# 256), 224, 256, 384 or 512, any other gives an empty string.
+# https://docs.aws.amazon.com/redshift/latest/dg/SHA2.html
+# TO_HEX(VARBYTE) -> VARCHAR: the value's bytes as (lowercase) hex digits; PostgreSQL's
+# own to_hex takes only integers, which it keeps.
+# https://docs.aws.amazon.com/redshift/latest/dg/r_TO_HEX.html
+_REDSHIFT_FUNCTIONS = r"""
+CREATE OR REPLACE FUNCTION public.strtol(num_string text, base integer) RETURNS bigint
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $strtol$
+DECLARE
+    s text := ltrim(num_string, E' \t\n\r\f' || chr(11));  -- chr(11): vertical tab
+    negative boolean := false;
+    total numeric := 0;
+    digit integer;
+    position integer := 1;
+BEGIN
+    IF base < 2 OR base > 36 THEN
+        RAISE EXCEPTION 'STRTOL base must be between 2 and 36, not %', base;
+    END IF;
+    IF left(s, 1) IN ('+', '-') THEN
+        negative := left(s, 1) = '-';
+        s := substr(s, 2);
+    END IF;
+    IF base = 16 AND lower(left(s, 2)) = '0x' THEN
+        s := substr(s, 3);
+    END IF;
+    -- The common case, up to 15 hex digits (60 bits), without a loop.
+    IF base = 16 AND s ~ '^[0-9A-Fa-f]{1,15}$' THEN
+        total := (('x' || lpad(s, 16, '0'))::bit(64))::bigint;
+    ELSE
+        WHILE position <= length(s) LOOP
+            digit := strpos('0123456789abcdefghijklmnopqrstuvwxyz',
+                            lower(substr(s, position, 1))) - 1;
+            EXIT WHEN digit < 0 OR digit >= base;
+            total := total * base + digit;
+            IF total > 9223372036854775808 THEN
+                RAISE EXCEPTION 'STRTOL: % is out of the signed 64-bit range', num_string;
+            END IF;
+            position := position + 1;
+        END LOOP;
+    END IF;
+    IF negative THEN
+        total := -total;
+    END IF;
+    IF total > 9223372036854775807 THEN
+        RAISE EXCEPTION 'STRTOL: % is out of the signed 64-bit range', num_string;
+    END IF;
+    RETURN total::bigint;
+END
+$strtol$;
+CREATE OR REPLACE FUNCTION public.sha2(value text, bits integer) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $sha2$
+SELECT CASE bits
+    WHEN 0 THEN encode(sha256(convert_to(value, 'UTF8')), 'hex')
+    WHEN 224 THEN encode(sha224(convert_to(value, 'UTF8')), 'hex')
+    WHEN 256 THEN encode(sha256(convert_to(value, 'UTF8')), 'hex')
+    WHEN 384 THEN encode(sha384(convert_to(value, 'UTF8')), 'hex')
+    WHEN 512 THEN encode(sha512(convert_to(value, 'UTF8')), 'hex')
+    ELSE ''
+END
+$sha2$;
+CREATE OR REPLACE FUNCTION public.to_hex(value bytea) RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $to_hex$ SELECT encode(value, 'hex') $to_hex$;
+"""
+
+
+def ensure_functions(dsn: str) -> None:
+    """Create the Redshift functions PostgreSQL lacks (`_REDSHIFT_FUNCTIONS`) in `dsn`."""
+    with psycopg.connect(dsn) as conn, conn.transaction():
+        # Two stand-ins starting at once on one database would collide replacing them.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('myshift_standin_functions'))")
+        conn.execute(_REDSHIFT_FUNCTIONS)
+
+
 class RedshiftDataStandIn:
     """The Redshift Data API on PostgreSQL: asynchronous statements, one session per call.
 
@@ -1101,6 +1182,7 @@ class RedshiftDataStandIn:
         max_statements: int = 10_000,
     ) -> None:
         ensure_database(dsn)
+        ensure_functions(dsn)
         self._dsn = dsn
         self._s3_client_factory = s3_client_factory
         self._page_rows = result_page_rows

@@ -300,6 +300,10 @@ class TargetConfig(_Strict):
     def _one_endpoint(self) -> TargetConfig:
         if bool(self.workgroup) == bool(self.cluster_identifier):
             raise ValueError("give exactly one of workgroup (Serverless) or cluster_identifier")
+        if self.db_user and not self.cluster_identifier:
+            # The Data API takes DbUser for a provisioned cluster only; a workgroup's
+            # database user is the IAM identity's (IAMR:<role>) or the secret's.
+            raise ValueError("db_user is for a provisioned cluster (cluster_identifier) only")
         return self
 
 

@@ -167,7 +167,10 @@ def test_outputs(synth: Synth) -> None:
         "StateTableName",
         "StateMachineArn",
         "AlarmTopicArn",
+        "WarehouseDatabaseUser",
     }
+    user = synth.template_json["Outputs"]["WarehouseDatabaseUser"]["Value"]
+    assert user == "IAMR:Myshift-dev-load"  # the load role's fixed name, granted to
 
 
 # --- the workflow ------------------------------------------------------------------

@@ -28,19 +28,25 @@ import pytest
 from myshift import checksum, extract
 from myshift.checksum import KeyRange
 from myshift.identifiers import quote_redshift_table
-from myshift.local.redshift_standin import RedshiftDataStandIn
+from myshift.local.redshift_standin import CALLER, RedshiftDataStandIn
 from myshift.schema import Column
 
 from tests.integration import test_schema_mariadb as edge
 from tests.support.mariadb import Capture, empty_database, read_columns
-from tests.support.postgres import database_dsn, drop_database
+from tests.support.postgres import database_dsn, drop_database, drop_role
 
 DATABASE = f"myshift_checksum_{os.getpid()}"
 WAREHOUSE = f"myshift_checksum_dw_{os.getpid()}"
 SCHEMA = "ck"
 TABLE = edge.TABLE
 BUCKET = "ck"
-TARGET = {"WorkgroupName": "local", "Database": "dev"}
+# Statements run as a role's database user, granted what a DBA grants myshift's load role.
+LOADER = f"checksum-loader-{os.getpid()}"
+TARGET = {
+    "WorkgroupName": "local",
+    "Database": "dev",
+    CALLER: f"arn:aws:iam::123456789012:role/{LOADER}",
+}
 QUALIFIED = f"`{DATABASE}`.`{TABLE}`"
 KEY = ["id"]
 
@@ -99,6 +105,7 @@ def run(standin: RedshiftDataStandIn, sql: str) -> list[list[Any]]:
 
 def drop_warehouse() -> None:
     drop_database(WAREHOUSE)
+    drop_role(f"iamr:{LOADER}")
 
 
 def warehouse_dsn() -> str:
@@ -150,6 +157,8 @@ def standin(source: pymysql.Connection, columns: list[Column]) -> Iterator[Redsh
             f'"{c.target_name}" {c.redshift_type}{"" if c.nullable else " NOT NULL"}'
             for c in columns
         )
+        instance.run_as_admin(f'CREATE USER "IAMR:{LOADER}" PASSWORD DISABLE')
+        instance.run_as_admin(f'GRANT CREATE ON DATABASE "{WAREHOUSE}" TO "IAMR:{LOADER}"')
         run(instance, f"CREATE SCHEMA {SCHEMA}")
         run(instance, f"CREATE TABLE {qualified} ({ddl})")
         run(

@@ -19,3 +19,9 @@ def drop_database(name: str) -> None:
         conn.execute(
             pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(name))
         )
+
+
+def drop_role(name: str) -> None:
+    """Drop a role (a stand-in's database user) if it exists; roles are server-wide."""
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(pgsql.SQL("DROP ROLE IF EXISTS {}").format(pgsql.Identifier(name)))

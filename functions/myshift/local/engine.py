@@ -37,8 +37,11 @@ from typing import Any
 import boto3
 
 from myshift import state
+from myshift.config import load_pipeline_file
 from myshift.errors import ConfigError
+from myshift.load import connection_params
 from myshift.local import enforcement, limits
+from myshift.local.redshift_standin import CALLER, StandInAdminError
 from myshift.local.stack import (
     LocalStack,
     deployable_pipelines,
@@ -389,6 +392,14 @@ def _skip_repeated_moto_work() -> None:
     _moto_patched = True
 
 
+def warehouse_grants() -> list[str]:
+    """The statements of docs/warehouse-grants.sql (what the README tells a DBA to run),
+    with `{database}` and `{user}` to fill in."""
+    text = (repository_root() / "docs" / "warehouse-grants.sql").read_text(encoding="utf-8")
+    code = "\n".join(line for line in text.splitlines() if not line.startswith("--"))
+    return [statement.strip() for statement in code.split(";") if statement.strip()]
+
+
 def default_workers() -> int:
     """Warm Lambda workers: MYSHIFT_LOCAL_WORKERS, else one per CPU (2 to 4)."""
     configured = os.environ.get("MYSHIFT_LOCAL_WORKERS", "").strip()
@@ -555,6 +566,7 @@ class LocalEngine:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         self.resources = self._provision(template)
+        self.grant_warehouse_access()
         # From here on every request is signed by a known identity and checked: this
         # process's clients (the tests', the stand-in's) sign as the operator.
         self._set_environment(
@@ -570,6 +582,43 @@ class LocalEngine:
         _running.append(self)
         return self.resources
 
+    def grant_warehouse_access(self) -> None:
+        """As a DBA would before the first run: the README's grants (docs/
+        warehouse-grants.sql) for each pipeline's database user, and read access for the
+        local operator (its CLI counts rows; in AWS the operator's own grants)."""
+        assert self._standin is not None and self.stack is not None
+        from psycopg.conninfo import conninfo_to_dict
+
+        from myshift.local.redshift_users import DatabaseUserError, database_user
+
+        grants = warehouse_grants()
+        database = str(conninfo_to_dict(self.warehouse_dsn)["dbname"])
+        load_role = self.stack.functions["load"].role_arn
+        users = set()
+        for path in deployable_pipelines(self.pipelines_dir)[0]:
+            target = load_pipeline_file(path).target
+            params = {**connection_params(target), CALLER: load_role}
+            try:
+                users.add(database_user(params))
+            except DatabaseUserError:  # its secret is not there yet: its runs will say so
+                continue
+        operator = f"IAM:{OPERATOR_USER}"
+        for user in sorted(users):
+            for statement in grants:
+                self._as_dba(statement.replace("{database}", database).replace("{user}", user))
+        # The operator reads every table (a superuser's view; in AWS, its own grants).
+        self._as_dba(f'CREATE USER "{operator}" PASSWORD DISABLE')
+        self._as_dba(f'GRANT pg_read_all_data TO "{operator}"')
+
+    def _as_dba(self, sql: str) -> None:
+        """One statement as the warehouse's superuser; a user that exists is kept."""
+        assert self._standin is not None
+        try:
+            self._standin.run_as_admin(sql)
+        except StandInAdminError as exc:
+            if not sql.startswith("CREATE USER") or "already exists" not in str(exc):
+                raise
+
     def redeploy_if_changed(self) -> None:
         """Bring the roles' policies up to the pipeline files, if what they depend on
         changed (`stack.deployable_pipelines`); keep them when the app refuses."""
@@ -582,6 +631,7 @@ class LocalEngine:
             except ConfigError as exc:
                 logging.getLogger(__name__).warning("kept the deployed stack: %s", exc)
             else:
+                self.grant_warehouse_access()  # a new pipeline's database user
                 update_policies(
                     template,
                     iam=self.client("iam"),

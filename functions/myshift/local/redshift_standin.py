@@ -167,6 +167,12 @@ _FUNCTIONS = [
     (re.compile(r"\bNVL\s*\(", _FLAGS), "COALESCE("),
 ]
 _PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+# A database user for temporary credentials only (CREATE USER, "PASSWORD DISABLE"): the
+# stand-in's users are roles it becomes with SET SESSION AUTHORIZATION, without a login.
+_CREATE_USER_PASSWORD_DISABLE = re.compile(
+    r"^\s*CREATE\s+USER\s+(?P<name>[\w$]+|\x00\d+\x00)\s+(?:WITH\s+)?PASSWORD\s+DISABLE\s*;?\s*$",
+    _FLAGS,
+)
 
 
 def _identity(match: re.Match[str]) -> str:
@@ -256,6 +262,9 @@ def translate_sql(sql: str, parameters: Sequence[Mapping[str, Any]] | None = Non
     text, kept = _masked(sql)
     for word in _BARE_WORD.findall(text):
         check_identifier(word)
+    user = _CREATE_USER_PASSWORD_DISABLE.match(text)
+    if user:
+        return _unmask(f"CREATE ROLE {user['name']} NOLOGIN", kept)
     altered = _ALTER_TYPE.match(text)
     if altered and not re.fullmatch(
         r"(?:N?VARCHAR|CHARACTER\s+VARYING)\s*\(\s*(?:\d+|MAX)\s*\)", altered["type"], _FLAGS

@@ -318,6 +318,17 @@ def start_load(
     earlier run submitted and never committed is settled first (`settle_earlier_load`).
     """
     table = pipeline.table(item["table"])
+    own = state.get_load(state_table, pipeline.name, table.name)
+    if own is not None and own["run_id"] == item["run_id"]:
+        # This run submitted already and lost the reply (a retried step): follow that
+        # statement rather than submitting the same files twice.
+        return submitted(
+            own["statement_id"],
+            expected_rows=int(own["expected_rows"]),
+            manifest_key=own["manifest_key"],
+            names=list(own["names"]),
+            poll_seconds=int(item["poll_seconds"]),
+        )
     settle_earlier_load(state_table, s3, redshift_data, bucket, pipeline.name, table.name, now)
     pending = pending_files(state_table, pipeline.name, table.name, item)
     if not pending:

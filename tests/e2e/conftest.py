@@ -275,17 +275,11 @@ def isolated_warehouse(engine: LocalEngine, name: str) -> Iterator[str]:
 
     drop()
     ensure_database(dsn)
-    standin = getattr(engine, "_standin", None)
-    saved = getattr(standin, "_dsn", None)
-    if saved is None:  # the stand-in changed shape: use the shared database
-        drop()
-        yield engine.warehouse_dsn
-        return
-    standin._dsn = dsn  # type: ignore[union-attr]
+    saved = engine.use_warehouse(dsn)
     try:
         yield dsn
     finally:
-        standin._dsn = saved  # type: ignore[union-attr]
+        engine.use_warehouse(saved)
         drop()
 
 

@@ -592,7 +592,7 @@ class LocalEngine:
         from myshift.local.redshift_users import DatabaseUserError, database_user
 
         grants = warehouse_grants()
-        database = str(conninfo_to_dict(self.warehouse_dsn)["dbname"])
+        database = str(conninfo_to_dict(self._standin.dsn)["dbname"])
         load_role = self.stack.functions["load"].role_arn
         users = set()
         for path in deployable_pipelines(self.pipelines_dir)[0]:
@@ -609,6 +609,15 @@ class LocalEngine:
         # The operator reads every table (a superuser's view; in AWS, its own grants).
         self._as_dba(f'CREATE USER "{operator}" PASSWORD DISABLE')
         self._as_dba(f'GRANT pg_read_all_data TO "{operator}"')
+
+    def use_warehouse(self, dsn: str) -> str:
+        """Point the stand-in at another PostgreSQL database (tests isolate themselves
+        this way), with the grants a DBA would run there; returns the previous DSN."""
+        assert self._standin is not None
+        previous = self._standin.dsn
+        self._standin.dsn = dsn
+        self.grant_warehouse_access()
+        return previous
 
     def _as_dba(self, sql: str) -> None:
         """One statement as the warehouse's superuser; a user that exists is kept."""

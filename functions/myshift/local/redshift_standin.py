@@ -1230,6 +1230,15 @@ class RedshiftDataStandIn:
             raise StandInValidationError("every entry of Sqls must be a non-empty SQL statement")
         return self._submit(params, list(sqls), is_batch=True)
 
+    @property
+    def dsn(self) -> str:
+        """The PostgreSQL database statements run in."""
+        return self._dsn
+
+    @dsn.setter
+    def dsn(self, value: str) -> None:
+        self._dsn = value
+
     def run_as_admin(self, sql: str | Sequence[str]) -> None:
         """Run DBA statements (CREATE SCHEMA, GRANT ...) as the DSN's superuser, now.
 

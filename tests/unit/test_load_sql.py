@@ -51,9 +51,7 @@ def test_the_batch_is_named_and_in_order() -> None:
         "ledger",
     ]
     assert len(names) == load.FIXED_LOAD_STATEMENTS
-    assert [s.name for s in batch_of(write_mode="append")] == [
-        n for n in names if n != "delete"
-    ]
+    assert [s.name for s in batch_of(write_mode="append")] == [n for n in names if n != "delete"]
     sqls = statements()
     assert sqls["copy"].startswith('COPY "myshift_stage" FROM') and "MANIFEST" in sqls["copy"]
     assert sqls["delete"].startswith('DELETE FROM "dw"."orders"')

@@ -263,8 +263,15 @@ class Functions(Construct):
 
 
 def warehouse_role_name(stack_name: str) -> str:
-    """The role that runs every Redshift statement (the load function's): `<stack>-load`."""
-    return f"{stack_name}-load"
+    """The role that runs every Redshift statement (the load function's): `<stack>-load`,
+    in lower case.
+
+    Redshift folds identifiers to lower case, quoted ones too (unless
+    enable_case_sensitive_identifier is set), so a DBA's `GRANT ... TO "IAMR:Myshift-load"`
+    names `iamr:myshift-load`; AWS does not document whether the Data API folds the role
+    name when it derives the user. A lower-case role name is the same user either way.
+    """
+    return f"{stack_name}-load".lower()
 
 
 def warehouse_database_user(stack_name: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import psycopg
+import psycopg.sql
 import pymysql
 import pytest
 from boto3.dynamodb.conditions import Key
@@ -24,6 +25,7 @@ from myshift.errors import ConfigError
 from myshift.identifiers import quote_mysql_table, quote_redshift, quote_redshift_table
 from myshift.local import sample
 from myshift.local.engine import LocalEngine
+from myshift.local.redshift_users import role_name
 
 from tests.conftest import MYSQL, POSTGRES_ADMIN_DSN
 from tests.support.mariadb import connect, execute_alone
@@ -281,6 +283,22 @@ def isolated_warehouse(engine: LocalEngine, name: str) -> Iterator[str]:
     finally:
         engine.use_warehouse(saved)
         drop()
+
+
+def connect_as_pipeline_user(
+    engine: LocalEngine, dsn: str, pipeline: str, *, autocommit: bool = True
+) -> psycopg.Connection:
+    """A warehouse session as the pipeline's database user (as another execution of it
+    would be): what it creates, that user owns, as in Redshift."""
+    engine.redeploy_if_changed()  # the pipeline deployed: its user exists, with its grants
+    user = role_name(engine.database_user(load_pipeline(engine.pipelines_dir, pipeline)))
+    conn = psycopg.connect(dsn, autocommit=autocommit)
+    conn.execute(
+        psycopg.sql.SQL("SET SESSION AUTHORIZATION {}").format(psycopg.sql.Identifier(user))
+    )
+    if not autocommit:
+        conn.commit()
+    return conn
 
 
 def drop_source_table(name: str) -> None:

@@ -30,6 +30,7 @@ from tests.e2e.conftest import (
     DATABASE,
     Comparison,
     compare_table,
+    connect_as_pipeline_user,
     drop_source_table,
     isolated_warehouse,
     pipeline_yaml,
@@ -340,9 +341,9 @@ def test_a_second_execution_started_while_the_first_holds_the_lock_fails_fast(
     assert result.equal and result.target_rows == SEED_ROWS, result
 
 
-def create_warehouse_schema(dsn: str) -> None:
+def create_warehouse_schema(engine: LocalEngine, dsn: str) -> None:
     """The run's prepare step, done beforehand (see the prepare race test below)."""
-    with psycopg.connect(dsn, autocommit=True) as pg:
+    with connect_as_pipeline_user(engine, dsn, PIPELINE) as pg:
         for sql in load.prepare_statements(SCHEMA):
             pg.execute(sql)
 
@@ -350,7 +351,7 @@ def create_warehouse_schema(dsn: str) -> None:
 def test_two_executions_started_at_once_exactly_one_runs(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
-    create_warehouse_schema(warehouse)  # isolates the lock race from the prepare race
+    create_warehouse_schema(engine, warehouse)  # isolates the lock race from the prepare race
     # The winner holds the lock through a 5 s plan: the twin starts well inside it,
     # even on a loaded machine.
     engine.inject_fault(slow_plan(5.0))
@@ -376,7 +377,8 @@ def test_a_prepare_racing_another_executions_prepare_does_not_fail_the_run(
     pipelines sharing a target schema start together: both create the schema. Made
     deterministic: our transaction creates it first and commits while the run's
     CREATE SCHEMA IF NOT EXISTS waits on it."""
-    other = psycopg.connect(warehouse)  # a transaction: the other execution's prepare
+    # A transaction: the other execution's prepare (the same database user).
+    other = connect_as_pipeline_user(engine, warehouse, PIPELINE, autocommit=False)
     try:
         other.execute(f"CREATE SCHEMA {SCHEMA}")
         arn = start(engine, f"races-prepare-{time.time_ns()}")

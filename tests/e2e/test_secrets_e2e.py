@@ -38,7 +38,6 @@ from tests.e2e.conftest import DATABASE, compare_table, drop_source_table, isola
 SECRET_PASSWORD = "Zq9-SECRET-pw-7731"
 WRONG_PASSWORD = "Zq9-WRONG-pw-9902"
 SECRET_ARN_MARK = "Zq9-REDSHIFT-SECRET-4417"
-SECRET_ARN = f"arn:aws:secretsmanager:us-east-1:123456789012:secret:{SECRET_ARN_MARK}-AbCdEf"
 SECRETS = (SECRET_PASSWORD, WRONG_PASSWORD, SECRET_ARN_MARK)
 USER = "myshift_secret_user"
 HOSTS = ("127.0.0.1", "%", "localhost")
@@ -63,7 +62,7 @@ def root_sql(*statements: str) -> None:
         conn.close()
 
 
-def pipeline_text(name: str, source: dict[str, Any]) -> str:
+def pipeline_text(name: str, source: dict[str, Any], redshift_secret: str) -> str:
     lines = [
         f"name: {name}",
         "source:",
@@ -72,7 +71,7 @@ def pipeline_text(name: str, source: dict[str, Any]) -> str:
         "  database: dev",
         f"  schema: {SCHEMA}",
         "  workgroup: local",
-        f"  secret_arn: {SECRET_ARN}",
+        f"  secret_arn: {redshift_secret}",
         "chunk_rows: 150",
         "safety_lag_seconds: 0",
         "tables:",
@@ -112,18 +111,29 @@ def pipelines(
         Name=f"myshift/{MANAGED}",
         SecretString=json.dumps({"username": USER, "password": SECRET_PASSWORD}),
     )["ARN"]
+    # The warehouse secret: the Data API runs the loads as its user (its password is
+    # Secrets Manager's business, never ours); its ARN is a secret too.
+    redshift_secret = engine.client("secretsmanager").create_secret(
+        Name=f"{SECRET_ARN_MARK}-{os.getpid()}",
+        SecretString=json.dumps({"username": "myshift_loader", "password": WRONG_PASSWORD}),
+    )["ARN"]
     base = {"host": MYSQL["host"], "port": MYSQL["port"], "user": USER}
     files = {
-        PIPELINE: pipeline_text(PIPELINE, {**base, "password_env": PASSWORD_ENV}),
-        WRONG: pipeline_text(WRONG, {**base, "password_env": WRONG_ENV}),
+        PIPELINE: pipeline_text(PIPELINE, {**base, "password_env": PASSWORD_ENV}, redshift_secret),
+        WRONG: pipeline_text(WRONG, {**base, "password_env": WRONG_ENV}, redshift_secret),
         # Another host name for the same server: a connection of its own (not reused).
-        MANAGED: pipeline_text(MANAGED, {**base, "host": "localhost", "secret_arn": managed_arn}),
+        MANAGED: pipeline_text(
+            MANAGED, {**base, "host": "localhost", "secret_arn": managed_arn}, redshift_secret
+        ),
     }
     for name, text in files.items():
         (pipelines_dir / f"{name}.yml").write_text(text)
     yield pipelines_dir
     for name in (*files, INLINE):
         (pipelines_dir / f"{name}.yml").unlink(missing_ok=True)
+    engine.client("secretsmanager").delete_secret(
+        SecretId=redshift_secret, ForceDeleteWithoutRecovery=True
+    )
     drop_source_table(TABLE_NAME)
 
 
@@ -261,7 +271,11 @@ def test_no_secret_appears_in_logs_output_history_errors_or_state(
     # 5. A pipeline file with the password written inline (not allowed) is refused
     #    without repeating it.
     (pipelines / f"{INLINE}.yml").write_text(
-        pipeline_text(INLINE, {"host": MYSQL["host"], "user": USER, "password": SECRET_PASSWORD})
+        pipeline_text(
+            INLINE,
+            {"host": MYSQL["host"], "user": USER, "password": SECRET_PASSWORD},
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused-AbCdEf",
+        )
     )
     try:
         inline = run(engine, {"pipeline": INLINE})

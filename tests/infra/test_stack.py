@@ -170,7 +170,7 @@ def test_outputs(synth: Synth) -> None:
         "WarehouseDatabaseUser",
     }
     user = synth.template_json["Outputs"]["WarehouseDatabaseUser"]["Value"]
-    assert user == "IAMR:Myshift-dev-load"  # the load role's fixed name, granted to
+    assert user == "IAMR:myshift-dev-load"  # the load role's fixed name, granted to
 
 
 # --- the workflow ------------------------------------------------------------------

@@ -37,7 +37,7 @@ from typing import Any
 import boto3
 
 from myshift import state
-from myshift.config import load_pipeline_file
+from myshift.config import PipelineConfig, load_pipeline_file
 from myshift.errors import ConfigError
 from myshift.load import connection_params
 from myshift.local import enforcement, limits
@@ -589,17 +589,14 @@ class LocalEngine:
         assert self._standin is not None and self.stack is not None
         from psycopg.conninfo import conninfo_to_dict
 
-        from myshift.local.redshift_users import DatabaseUserError, database_user
+        from myshift.local.redshift_users import DatabaseUserError
 
         grants = warehouse_grants()
         database = str(conninfo_to_dict(self._standin.dsn)["dbname"])
-        load_role = self.stack.functions["load"].role_arn
         users = set()
         for path in deployable_pipelines(self.pipelines_dir)[0]:
-            target = load_pipeline_file(path).target
-            params = {**connection_params(target), CALLER: load_role}
             try:
-                users.add(database_user(params))
+                users.add(self.database_user(load_pipeline_file(path)))
             except DatabaseUserError:  # its secret is not there yet: its runs will say so
                 continue
         operator = f"IAM:{OPERATOR_USER}"
@@ -609,6 +606,16 @@ class LocalEngine:
         # The operator reads every table (a superuser's view; in AWS, its own grants).
         self._as_dba(f'CREATE USER "{operator}" PASSWORD DISABLE')
         self._as_dba(f'GRANT pg_read_all_data TO "{operator}"')
+
+    def database_user(self, pipeline: PipelineConfig) -> str:
+        """The database user the pipeline's loads run as (named as the Data API names it).
+
+        Raises DatabaseUserError when the pipeline's secret cannot be read."""
+        from myshift.local.redshift_users import database_user
+
+        assert self.stack is not None
+        load_role = self.stack.functions["load"].role_arn
+        return database_user({**connection_params(pipeline.target), CALLER: load_role})
 
     def use_warehouse(self, dsn: str) -> str:
         """Point the stand-in at another PostgreSQL database (tests isolate themselves

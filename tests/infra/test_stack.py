@@ -66,6 +66,21 @@ def raw_findings(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, st
 # --- shape -----------------------------------------------------------------------
 
 
+def test_a_verification_mismatch_raises_an_alarm(synth: Synth) -> None:
+    """The metric the Plan function emits (EMF, by service) after a run's verification."""
+    synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "Myshift",
+            "MetricName": "VerificationMismatch",
+            "Dimensions": [{"Name": "service", "Value": "myshift"}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+
+
 def test_resource_counts(synth: Synth) -> None:
     pipelines = load_pipelines(PIPELINES_DIR)
     scheduled = sum(1 for p in pipelines.values() if p.schedule)
@@ -76,7 +91,8 @@ def test_resource_counts(synth: Synth) -> None:
     template.resource_count_is("AWS::Lambda::LayerVersion", 1)
     template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
     template.resource_count_is("AWS::Events::Rule", scheduled + 1)  # + nightly s3clean
-    template.resource_count_is("AWS::CloudWatch::Alarm", 2 + 2 * len(FUNCTIONS))
+    # Executions failed / timed out, a verification mismatch, errors and throttles.
+    template.resource_count_is("AWS::CloudWatch::Alarm", 3 + 2 * len(FUNCTIONS))
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     template.resource_count_is("AWS::SNS::Topic", 1)
     assert len(FUNCTIONS) == 6

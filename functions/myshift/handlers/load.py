@@ -8,6 +8,14 @@ from myshift.errors import InputError
 from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
 
+# Verification statements: submitted, compared and read by this identity.
+VERIFY_ACTIONS = {
+    "verify_submit": steps.submit_verification,
+    "verify_compare": steps.compare_verification,
+    "verify_collect": steps.collect_narrowed,
+    "deletes_submit": steps.submit_deletes,
+}
+
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -41,6 +49,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
             now=state.utc_now(),
+        )
+    if action in VERIFY_ACTIONS:
+        return VERIFY_ACTIONS[action](
+            runtime.s3(),
+            runtime.redshift_data(),
+            bucket=current_settings().bucket,
+            pipeline=runtime.pipeline(item["pipeline"]),
+            item=item,
         )
     if action == "alters":
         return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)

@@ -44,6 +44,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "record_empty_run":
         record_freshness(item["pipeline"], item["table"], freshness_lag_seconds(item, now))
         return steps.record_empty_run(table, item, now)
+    if action == "commit_deletes":
+        return steps.commit_deletes(
+            table,
+            runtime.s3(),
+            bucket=current_settings().bucket,
+            pipeline=runtime.pipeline(item["pipeline"]),
+            item=item,
+        )
     if action == "record_failure":
         return steps.record_failure(table, item, now)
     raise InputError(f"unknown state action {action!r}")

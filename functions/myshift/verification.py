@@ -22,6 +22,19 @@ Only missing, duplicated and differing rows are a mismatch. Keys deleted in the 
 are removed or marked by the table's `deletes` policy (`delete_statements`) in one
 transaction guarded by the table's ledger, as every load.
 
+Limits: text keys are compared by UTF-8 bytes (checksum.py), so their range reads
+cannot use the key's index; ranges whose key lists differ are narrowed whole (on a
+table changed all over since the bound that is every range: its keys are listed, up to
+40 statements a run, the rest left for the next run and reported in `reason`); keys
+deleted in the source are applied up to what one batch holds (the next run finds the rest).
+
+Redshift SQL used besides checksum.py's (Amazon Redshift Database Developer Guide):
+DELETE https://docs.aws.amazon.com/redshift/latest/dg/r_DELETE.html, UPDATE
+https://docs.aws.amazon.com/redshift/latest/dg/r_UPDATE.html, GETDATE
+https://docs.aws.amazon.com/redshift/latest/dg/r_GETDATE.html, ALTER TABLE ... ADD COLUMN
+(in a transaction block: refused only for external tables)
+https://docs.aws.amazon.com/redshift/latest/dg/r_ALTER_TABLE.html.
+
 The ranges' documents travel through S3 (`document_key`), never through the state
 machine's payload. The source side runs in the Plan function (it reaches MySQL), the
 warehouse side in the Load function (the identity that submits a statement is the one

@@ -43,9 +43,9 @@ test-slow: venv services ## The slow proofs (10,000-chunk limits, fault matrix, 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-asl: venv ## Rewrite statemachines/sync.asl.json from infra/definition.py and validate it
+asl: venv ## Rewrite statemachines/*.asl.json (sync, doctor) from infra/definition.py and validate them
 	$(PY) -m infra.definition
-	tools/node_modules/.bin/asl-validator --json-path statemachines/sync.asl.json
+	for f in statemachines/*.asl.json; do tools/node_modules/.bin/asl-validator --json-path $$f || exit 1; done
 
 synth: venv ## Synthesize the CDK app into cdk.out/ (no AWS account, no Docker); prints sizes and cdk-nag
 	$(PY) scripts/build_layer.py --python-version $$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["lambda_python_version"])')

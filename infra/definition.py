@@ -9,13 +9,13 @@ Wait / follow / Choice loop that waits for a Redshift statement is written once.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from infra import REPO_ROOT
 
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
+DOCTOR_FILE = REPO_ROOT / "statemachines" / "doctor.asl.json"
 
 # What AWS recommends retrying on every Lambda task, with its sample's 6 attempts
 # ("Handle transient Lambda service exceptions", Step Functions best practices), plus
@@ -549,16 +549,159 @@ def sync_definition() -> State:
     }
 
 
+def _doctor_task(
+    function: str,
+    action: str,
+    next_state: str | None,
+    *,
+    result: tuple[str, tuple[str, ...]] | None = None,
+    **payload: Any,
+) -> State:
+    """A doctor step of `function`; `result` = (path, fields of the output kept there)."""
+    selector, path = None, "$"
+    if result is not None:
+        path = result[0]
+        selector = {f"{name}.$": f"$.Payload.{name}" for name in result[1]}
+    return lambda_task(
+        function,
+        {"action": action, "pipeline.$": "$.pipeline", "run_id.$": "$.run_id", **payload},
+        next_state=next_state,
+        result_selector=selector,
+        result_path=path,
+    )
+
+
+def _caught(state: State, function: str, fallback: str) -> State:
+    """Any error of the step becomes a failure row of `function` (the others go on)."""
+    state["Catch"] = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": fallback}]
+    return state
+
+
+def _failure_row(function: str) -> State:
+    return {
+        "Type": "Pass",
+        "Parameters": {
+            "failed": {
+                "function": function,
+                "Error.$": "$.error.Error",
+                "Cause.$": "$.error.Cause",
+            }
+        },
+        "End": True,
+    }
+
+
+def _warehouse_branch() -> State:
+    """Extract writes the canary; Load COPYs it and reads the privileges, following its
+    own statements as the load does."""
+    extract = _doctor_task(
+        "Extract", "doctor", "SubmitWarehouseChecks", result=("$.extract", ("checks", "canary"))
+    )
+    submit = _doctor_task(
+        "Load",
+        "doctor_submit",
+        "PrivilegesSubmitted",
+        result=("$.submit", ("checks", "privileges", "canary")),
+        **{"canary.$": "$.extract.canary"},
+    )
+    results = _doctor_task(
+        "Load",
+        "doctor_results",
+        None,
+        result=("$.warehouse", ("checks",)),
+        **{"statements.$": "$.submit"},
+    )
+    return {
+        "StartAt": "WriteCanary",
+        "States": {
+            "WriteCanary": _caught(extract, "Extract", "ExtractFailed"),
+            "ExtractFailed": _failure_row("Extract"),
+            "SubmitWarehouseChecks": _caught(submit, "Load", "LoadFailed"),
+            "PrivilegesSubmitted": choice(
+                [
+                    {
+                        "Variable": "$.submit.privileges",
+                        "IsNull": True,
+                        "Next": "ReadWarehouseChecks",
+                    }
+                ],
+                "WaitForPrivileges",
+            ),
+            **_caught_follow("Privileges", "$.submit.privileges", "CanarySubmitted"),
+            "CanarySubmitted": choice(
+                [{"Variable": "$.submit.canary", "IsNull": True, "Next": "ReadWarehouseChecks"}],
+                "WaitForCanary",
+            ),
+            **_caught_follow("Canary", "$.submit.canary", "ReadWarehouseChecks"),
+            "ReadWarehouseChecks": _caught(results, "Load", "LoadFailed"),
+            "LoadFailed": _failure_row("Load"),
+        },
+    }
+
+
+def _caught_follow(prefix: str, statement: str, then: str) -> dict[str, State]:
+    """`follow_statement` whose failed statement goes on (its error becomes a row)."""
+    states = follow_statement(prefix, statement=statement, finished=then, failed=then)
+    _caught(states[f"Follow{prefix}"], "Load", "LoadFailed")
+    return states
+
+
+def doctor_definition() -> State:
+    """The doctor state machine: every function checks what a run needs of it."""
+    source = _caught(_doctor_task("Plan", "doctor", None), "Plan", "PlanFailed")
+    state = _caught(_doctor_task("State", "doctor", None), "State", "StateFailed")
+    return {
+        "Comment": "myshift doctor: each function checks, with its own role and from its own "
+        "network, what a run needs (MySQL and its grants, S3, DynamoDB, the Data API, the "
+        "canary COPY of every column type, the database privileges); one report.",
+        "StartAt": "Checks",
+        "States": {
+            "Checks": {
+                "Type": "Parallel",
+                "Parameters": {"pipeline.$": "$.pipeline", "run_id.$": "$$.Execution.Name"},
+                "Branches": [
+                    {
+                        "StartAt": "SourceChecks",
+                        "States": {"SourceChecks": source, "PlanFailed": _failure_row("Plan")},
+                    },
+                    _warehouse_branch(),
+                    {
+                        "StartAt": "StateChecks",
+                        "States": {"StateChecks": state, "StateFailed": _failure_row("State")},
+                    },
+                ],
+                "ResultPath": "$.results",
+                "Next": "Report",
+            },
+            "Report": lambda_task(
+                "State",
+                {
+                    "action": "doctor_report",
+                    "pipeline.$": "$.pipeline",
+                    "run_id.$": "$$.Execution.Name",
+                    "results.$": "$.results",
+                },
+                retry_on=STORAGE,
+            ),
+        },
+    }
+
+
+DEFINITIONS = {DEFINITION_FILE: sync_definition, DOCTOR_FILE: doctor_definition}
+
+
 def render(definition: State) -> str:
     """The file's text: indented JSON, one trailing newline."""
     return json.dumps(definition, indent=2, ensure_ascii=False) + "\n"
 
 
-def write(path: Path = DEFINITION_FILE) -> Path:
-    """Write the sync definition to `path`."""
-    path.write_text(render(sync_definition()), encoding="utf-8")
-    return path
+def write() -> list[Path]:
+    """Write every definition file (sync, doctor)."""
+    for path, build in DEFINITIONS.items():
+        path.write_text(render(build()), encoding="utf-8")
+    return list(DEFINITIONS)
 
 
 if __name__ == "__main__":
-    print(f"wrote {write(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFINITION_FILE)}")
+    for written in write():
+        print(f"wrote {written}")

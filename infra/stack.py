@@ -28,6 +28,9 @@ from infra.storage import Storage
 from infra.workflow import Workflow
 
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
+DOCTOR_FILE = REPO_ROOT / "statemachines" / "doctor.asl.json"
+# The functions `myshift doctor` asks to check what a run needs of them.
+DOCTOR_FUNCTIONS = ("Plan", "Extract", "Load", "State")
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,24 @@ class MyshiftStack(Stack):
             removal_policy=settings.removal,
             log_group_name=f"/aws/vendedlogs/states/{construct_id}-sync",
         )
+        doctor = Workflow(
+            self,
+            "Doctor",
+            definition_file=DOCTOR_FILE,
+            functions={
+                prefix: function
+                for prefix, function in functions.workflow_functions().items()
+                if prefix in DOCTOR_FUNCTIONS
+            },
+            bucket=storage.bucket,
+            data_prefix=settings.data_prefix,
+            timeout=Duration.minutes(30),
+            log_retention=settings.log_retention,
+            removal_policy=settings.removal,
+            log_group_name=f"/aws/vendedlogs/states/{construct_id}-doctor",
+            name="doctor",
+            distributed_map=False,
+        )
         Schedules(
             self,
             "Schedules",
@@ -210,6 +231,7 @@ class MyshiftStack(Stack):
         CfnOutput(self, "BucketName", value=storage.bucket.bucket_name)
         CfnOutput(self, "StateTableName", value=state.table.table_name)
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
+        CfnOutput(self, "DoctorStateMachineArn", value=doctor.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
         # Whom the DBA grants to, for pipelines that reach Redshift with the functions'
         # IAM identity (no secret_arn, no db_user): see the README's grants.
@@ -224,4 +246,5 @@ class MyshiftStack(Stack):
         self.state = state
         self.functions = functions
         self.workflow = workflow
+        self.doctor = doctor
         self.monitoring = monitoring

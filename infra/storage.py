@@ -72,6 +72,12 @@ class Storage(Construct):
                     prefix=f"{map_results_prefix(data_prefix)}/",
                     expiration=Duration.days(MAP_RESULTS_DAYS),
                 ),
+                # `myshift doctor` writes a canary file and probe objects per check.
+                s3.LifecycleRule(
+                    id="expire-doctor-objects",
+                    prefix=f"{data_prefix}/_doctor/",
+                    expiration=Duration.days(1),
+                ),
                 # Retried chunks overwrite their own key; with versioning on, keep the
                 # superseded copies only briefly.
                 *(

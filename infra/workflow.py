@@ -1,6 +1,7 @@
-"""The sync state machine: `statemachines/sync.asl.json`, the single workflow definition.
+"""The state machines: `statemachines/sync.asl.json` (the sync) and
+`statemachines/doctor.asl.json` (`myshift doctor`).
 
-The same file runs locally (moto) with the same substitutions; here the `${...}`
+The same files run locally (moto) with the same substitutions; here the `${...}`
 placeholders become the deployed function ARNs.
 """
 
@@ -45,14 +46,17 @@ class Workflow(Construct):
         log_retention: logs.RetentionDays,
         removal_policy: RemovalPolicy,
         log_group_name: str,
+        name: str = "sync",
+        distributed_map: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         substitutions = {
             f"{prefix}FunctionArn": function.function_arn for prefix, function in functions.items()
         }
-        substitutions["DataBucketName"] = bucket.bucket_name
-        # Static: moto evaluates a dynamic ResultWriter prefix against the results.
-        substitutions["MapResultsPrefix"] = map_results_prefix(data_prefix)
+        if distributed_map:
+            substitutions["DataBucketName"] = bucket.bucket_name
+            # Static: moto evaluates a dynamic ResultWriter prefix against the results.
+            substitutions["MapResultsPrefix"] = map_results_prefix(data_prefix)
         missing = definition_placeholders(definition_file) - set(substitutions)
         if missing:
             # A placeholder left in would deploy and fail at the first execution.
@@ -74,7 +78,7 @@ class Workflow(Construct):
             self,
             "StateMachine",
             # Named, so that the Distributed Map's child-execution permission can name it.
-            state_machine_name=f"{Stack.of(self).stack_name}-sync",
+            state_machine_name=f"{Stack.of(self).stack_name}-{name}",
             definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
             definition_substitutions=substitutions,
             state_machine_type=sfn.StateMachineType.STANDARD,
@@ -95,6 +99,18 @@ class Workflow(Construct):
                 resources=[fn.function_arn for fn in functions.values()],
             )
         )
+        if distributed_map:
+            self._grant_distributed_map(bucket, data_prefix)
+        Validations.of(self.state_machine).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5[Resource::*]",
+                reason="All '*' resources here lack resource-level permissions: X-Ray "
+                "tracing, and the CloudWatch Logs delivery APIs Step Functions logging "
+                "uses (CreateLogDelivery, PutResourcePolicy, ...).",
+            )
+        )
+
+    def _grant_distributed_map(self, bucket: s3.IBucket, data_prefix: str) -> None:
         # Distributed Maps: the chunk one reads a large plan from the bucket
         # (ItemReader); both write their results there (ResultWriter, which also uses
         # multipart uploads: the actions CDK's own ResultWriter grants); each runs
@@ -148,12 +164,4 @@ class Workflow(Construct):
                 )
                 for arn in children
             ),
-        )
-        Validations.of(self.state_machine).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="All '*' resources here lack resource-level permissions: X-Ray "
-                "tracing, and the CloudWatch Logs delivery APIs Step Functions logging "
-                "uses (CreateLogDelivery, PutResourcePolicy, ...).",
-            )
         )

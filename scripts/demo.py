@@ -1,4 +1,4 @@
-"""`make demo`: seed a sample table, start the local engine, sync it in three runs.
+"""`make demo`: seed a sample table, start the local engine, sync it in three runs, doctor.
 
 Each run goes through the real state machine (moto) with the real Lambda code,
 MariaDB as the source and PostgreSQL as the Redshift stand-in. After each run the
@@ -96,6 +96,10 @@ def main() -> None:
     print(f"\n== run 3: after updating {updated:,} rows and inserting {NEW_ROWS:,}")
     run_sync("--limit", "20000")
     check_moved(updated + NEW_ROWS, "run 3")
+
+    print("\n== doctor: everything a run needs, checked by each function with its own role")
+    if myshift("--local", "doctor", "-p", "demo").returncode != 0:
+        sys.exit("demo: myshift doctor found a problem (see its rows above)")
 
     print(f"\ndemo: all three runs verified in {time.monotonic() - started:.0f}s.")
     print(

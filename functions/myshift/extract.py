@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pymysql
 import pymysql.cursors
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from myshift import keys
@@ -215,6 +216,33 @@ def _row_batches(
             yield record_batch, report, keys.to_key([batch[-1][i] for i in key_positions])
 
 
+def parquet_writer(path: str, columns: list[Column]) -> pq.ParquetWriter:
+    """A writer of a file as every myshift file is written (the canary's too)."""
+    # Dictionary encoding costs time and space on high-cardinality text (DESIGN.md).
+    return pq.ParquetWriter(
+        path, file_schema(columns), compression=PARQUET_COMPRESSION, use_dictionary=False
+    )
+
+
+def upload(s3: Any, path: str, bucket: str, s3_key: str) -> None:
+    """Upload a written file; S3 errors are StorageUnavailableError (transient)."""
+    try:
+        s3.upload_file(path, bucket, s3_key)
+    except (ClientError, BotoCoreError, S3UploadFailedError) as exc:
+        raise StorageUnavailableError(f"S3 upload of {s3_key}: {exc}".splitlines()[0]) from None
+
+
+def write_table(s3: Any, *, bucket: str, s3_key: str, columns: list[Column], table: Any) -> int:
+    """Write rows already converted (`schema.to_record_batch`) as one file; its size."""
+    with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:
+        path = os.path.join(workdir, "file.parquet")
+        with parquet_writer(path, columns) as writer:
+            writer.write_table(table.cast(file_schema(columns)))
+        size = os.path.getsize(path)
+        upload(s3, path, bucket, s3_key)
+    return size
+
+
 def _write_parquet(
     conn: pymysql.Connection,
     path: str,
@@ -228,11 +256,8 @@ def _write_parquet(
     read = _text_batches if reader == "text" else _row_batches
     rows = 0
     last_key: keys.Key | None = None
-    # Dictionary encoding costs time and space on high-cardinality text (DESIGN.md).
     schema = file_schema(columns)
-    with pq.ParquetWriter(
-        path, schema, compression=PARQUET_COMPRESSION, use_dictionary=False
-    ) as writer:
+    with parquet_writer(path, columns) as writer:
         try:
             # closing: if writing fails, the reader stops (and lets go of the connection)
             # now, not when the traceback is collected.
@@ -298,8 +323,5 @@ def extract_chunk(
                 conn, path, "rows", query("rows"), columns, key_positions, batch_rows
             )
         size = os.path.getsize(path)
-        try:
-            s3.upload_file(path, bucket, s3_key)
-        except (ClientError, BotoCoreError) as exc:
-            raise StorageUnavailableError(f"S3 upload of {s3_key}: {exc}".splitlines()[0]) from None
+        upload(s3, path, bucket, s3_key)
     return ChunkResult(index, s3_key, rows, size, last_key, report)

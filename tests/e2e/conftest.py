@@ -359,3 +359,14 @@ def compare_table(
         extra=len(set(by_id) - set(source)),
         differing=sum(1 for k, row in by_id.items() if k in source and source[k] != row),
     )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With MYSHIFT_IAM_CALLS_FILE set: write every call the engine allowed, by role
+    (what `infra.functions` least-privilege policies are checked against)."""
+    path = os.environ.get("MYSHIFT_IAM_CALLS_FILE")
+    if not path:
+        return
+    from myshift.local.enforcement import allowed_calls
+
+    Path(path).write_text(json.dumps(sorted(allowed_calls()), indent=0))

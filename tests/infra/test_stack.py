@@ -89,7 +89,7 @@ def test_resource_counts(synth: Synth) -> None:
     template.resource_count_is("AWS::DynamoDB::Table", 1)
     template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
     template.resource_count_is("AWS::Lambda::LayerVersion", 1)
-    template.resource_count_is("AWS::StepFunctions::StateMachine", 1)
+    template.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # sync, doctor
     template.resource_count_is("AWS::Events::Rule", scheduled + 1)  # + nightly s3clean
     # Executions failed / timed out, a verification mismatch, errors and throttles.
     template.resource_count_is("AWS::CloudWatch::Alarm", 3 + 2 * len(FUNCTIONS))
@@ -182,6 +182,7 @@ def test_outputs(synth: Synth) -> None:
         "BucketName",
         "StateTableName",
         "StateMachineArn",
+        "DoctorStateMachineArn",
         "AlarmTopicArn",
         "WarehouseDatabaseUser",
     }
@@ -196,15 +197,26 @@ def _asset_file(outdir: Path, s3_key: str) -> Path:
     return outdir / f"asset.{s3_key}"
 
 
-def test_state_machine_substitutions(synth: Synth) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
-    props = machine["Properties"]
+def _machines(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The state machines by definition name (`sync`, `doctor`): logical id, resource."""
+    return {
+        machine["Properties"]["StateMachineName"].rsplit("-", 1)[1]: (logical_id, machine)
+        for logical_id, machine in synth.resources("AWS::StepFunctions::StateMachine").items()
+    }
+
+
+@pytest.mark.parametrize("name", ["sync", "doctor"])
+def test_state_machine_substitutions(synth: Synth, name: str) -> None:
+    machines = _machines(synth)
+    assert set(machines) == {"sync", "doctor"}
+    props = machines[name][1]["Properties"]
     substitutions = props["DefinitionSubstitutions"]
     # The deployed definition is the repository's file, byte for byte.
     staged = _asset_file(synth.outdir, props["DefinitionS3Location"]["Key"])
     text = staged.read_text(encoding="utf-8")
-    assert text == DEFINITION_FILE.read_text(encoding="utf-8")
-    assert definition_placeholders(DEFINITION_FILE) == set(substitutions)
+    source = DEFINITION_FILE.with_name(f"{name}.asl.json")
+    assert text == source.read_text(encoding="utf-8")
+    assert definition_placeholders(source) == set(substitutions)
     for name in substitutions:
         text = text.replace("${" + name + "}", "arn:aws:lambda:eu-west-1:111122223333:function:x")
     assert "${" not in text
@@ -213,7 +225,8 @@ def test_state_machine_substitutions(synth: Synth) -> None:
     functions = synth.resources("AWS::Lambda::Function")
     by_prefix = {spec.construct_id: spec.name for spec in FUNCTIONS}
     buckets = synth.resources("AWS::S3::Bucket")
-    assert substitutions["DataBucketName"]["Ref"] in buckets
+    if name == "sync":  # the doctor has no Distributed Map
+        assert substitutions["DataBucketName"]["Ref"] in buckets
     for name, value in substitutions.items():
         if not name.endswith("FunctionArn"):  # DataBucketName, MapResultsPrefix
             continue
@@ -243,25 +256,36 @@ def test_transient_errors_are_retried() -> None:
     assert not missing, f"transient errors never retried by the state machine: {missing}"
 
 
-def test_state_machine_may_invoke_exactly_the_workflow_functions(synth: Synth) -> None:
+def test_state_machines_may_invoke_exactly_their_functions(synth: Synth) -> None:
     functions = synth.resources("AWS::Lambda::Function")
-    workflow_ids = {
-        logical_id
-        for logical_id, f in functions.items()
-        if not f["Properties"]["Handler"].startswith("myshift.handlers.s3clean.")
+
+    def handlers(*modules: str) -> set[str]:
+        return {
+            logical_id
+            for logical_id, f in functions.items()
+            if f["Properties"]["Handler"].split(".")[-2] in modules
+        }
+
+    expected = {
+        "sync": handlers("validate_input", "plan", "extract", "load", "state"),
+        "doctor": handlers("plan", "extract", "load", "state"),  # no s3clean, no validation
     }
-    invoked: set[str] = set()
-    for policy in synth.resources("AWS::IAM::Policy").values():
-        for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
-            if statement["Action"] == "lambda:InvokeFunction":
-                invoked |= {r["Fn::GetAtt"][0] for r in statement["Resource"]}
-    assert invoked == workflow_ids
+    for name, (_, machine) in _machines(synth).items():
+        role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+        invoked: set[str] = set()
+        for policy in synth.resources("AWS::IAM::Policy").values():
+            if {"Ref": role} not in policy["Properties"]["Roles"]:
+                continue
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if statement["Action"] == "lambda:InvokeFunction":
+                    invoked |= {r["Fn::GetAtt"][0] for r in statement["Resource"]}
+        assert invoked == expected[name], name
 
 
 def test_schedules(synth: Synth) -> None:
     pipelines = load_pipelines(PIPELINES_DIR)
     rules = synth.resources("AWS::Events::Rule").values()
-    machine_id = next(iter(synth.resources("AWS::StepFunctions::StateMachine")))
+    machine_id = _machines(synth)["sync"][0]
     sync_inputs = {}
     for rule in rules:
         (target,) = rule["Properties"]["Targets"]
@@ -518,7 +542,7 @@ def test_app_py_synthesizes(tmp_path: Path) -> None:
     assert "cdk-nag AwsSolutions: 0 errors, 0 warnings unsuppressed" in result.stdout
     template = json.loads((outdir / "Myshift-ci.template.json").read_text())
     kinds = [r["Type"] for r in template["Resources"].values()]
-    assert kinds.count("AWS::StepFunctions::StateMachine") == 1
+    assert kinds.count("AWS::StepFunctions::StateMachine") == 2  # sync, doctor
     assert kinds.count("AWS::Lambda::Function") == len(FUNCTIONS)
 
 

@@ -117,23 +117,25 @@ def test_no_physical_name_collides(two_stages: dict[str, dict[str, Any]]) -> Non
 
 def test_stage_tags(two_stages: dict[str, dict[str, Any]]) -> None:
     for stage, template in two_stages.items():
-        (machine,) = [
+        machines = [
             r
             for r in template["Resources"].values()
             if r["Type"] == "AWS::StepFunctions::StateMachine"
         ]
-        assert {"Key": "stage", "Value": stage} in machine["Properties"]["Tags"]
+        assert len(machines) == 2  # sync, doctor
+        for machine in machines:
+            assert {"Key": "stage", "Value": stage} in machine["Properties"]["Tags"]
 
 
 def test_distributed_map_policy_matches_the_state_machine_name(
     two_stages: dict[str, dict[str, Any]],
 ) -> None:
     template = two_stages["dev"]
-    (machine,) = [
+    machines = [
         r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
     ]
-    name = _render(machine["Properties"].get("StateMachineName"), "Myshift-dev")
-    assert name is not None and name.startswith("Myshift-dev-")
+    names = {_render(m["Properties"].get("StateMachineName"), "Myshift-dev") for m in machines}
+    assert names == {"Myshift-dev-sync", "Myshift-dev-doctor"}  # both match Myshift-dev-*
 
 
 # --- per-stage pipeline directories ------------------------------------------------

@@ -16,16 +16,16 @@ from pathlib import Path
 import pytest
 from myshift.local.asl_validator import InvalidDefinitionError, validate_definition
 
-from infra.definition import DEFINITION_FILE, render, sync_definition
+from infra.definition import DEFINITIONS, render, sync_definition
 from tests.support.synth import REPO_ROOT, Synth
 
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 
 
-def test_definition_file_is_what_the_builder_writes() -> None:
-    assert DEFINITION_FILE.read_text(encoding="utf-8") == render(sync_definition()), (
-        "statemachines/sync.asl.json differs from infra/definition.py: "
-        "run `.venv/bin/python -m infra.definition`"
+@pytest.mark.parametrize("path", sorted(DEFINITIONS), ids=lambda path: path.name)
+def test_definition_file_is_what_the_builder_writes(path: Path) -> None:
+    assert path.read_text(encoding="utf-8") == render(DEFINITIONS[path]()), (
+        f"statemachines/{path.name} differs from infra/definition.py: run `make asl`"
     )
 
 

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from myshift.cli import sync as sync_run
 from myshift.cli.common import console
+from myshift.cli.doctor import doctor
 from myshift.cli.resources import (
     Resources,
     local_resources,
@@ -376,6 +377,7 @@ cli.add_command(watermark)
 cli.add_command(watermark_count)
 cli.add_command(runs)
 cli.add_command(s3clean)
+cli.add_command(doctor)
 
 
 def main() -> None:

@@ -40,15 +40,23 @@ def start(resources: Resources, execution_input: dict[str, Any], name: str) -> s
 
 
 def wait(
-    resources: Resources, execution_arn: str, on_poll: Any = None, poll_seconds: float = 1.0
+    resources: Resources,
+    execution_arn: str,
+    on_poll: Any = None,
+    poll_seconds: float = 1.0,
+    timeout_seconds: float | None = None,
 ) -> dict[str, Any]:
-    """Poll the execution until it ends; returns describe_execution's answer."""
+    """Poll the execution until it ends (or `timeout_seconds` pass: still RUNNING);
+    returns describe_execution's answer."""
     sfn = resources.client("stepfunctions")
+    deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
         description = sfn.describe_execution(executionArn=execution_arn)
         if on_poll:
             on_poll(description)
         if description["status"] != "RUNNING":
+            return description
+        if deadline is not None and time.monotonic() > deadline:
             return description
         time.sleep(poll_seconds)
 

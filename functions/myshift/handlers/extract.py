@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from myshift import catalog, extract, plan, runtime, state, steps
+from myshift import catalog, doctor, extract, plan, runtime, state, steps
 from myshift.handlers.observability import instrumented, logger, record_chunk_metrics, tag
 from myshift.settings import current_settings
 
@@ -12,6 +12,18 @@ from myshift.settings import current_settings
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     settings = current_settings()
     pipeline = runtime.pipeline(event["pipeline"])
+    if event.get("action") == "doctor":
+        tag(run_id=event["run_id"], action="doctor")
+        return doctor.extract_checks(
+            lambda: runtime.mysql(pipeline.source),
+            runtime.state_table(),
+            runtime.s3(),
+            pipeline=pipeline,
+            bucket=settings.bucket,
+            data_prefix=settings.data_prefix,
+            run_id=event["run_id"],
+            now_epoch=int(time.time()),
+        )
     table = pipeline.table(event["table"])
     chunk = event["chunk"]
     tag(run_id=event["run_id"], table=table.name, chunk=chunk["index"])

@@ -1,9 +1,10 @@
 """Lambda: submit Redshift statements and follow them (the identity that submits a
 statement is the only one the Data API lets describe it)."""
 
+import time
 from typing import Any
 
-from myshift import runtime, state, steps
+from myshift import doctor, runtime, state, steps
 from myshift.errors import InputError
 from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
@@ -30,6 +31,26 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "raise_failure":
         tag(run_id=event.get("run_id"))
         steps.raise_failure(runtime.redshift_data(), event["statement"])
+    if action in ("doctor_submit", "doctor_results"):
+        tag(run_id=event["run_id"], action=action)
+        pipeline = runtime.pipeline(event["pipeline"])
+        if action == "doctor_results":
+            return doctor.warehouse_results(
+                runtime.redshift_data(), pipeline=pipeline, statements=event["statements"]
+            )
+        settings = current_settings()
+        return doctor.submit_warehouse_checks(
+            runtime.redshift_data(),
+            runtime.state_table(),
+            runtime.s3(),
+            pipeline=pipeline,
+            canary_file=event.get("canary"),
+            bucket=settings.bucket,
+            data_prefix=settings.data_prefix,
+            run_id=event["run_id"],
+            poll_seconds=settings.poll_seconds,
+            now_epoch=int(time.time()),
+        )
     if action == "prepare":
         run = event["run"]
         tag(run_id=run["run_id"])

@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from myshift import catalog, evolve, plan, runtime, state, steps
+from myshift import catalog, doctor, evolve, plan, runtime, state, steps
 from myshift.handlers.observability import instrumented, logger, record_verification, tag
 from myshift.settings import current_settings
 from myshift.workflow import refuse_partial_refresh
@@ -14,6 +14,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("action") in ("verify_source", "verify_keys"):
         return _verify(event["action"], event["table"])
     pipeline = runtime.pipeline(event["pipeline"])
+    if event.get("action") == "doctor":
+        tag(run_id=event["run_id"], action="doctor")
+        settings = current_settings()
+        return doctor.plan_checks(
+            lambda: runtime.mysql(pipeline.source),
+            runtime.state_table(),
+            runtime.s3(),
+            pipeline=pipeline,
+            bucket=settings.bucket,
+            data_prefix=settings.data_prefix,
+            run_id=event["run_id"],
+            now_epoch=int(time.time()),
+        )
     table = pipeline.table(event["table"])
     tag(run_id=event["run_id"], table=table.name)
     conn = runtime.mysql(pipeline.source)

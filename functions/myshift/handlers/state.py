@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from myshift import runtime, state, steps
+from myshift import doctor, runtime, state, steps
 from myshift.errors import InputError
 from myshift.handlers.observability import (
     freshness_lag_seconds,
@@ -19,6 +19,11 @@ from myshift.settings import current_settings
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     action = event.get("action")
     table = runtime.state_table()
+    if action == "doctor":
+        tag(run_id=event["run_id"], action=action)
+        return doctor.state_checks(table, run_id=event["run_id"], now_epoch=int(time.time()))
+    if action == "doctor_report":
+        return doctor.report(event["pipeline"], event["run_id"], event["results"])
     if action == "summarize_run":
         return steps.summarize_run(table, event["run"])
     item = event["table"]

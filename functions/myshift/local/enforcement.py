@@ -36,6 +36,15 @@ _JSON_SERVICES = frozenset({"dynamodb", "lambda", "states", "redshift-data", "se
 
 _lock = threading.Lock()
 _installed = False
+# Every (principal, action, resource) the engine allowed: what each role really uses,
+# held against the stack's least-privilege policies (`allowed_calls`).
+_allowed: set[tuple[str, str, str]] = set()
+
+
+def allowed_calls() -> set[tuple[str, str, str]]:
+    """Every (principal ARN, IAM action, resource ARN) allowed so far in this process."""
+    with _lock:
+        return set(_allowed)
 
 
 def workgroup_arn(name: str, region: str = REGION, account: str = ACCOUNT) -> str:
@@ -202,6 +211,8 @@ def install() -> None:
             for arn in [resource] if isinstance(resource, str) else resource:
                 decision = iam.evaluate(documents, action, arn)
                 if decision.allowed:
+                    with _lock:
+                        _allowed.add((str(self._access_key.arn), action, arn))
                     continue
                 if service in _JSON_SERVICES:
                     message = iam.denial_message(self._access_key.arn, decision)

@@ -74,14 +74,14 @@ def repository_root() -> Path:
     return Path(__file__).resolve().parents[3]
 
 
-def definition_file() -> Path:
-    """The one workflow definition."""
-    return repository_root() / "statemachines" / "sync.asl.json"
+def definition_file(name: str = "sync") -> Path:
+    """A workflow definition: `sync` or `doctor`."""
+    return repository_root() / "statemachines" / f"{name}.asl.json"
 
 
-def render_definition(substitutions: dict[str, str]) -> str:
+def render_definition(substitutions: dict[str, str], name: str = "sync") -> str:
     """The ASL with `${Name}` replaced, as CloudFormation's DefinitionSubstitutions do."""
-    text = definition_file().read_text(encoding="utf-8")
+    text = definition_file(name).read_text(encoding="utf-8")
     for name, value in substitutions.items():
         text = text.replace("${" + name + "}", value)
     if "${" in text:
@@ -427,6 +427,7 @@ class LocalResources:
     bucket: str
     state_table: str
     state_machine_arn: str
+    doctor_state_machine_arn: str = ""
     region: str = REGION
     access_key_id: str = ""
     secret_access_key: str = ""
@@ -767,17 +768,20 @@ class LocalEngine:
                 Environment={"Variables": function.environment},
                 Timeout=900,
             )
-        machine = self.stack.state_machine
-        state_machine_arn = self.client("stepfunctions").create_state_machine(
-            name=machine.name,
-            definition=render_definition(machine.substitutions),
-            roleArn=machine.role_arn,
-        )["stateMachineArn"]
+        arns = {
+            name: self.client("stepfunctions").create_state_machine(
+                name=machine.name,
+                definition=render_definition(machine.substitutions, name),
+                roleArn=machine.role_arn,
+            )["stateMachineArn"]
+            for name, machine in self.stack.state_machines.items()
+        }
         return LocalResources(
             self.endpoint_url,
             self.bucket,
             self.state_table,
-            state_machine_arn,
+            arns["sync"],
+            doctor_state_machine_arn=arns["doctor"],
             access_key_id=key["AccessKeyId"],
             secret_access_key=key["SecretAccessKey"],
         )

@@ -1237,6 +1237,9 @@ class RedshiftDataStandIn:
 
     @dsn.setter
     def dsn(self, value: str) -> None:
+        # Another database of the same server: it needs the Redshift functions too.
+        ensure_database(value)
+        ensure_functions(value)
         self._dsn = value
 
     def run_as_admin(self, sql: str | Sequence[str]) -> None:

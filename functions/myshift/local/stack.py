@@ -260,11 +260,16 @@ class LocalFunction:
 
 @dataclass(frozen=True)
 class LocalStateMachine:
-    """The state machine of the stack as the engine creates it."""
+    """A state machine of the stack as the engine creates it."""
 
     name: str
     role_arn: str
     substitutions: dict[str, str]
+
+    @property
+    def definition_name(self) -> str:
+        """Which definition it runs: `sync` or `doctor` (`<stack>-<name>`)."""
+        return self.name.rsplit("-", 1)[-1]
 
 
 @dataclass
@@ -272,8 +277,13 @@ class LocalStack:
     """What the engine created from the template."""
 
     functions: dict[str, LocalFunction]  # by handler module name ("extract")
-    state_machine: LocalStateMachine
+    state_machines: dict[str, LocalStateMachine]  # by definition name ("sync", "doctor")
     roles: dict[str, str]  # role name -> ARN
+
+    @property
+    def state_machine(self) -> LocalStateMachine:
+        """The sync state machine."""
+        return self.state_machines["sync"]
 
 
 def function_name(handler: str) -> str:
@@ -290,8 +300,11 @@ def physical_resources(
 ) -> dict[str, Physical]:
     """The engine's name and ARN for each template resource it creates or refers to."""
     resources = template["Resources"]
-    machine = next(iter(_by_type(template, "AWS::StepFunctions::StateMachine").values()))
-    data_bucket = machine["Properties"]["DefinitionSubstitutions"]["DataBucketName"]["Ref"]
+    data_bucket = next(
+        machine["Properties"]["DefinitionSubstitutions"]["DataBucketName"]["Ref"]
+        for machine in _by_type(template, "AWS::StepFunctions::StateMachine").values()
+        if "DataBucketName" in machine["Properties"]["DefinitionSubstitutions"]
+    )
     found: dict[str, Physical] = {}
     for logical_id, resource in resources.items():
         kind, props = resource["Type"], resource.get("Properties", {})
@@ -361,11 +374,13 @@ def provision(
             role_arn=props["Role"],
             environment=environment(variables),
         )
-    machine_id, machine = next(iter(_by_type(template, "AWS::StepFunctions::StateMachine").items()))
-    props = resolver.resolve(machine["Properties"])
-    state_machine = LocalStateMachine(
-        name=physical[machine_id].attributes["Name"],
-        role_arn=props["RoleArn"],
-        substitutions={k: str(v) for k, v in props["DefinitionSubstitutions"].items()},
-    )
-    return LocalStack(functions=functions, state_machine=state_machine, roles=roles)
+    machines: dict[str, LocalStateMachine] = {}
+    for machine_id, machine in _by_type(template, "AWS::StepFunctions::StateMachine").items():
+        props = resolver.resolve(machine["Properties"])
+        local = LocalStateMachine(
+            name=physical[machine_id].attributes["Name"],
+            role_arn=props["RoleArn"],
+            substitutions={k: str(v) for k, v in props["DefinitionSubstitutions"].items()},
+        )
+        machines[local.definition_name] = local
+    return LocalStack(functions=functions, state_machines=machines, roles=roles)

@@ -43,7 +43,7 @@ test-slow: venv services ## The slow proofs (10,000-chunk limits, fault matrix, 
 lint: venv ## ruff
 	$(VENV)/bin/ruff check .
 
-asl: venv ## Rewrite statemachines/*.asl.json (sync, doctor) from infra/definition.py and validate them
+asl: venv ## Rewrite statemachines/*.asl.json (sync, doctor, reconcile) from infra/definition.py and validate them
 	$(PY) -m infra.definition
 	for f in statemachines/*.asl.json; do tools/node_modules/.bin/asl-validator --json-path $$f || exit 1; done
 

@@ -16,6 +16,7 @@ from infra import REPO_ROOT
 
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
 DOCTOR_FILE = REPO_ROOT / "statemachines" / "doctor.asl.json"
+RECONCILE_FILE = REPO_ROOT / "statemachines" / "reconcile.asl.json"
 
 # What AWS recommends retrying on every Lambda task, with its sample's 6 attempts
 # ("Handle transient Lambda service exceptions", Step Functions best practices), plus
@@ -180,7 +181,7 @@ def _statement_selector() -> State:
     return {f"{field}.$": f"$.Payload.{field}" for field in STATEMENT_FIELDS}
 
 
-def _extract_chunks(*, distributed: bool) -> State:
+def _extract_chunks(*, distributed: bool, next_state: str = "CommitExtraction") -> State:
     """The chunk Map: inline for small plans; Distributed (its own child executions,
     the plan read from and the results written to S3) for large ones."""
     task = "ExtractChunkDistributed" if distributed else "ExtractChunk"
@@ -217,7 +218,7 @@ def _extract_chunks(*, distributed: bool) -> State:
     if distributed:
         state["ResultWriter"] = results_writer()
     state["ResultPath"] = None
-    state["Next"] = "CommitExtraction"
+    state["Next"] = next_state
     return state
 
 
@@ -687,7 +688,245 @@ def doctor_definition() -> State:
     }
 
 
-DEFINITIONS = {DEFINITION_FILE: sync_definition, DOCTOR_FILE: doctor_definition}
+def _reconcile_task(function: str, action: str, next_state: str | None, **kwargs: Any) -> State:
+    """A reconciliation step of `function` on the table's (or item's) state."""
+    retry = {"Plan": SOURCE_AND_STORAGE, "Load": (*WAREHOUSE, *STORAGE)}.get(function, STORAGE)
+    return lambda_task(
+        function,
+        {"action": action, "table.$": "$"},
+        next_state=next_state,
+        retry_on=retry,
+        **kwargs,
+    )
+
+
+def _round_selector() -> State:
+    return {f"{name}.$": f"$.Payload.{name}" for name in ("level", "split", "leaves")}
+
+
+def _compare_items() -> State:
+    """A Distributed Map over the table's items (100 key ranges each, read from S3):
+    each a child execution comparing, splitting and naming its ranges' rows."""
+    item_states: dict[str, State] = {
+        "ItemChecksums": _reconcile_task(
+            "Plan",
+            "reconcile_source",
+            "SubmitChecksums",
+            result_selector=_round_selector(),
+            result_path="$.round",
+            comment="MySQL's count and checksum of every column per range: one statement "
+            "bounded by the item's keys.",
+        ),
+        "SubmitChecksums": _submit(
+            {"action": "reconcile_submit", "table.$": "$"}, "WaitForChecksums", "$.checksums"
+        ),
+        **follow_statement("Checksums", statement="$.checksums", finished="CompareChecksums"),
+        "CompareChecksums": _reconcile_task(
+            "Load",
+            "reconcile_compare",
+            "RangesDiffer",
+            result_selector=_round_selector(),
+            result_path="$.round",
+            comment="Agreeing ranges are reconciled; differing ones split, or listed when small.",
+        ),
+        "RangesDiffer": choice(
+            [
+                {"Variable": "$.round.split", "NumericGreaterThan": 0, "Next": "SplitRanges"},
+                {"Variable": "$.round.leaves", "NumericGreaterThan": 0, "Next": "ListRows"},
+            ],
+            "ItemReconciled",
+        ),
+        "SplitRanges": _reconcile_task(
+            "Plan",
+            "reconcile_split",
+            "SubmitChecksums",
+            result_selector=_round_selector(),
+            result_path="$.round",
+            comment="Each differing range cut in parts on the key's index; MySQL's figures.",
+        ),
+        "ListRows": _reconcile_task("Plan", "reconcile_rows", "SubmitListing", result_path=None),
+        "SubmitListing": _submit(
+            {"action": "reconcile_submit_rows", "table.$": "$"}, "HasListing", "$.listing"
+        ),
+        "HasListing": choice(
+            [{"Variable": "$.listing.statement_id", "IsNull": True, "Next": "NameRows"}],
+            "WaitForListing",
+        ),
+        **follow_statement("Listing", statement="$.listing", finished="NameRows"),
+        "NameRows": _reconcile_task(
+            "Load",
+            "reconcile_name",
+            None,
+            comment="Both listings compared: each key verified, newer, missing, differing, "
+            "duplicated or deleted in the source.",
+        ),
+        "ItemReconciled": {"Type": "Succeed"},
+    }
+    return {
+        "Type": "Map",
+        "Comment": "Each item (100 key ranges) a child execution: its own history.",
+        "ItemReader": {
+            "Resource": "arn:aws:states:::s3:getObject",
+            "ReaderConfig": {"InputType": "JSON"},
+            "Parameters": {"Bucket": "${DataBucketName}", "Key.$": "$.items_key"},
+        },
+        "MaxConcurrencyPath": "$.max_concurrent_items",
+        "ItemSelector": {
+            "pipeline.$": "$.pipeline",
+            "table.$": "$.table",
+            "run_id.$": "$.run_id",
+            "poll_seconds.$": "$.poll_seconds",
+            "item.$": "$$.Map.Item.Value",
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "ItemChecksums",
+            "States": item_states,
+        },
+        "ResultWriter": results_writer(),
+        "ResultPath": None,
+        "Next": "SummarizeReconcile",
+    }
+
+
+def _reconcile_table_states() -> dict[str, State]:
+    """One table: lock, compare (the items' Map), summarize, fix, release."""
+    return {
+        "LockForReconcile": _reconcile_task(
+            "State",
+            "reconcile_lock",
+            "PlanReconcile",
+            comment="The table's lock, as a sync takes it: no sync changes the table meanwhile.",
+        ),
+        "PlanReconcile": _reconcile_task("Plan", "reconcile_plan", "ShouldCompare"),
+        "ShouldCompare": choice(
+            [{"Variable": "$.compare", "BooleanEquals": False, "Next": "ReleaseReconcile"}],
+            "CompareItems",
+        ),
+        "CompareItems": _compare_items(),
+        "SummarizeReconcile": _reconcile_task(
+            "Plan",
+            "reconcile_summarize",
+            "ShouldFix",
+            comment="The items' results in the table's record; with fix, the chunks that "
+            "read the named rows again.",
+        ),
+        "ShouldFix": choice(
+            [
+                {"Variable": "$.chunk_count", "NumericGreaterThan": 0, "Next": "ExtractFixChunks"},
+                {"Variable": "$.deletes", "NumericGreaterThan": 0, "Next": "SubmitFixDeletes"},
+            ],
+            "ReleaseReconcile",
+        ),
+        "ExtractFixChunks": _extract_chunks(distributed=True, next_state="CommitFixExtraction"),
+        "CommitFixExtraction": _reconcile_task("State", "reconcile_commit_extraction", "LoadFix"),
+        "LoadFix": _submit(
+            {"action": "submit", "table.$": "$"},
+            "FixLoadSubmitted",
+            "$.load",
+            comment="The sync's own load: one transaction, the ledger keyed by the files.",
+        ),
+        "FixLoadSubmitted": choice(
+            [{"Variable": "$.load.statement_id", "IsNull": True, "Next": "HasFixDeletes"}],
+            "WaitForFixLoad",
+        ),
+        **follow_statement("FixLoad", statement="$.load", finished="CommitFixLoad"),
+        "CommitFixLoad": _reconcile_task("State", "reconcile_commit_load", "HasFixDeletes"),
+        "HasFixDeletes": choice(
+            [{"Variable": "$.deletes", "NumericGreaterThan": 0, "Next": "SubmitFixDeletes"}],
+            "ReleaseReconcile",
+        ),
+        "SubmitFixDeletes": _submit(
+            {"action": "reconcile_deletes_submit", "table.$": "$"},
+            "WaitForFixDeletes",
+            "$.deletes_statement",
+        ),
+        **follow_statement(
+            "FixDeletes", statement="$.deletes_statement", finished="CommitFixDeletes"
+        ),
+        "CommitFixDeletes": _reconcile_task(
+            "State", "reconcile_commit_deletes", "ReleaseReconcile"
+        ),
+        "ReleaseReconcile": _reconcile_task(
+            "State", "reconcile_release", None, comment="Ends with the table's status."
+        ),
+    }
+
+
+def reconcile_definition() -> State:
+    """The reconcile state machine (`myshift reconcile`)."""
+    tables: State = {
+        "Type": "Map",
+        "ItemsPath": "$.tables",
+        "MaxConcurrencyPath": "$.max_concurrent_tables",
+        "ToleratedFailurePercentage": 100.0,
+        "ItemSelector": {
+            "pipeline.$": "$.pipeline",
+            "table.$": "$$.Map.Item.Value",
+            "run_id.$": "$.run_id",
+            "fix.$": "$.fix",
+            "poll_seconds.$": "$.poll_seconds",
+        },
+        "ItemProcessor": {
+            "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"},
+            "StartAt": "ReconcileTable",
+            "States": {
+                "ReconcileTable": {
+                    "Type": "Parallel",
+                    "Comment": "One branch holding the table's flow, so that one Catch "
+                    "records any failure (a table locked by a run: skipped) and releases "
+                    "the lock.",
+                    "Branches": [
+                        {"StartAt": "LockForReconcile", "States": _reconcile_table_states()}
+                    ],
+                    "OutputPath": "$[0]",
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["States.ALL"],
+                            "ResultPath": "$.error",
+                            "Next": "RecordReconcileFailure",
+                        }
+                    ],
+                    "End": True,
+                },
+                "RecordReconcileFailure": _reconcile_task("State", "reconcile_failure", None),
+            },
+        },
+        "ResultWriter": results_writer(),
+        "ResultPath": None,
+        "Next": "ReconcileReport",
+    }
+    return {
+        "Comment": "myshift reconcile: per table (a child execution each, under the table's "
+        "lock) every column of every row due compared per key range, MySQL against "
+        "Redshift (a Distributed Map over the ranges), differing ranges split until the rows "
+        "are named; with fix, those rows extracted and loaded again as a sync loads them.",
+        "StartAt": "ValidateReconcile",
+        "States": {
+            "ValidateReconcile": lambda_task(
+                "ValidateInput",
+                {
+                    "action": "reconcile",
+                    "input.$": "$",
+                    "execution_name.$": "$$.Execution.Name",
+                },
+                next_state="ReconcileTables",
+            ),
+            "ReconcileTables": tables,
+            "ReconcileReport": lambda_task(
+                "State",
+                {"action": "reconcile_report", "run.$": "$"},
+                retry_on=STORAGE,
+            ),
+        },
+    }
+
+
+DEFINITIONS = {
+    DEFINITION_FILE: sync_definition,
+    DOCTOR_FILE: doctor_definition,
+    RECONCILE_FILE: reconcile_definition,
+}
 
 
 def render(definition: State) -> str:
@@ -696,7 +935,7 @@ def render(definition: State) -> str:
 
 
 def write() -> list[Path]:
-    """Write every definition file (sync, doctor)."""
+    """Write every definition file (sync, doctor, reconcile)."""
     for path, build in DEFINITIONS.items():
         path.write_text(render(build()), encoding="utf-8")
     return list(DEFINITIONS)

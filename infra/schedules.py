@@ -1,4 +1,5 @@
-"""EventBridge schedules: one sync rule per scheduled pipeline, one nightly S3 clean-up."""
+"""EventBridge schedules: one sync rule per scheduled pipeline, one reconcile rule per
+pipeline with a `reconcile_schedule`, one nightly S3 clean-up."""
 
 from __future__ import annotations
 
@@ -31,6 +32,12 @@ def scheduled_input(pipeline: PipelineConfig) -> dict[str, Any]:
     }
 
 
+def reconcile_input(pipeline: PipelineConfig) -> dict[str, Any]:
+    """Execution input of a scheduled reconciliation: every table, report only (a fix
+    is an operator's decision: `myshift reconcile --fix`)."""
+    return {"pipeline": pipeline.name, "fix": False}
+
+
 class Schedules(Construct):
     """The rules; `self.rules` maps pipeline name (or "s3clean") to its rule."""
 
@@ -43,6 +50,7 @@ class Schedules(Construct):
         state_machine: sfn.IStateMachine,
         s3clean: lambda_.IFunction,
         s3clean_schedule: str,
+        reconcile_state_machine: sfn.IStateMachine | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.rules: dict[str, events.Rule] = {}
@@ -59,6 +67,23 @@ class Schedules(Construct):
                         state_machine,
                         input=events.RuleTargetInput.from_object(scheduled_input(pipeline)),
                         # A start that cannot happen within the interval is stale.
+                        max_event_age=Duration.hours(1),
+                        retry_attempts=3,
+                    )
+                ],
+            )
+        for name, pipeline in sorted(pipelines.items()):
+            if not pipeline.reconcile_schedule or reconcile_state_machine is None:
+                continue
+            self.rules[f"reconcile-{name}"] = events.Rule(
+                self,
+                f"Reconcile-{name}",
+                description=f"myshift: reconcile pipeline {name} ({pipeline.reconcile_schedule})",
+                schedule=events.Schedule.expression(pipeline.reconcile_schedule),
+                targets=[
+                    targets.SfnStateMachine(
+                        reconcile_state_machine,
+                        input=events.RuleTargetInput.from_object(reconcile_input(pipeline)),
                         max_event_age=Duration.hours(1),
                         retry_attempts=3,
                     )

@@ -29,6 +29,7 @@ from infra.workflow import Workflow
 
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
 DOCTOR_FILE = REPO_ROOT / "statemachines" / "doctor.asl.json"
+RECONCILE_FILE = REPO_ROOT / "statemachines" / "reconcile.asl.json"
 # The functions `myshift doctor` asks to check what a run needs of them.
 DOCTOR_FUNCTIONS = ("Plan", "Extract", "Load", "State")
 
@@ -210,6 +211,19 @@ class MyshiftStack(Stack):
             name="doctor",
             distributed_map=False,
         )
+        reconcile = Workflow(
+            self,
+            "Reconcile",
+            definition_file=RECONCILE_FILE,
+            functions=functions.workflow_functions(),
+            bucket=storage.bucket,
+            data_prefix=settings.data_prefix,
+            timeout=Duration.hours(settings.state_machine_timeout_hours),
+            log_retention=settings.log_retention,
+            removal_policy=settings.removal,
+            log_group_name=f"/aws/vendedlogs/states/{construct_id}-reconcile",
+            name="reconcile",
+        )
         Schedules(
             self,
             "Schedules",
@@ -217,6 +231,7 @@ class MyshiftStack(Stack):
             state_machine=workflow.state_machine,
             s3clean=functions.functions["s3clean"],
             s3clean_schedule=settings.s3clean_schedule,
+            reconcile_state_machine=reconcile.state_machine,
         )
         monitoring = Monitoring(
             self,
@@ -232,6 +247,7 @@ class MyshiftStack(Stack):
         CfnOutput(self, "StateTableName", value=state.table.table_name)
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "DoctorStateMachineArn", value=doctor.state_machine.state_machine_arn)
+        CfnOutput(self, "ReconcileStateMachineArn", value=reconcile.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
         # Whom the DBA grants to, for pipelines that reach Redshift with the functions'
         # IAM identity (no secret_arn, no db_user): see the README's grants.
@@ -247,4 +263,5 @@ class MyshiftStack(Stack):
         self.functions = functions
         self.workflow = workflow
         self.doctor = doctor
+        self.reconcile = reconcile
         self.monitoring = monitoring

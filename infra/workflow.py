@@ -1,5 +1,6 @@
-"""The state machines: `statemachines/sync.asl.json` (the sync) and
-`statemachines/doctor.asl.json` (`myshift doctor`).
+"""The state machines: `statemachines/sync.asl.json` (the sync),
+`statemachines/doctor.asl.json` (`myshift doctor`) and `statemachines/reconcile.asl.json`
+(`myshift reconcile`).
 
 The same files run locally (moto) with the same substitutions; here the `${...}`
 placeholders become the deployed function ARNs.

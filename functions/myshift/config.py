@@ -465,6 +465,9 @@ class PipelineConfig(_Strict):
     vpc: VpcConfig | None = None
     strategy: Literal["sequential", "inter-table"] = "sequential"
     schedule: str | None = None
+    # EventBridge schedule of a content reconciliation of every table (`myshift
+    # reconcile`, report only, no fix); none by default: it reads every row of the source.
+    reconcile_schedule: str | None = None
     chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_CHUNK_ROWS
     max_concurrent_chunks: Annotated[int, Field(ge=1, le=40)] = 2
     safety_lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 5

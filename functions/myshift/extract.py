@@ -91,20 +91,28 @@ def chunk_query(
     columns: list[Column],
     key_cols: list[str],
     lower: keys.Key | None,
-    upper: keys.Key,
+    upper: keys.Key | None,
     reader: Reader = "rows",
     *,
     include_null_cursor: bool = False,
     order_index: str | None = None,
+    named: tuple[list[str], list[keys.Key]] | None = None,
 ) -> tuple[str, list]:
     """The SELECT of one chunk: `lower < key <= upper ORDER BY key`.
 
     `reader="rows"` selects the columns, `reader="text"` one CSV line per row. With
     `include_null_cursor` rows with a NULL cursor sort first (`keys.null_cursor_range`).
     `order_index` (`plan.order_index`) is forced: the rows stream in its order, never
-    through a full scan and a sort.
+    through a full scan and a sort. `named` (primary key columns, keys) reads those
+    rows instead of a range (a reconciliation's fix): found by the primary key.
     """
-    where, params = keys.key_range(key_cols, lower, upper, include_null_cursor=include_null_cursor)
+    if named is not None:
+        where, params = keys.any_of(*named)
+        order_index = None  # a few hundred rows by key, sorted in memory
+    else:
+        where, params = keys.key_range(
+            key_cols, lower, upper, include_null_cursor=include_null_cursor
+        )
     select = csv_line_sql(columns) if reader == "text" else select_list(columns)
     hint = f" FORCE INDEX ({quote_mysql(order_index)})" if order_index else ""
     sql = (
@@ -284,13 +292,16 @@ def extract_chunk(
     columns: list[Column],
     key_cols: list[str],
     lower: keys.Key | None,
-    upper: keys.Key,
+    upper: keys.Key | None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     reader: Reader = "text",
     include_null_cursor: bool = False,
     order_index: str | None = None,
+    named: tuple[list[str], list[keys.Key]] | None = None,
 ) -> ChunkResult:
-    """Read the chunk's rows, write them as Parquet (SNAPPY) and upload the file."""
+    """Read the chunk's rows, write them as Parquet (SNAPPY) and upload the file.
+
+    `named`: the rows of these primary keys instead of the range (`chunk_query`)."""
     key_positions = [next(i for i, c in enumerate(columns) if c.source_name == k) for k in key_cols]
 
     def query(reader: Reader) -> tuple[str, list]:
@@ -304,6 +315,7 @@ def extract_chunk(
             reader,
             include_null_cursor=include_null_cursor,
             order_index=order_index,
+            named=named,
         )
 
     with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:

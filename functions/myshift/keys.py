@@ -146,6 +146,21 @@ def null_cursor_range(
     return (" AND ".join(parts) or "TRUE"), params
 
 
+def any_of(columns: Sequence[str], keys: Sequence[Sequence[KeyValue]]) -> tuple[str, list]:
+    """Predicate: the row's key is one of `keys` (values of `columns`, e.g. the primary
+    key's), as `c IN (...)` for one column and OR/AND for several (the key's index)."""
+    if not keys:
+        raise SchemaError("no key to match")
+    if any(len(key) != len(columns) for key in keys):
+        raise SchemaError(f"a key has other than {len(columns)} values")
+    params: list[KeyValue] = [value for key in keys for value in key]
+    if len(columns) == 1:
+        marks = ", ".join(["%s"] * len(keys))
+        return f"{quote_mysql(columns[0])} IN ({marks})", params
+    one = "(" + " AND ".join(f"{quote_mysql(c)} = %s" for c in columns) + ")"
+    return "(" + " OR ".join([one] * len(keys)) + ")", params
+
+
 def order_by(columns: Sequence[str], descending: bool = False) -> str:
     """`ORDER BY` list for the key."""
     direction = " DESC" if descending else ""

@@ -25,6 +25,7 @@ LOAD = "LOAD"  # the load submitted and not yet committed (at most one per table
 FILE_PREFIX = "FILE#"
 RUN_PREFIX = "RUN#"
 PLAN_PREFIX = "PLAN#"
+RECONCILE_PREFIX = "RECONCILE#"  # a reconciliation's record (`myshift reconcile`)
 # A run's plan is only read while the run goes on; DynamoDB's TTL removes it later.
 PLAN_TTL_SECONDS = 30 * 24 * 3600
 
@@ -260,11 +261,18 @@ def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str,
 
 
 def update_run(
-    table: Any, pipeline: str, name: str, run_id: str, changes: dict[str, Any]
+    table: Any,
+    pipeline: str,
+    name: str,
+    run_id: str,
+    changes: dict[str, Any],
+    *,
+    prefix: str = RUN_PREFIX,
 ) -> dict[str, Any]:
     """Set `changes` on a run's record (created with them if it has none); returns the
-    record as it is now. One UpdateItem: no read-modify-write window."""
-    key = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}
+    record as it is now. One UpdateItem: no read-modify-write window. `prefix`
+    RECONCILE_PREFIX: a reconciliation's record instead."""
+    key = {"pk": partition_key(pipeline, name), "sk": f"{prefix}{run_id}"}
     values = {**changes, "pipeline": pipeline, "table": name, "run_id": run_id}
     names = {f"#a{i}": field for i, field in enumerate(values)}
     expression = "SET " + ", ".join(f"#a{i} = :v{i}" for i in range(len(values)))
@@ -317,10 +325,12 @@ def get_plan(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any
     return _plain(item) if item else None
 
 
-def get_runs(table: Any, pipeline: str, names: list[str], run_id: str) -> dict[str, dict[str, Any]]:
+def get_runs(
+    table: Any, pipeline: str, names: list[str], run_id: str, *, prefix: str = RUN_PREFIX
+) -> dict[str, dict[str, Any]]:
     """The records of one run for many tables (BatchGetItem, 100 keys a call), by table."""
     keys = [
-        {"pk": partition_key(pipeline, n), "sk": f"{RUN_PREFIX}{run_id}"}
+        {"pk": partition_key(pipeline, n), "sk": f"{prefix}{run_id}"}
         for n in dict.fromkeys(names)  # BatchGetItem refuses a key twice
     ]
     found: dict[str, dict[str, Any]] = {}

@@ -22,6 +22,7 @@ from rich.table import Table
 from myshift.cli import sync as sync_run
 from myshift.cli.common import console
 from myshift.cli.doctor import doctor
+from myshift.cli.reconcile import reconcile
 from myshift.cli.resources import (
     Resources,
     local_resources,
@@ -378,6 +379,7 @@ cli.add_command(watermark_count)
 cli.add_command(runs)
 cli.add_command(s3clean)
 cli.add_command(doctor)
+cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -33,6 +33,8 @@ class Resources:
     region: str
     # `myshift doctor`'s state machine (empty for a stack deployed before it existed).
     doctor_state_machine_arn: str = ""
+    # `myshift reconcile`'s state machine (empty for a stack deployed before it existed).
+    reconcile_state_machine_arn: str = ""
     endpoint_url: str | None = None
     # The local engine's operator key (its IAM checks every request); in AWS the
     # operator's own credentials (boto3's usual chain).
@@ -71,6 +73,7 @@ def local_resources() -> Resources:
         state_table=record["state_table"],
         state_machine_arn=record["state_machine_arn"],
         doctor_state_machine_arn=record.get("doctor_state_machine_arn", ""),
+        reconcile_state_machine_arn=record.get("reconcile_state_machine_arn", ""),
         region=record["region"],
         endpoint_url=record["endpoint_url"],
         access_key_id=record.get("access_key_id"),
@@ -95,5 +98,6 @@ def stack_resources(stage: str, region: str | None = None) -> Resources:
         state_table=outputs["StateTableName"],
         state_machine_arn=outputs["StateMachineArn"],
         doctor_state_machine_arn=outputs.get("DoctorStateMachineArn", ""),
+        reconcile_state_machine_arn=outputs.get("ReconcileStateMachineArn", ""),
         region=cloudformation.meta.region_name,
     )

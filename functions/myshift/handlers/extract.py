@@ -49,11 +49,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         table=table.table,
         columns=columns,
         key_cols=plan.key_columns(columns, table.cursor, table.primary_key),
-        lower=chunk["lower"],
-        upper=chunk["upper"],
+        lower=chunk.get("lower"),
+        upper=chunk.get("upper"),
         reader=table.reader,
         include_null_cursor=table.load_null_cursor,
         order_index=event.get("order_index"),
+        # A reconciliation's fix names the rows to read again by their primary key.
+        named=(table.primary_key, chunk["keys"]) if "keys" in chunk else None,
     )
     logger.info("extracted", extra={"rows": result.rows, "bytes": result.bytes})
     record_chunk_metrics(

@@ -4,7 +4,7 @@ statement is the only one the Data API lets describe it)."""
 import time
 from typing import Any
 
-from myshift import doctor, runtime, state, steps
+from myshift import doctor, reconcile, runtime, state, steps
 from myshift.errors import InputError
 from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
@@ -15,6 +15,15 @@ VERIFY_ACTIONS = {
     "verify_compare": steps.compare_verification,
     "verify_collect": steps.collect_narrowed,
     "deletes_submit": steps.submit_deletes,
+}
+
+# A reconciliation's warehouse side: submitted, compared and read by this identity.
+RECONCILE_ACTIONS = {
+    "reconcile_submit": reconcile.submit_checksums,
+    "reconcile_compare": reconcile.compare_checksums,
+    "reconcile_submit_rows": reconcile.submit_listing,
+    "reconcile_name": reconcile.name_rows,
+    "reconcile_deletes_submit": reconcile.submit_deletes,
 }
 
 
@@ -76,6 +85,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             runtime.s3(),
             runtime.redshift_data(),
             bucket=current_settings().bucket,
+            pipeline=runtime.pipeline(item["pipeline"]),
+            item=item,
+        )
+    if action in RECONCILE_ACTIONS:
+        settings = current_settings()
+        return RECONCILE_ACTIONS[action](
+            runtime.s3(),
+            runtime.redshift_data(),
+            bucket=settings.bucket,
+            data_prefix=settings.data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
         )

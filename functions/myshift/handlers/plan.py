@@ -3,16 +3,39 @@
 import time
 from typing import Any
 
-from myshift import catalog, doctor, evolve, plan, runtime, state, steps
+from myshift import catalog, doctor, evolve, plan, reconcile, runtime, state, steps
 from myshift.handlers.observability import instrumented, logger, record_verification, tag
 from myshift.settings import current_settings
 from myshift.workflow import refuse_partial_refresh
+
+# A reconciliation's source side (this function reaches MySQL).
+RECONCILE_ACTIONS = {
+    "reconcile_plan": reconcile.plan,
+    "reconcile_source": reconcile.item_source,
+    "reconcile_split": reconcile.split_ranges,
+    "reconcile_rows": reconcile.list_rows,
+    "reconcile_summarize": reconcile.summarize,
+}
 
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("action") in ("verify_source", "verify_keys"):
         return _verify(event["action"], event["table"])
+    if event.get("action") in RECONCILE_ACTIONS:
+        item = event["table"]
+        tag(run_id=item["run_id"], table=item["table"], action=event["action"])
+        pipeline = runtime.pipeline(item["pipeline"])
+        settings = current_settings()
+        return RECONCILE_ACTIONS[event["action"]](
+            runtime.mysql(pipeline.source),
+            runtime.s3(),
+            runtime.state_table(),
+            bucket=settings.bucket,
+            data_prefix=settings.data_prefix,
+            pipeline=pipeline,
+            item=item,
+        )
     pipeline = runtime.pipeline(event["pipeline"])
     if event.get("action") == "doctor":
         tag(run_id=event["run_id"], action="doctor")

@@ -3,7 +3,7 @@
 import time
 from typing import Any
 
-from myshift import doctor, runtime, state, steps
+from myshift import doctor, reconcile, runtime, state, steps
 from myshift.errors import InputError
 from myshift.handlers.observability import (
     freshness_lag_seconds,
@@ -26,6 +26,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return doctor.report(event["pipeline"], event["run_id"], event["results"])
     if action == "summarize_run":
         return steps.summarize_run(table, event["run"])
+    if action == "reconcile_report":
+        return reconcile.report(table, event["run"])
     item = event["table"]
     tag(run_id=item["run_id"], table=item["table"], action=action)
     now = state.utc_now()
@@ -59,4 +61,30 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     if action == "record_failure":
         return steps.record_failure(table, item, now)
+    if str(action).startswith("reconcile_"):
+        return _reconcile(action, table, item, now)
+    raise InputError(f"unknown state action {action!r}")
+
+
+def _reconcile(action: str, table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+    """A reconciliation's state steps (lock, commits of its fix, release, failure)."""
+    settings = current_settings()
+    if action == "reconcile_lock":
+        pipeline = runtime.pipeline(item["pipeline"])
+        return reconcile.acquire_lock(table, pipeline, item, now=now, now_epoch=int(time.time()))
+    if action == "reconcile_commit_extraction":
+        return reconcile.commit_fix_extraction(table, item, now)
+    if action == "reconcile_commit_load":
+        return reconcile.commit_fix_load(
+            table, runtime.s3(), bucket=settings.bucket, item=item, now=now
+        )
+    if action == "reconcile_commit_deletes":
+        return reconcile.commit_deletes(
+            table, pipeline=runtime.pipeline(item["pipeline"]), item=item
+        )
+    documents = {"bucket": settings.bucket, "data_prefix": settings.data_prefix}
+    if action == "reconcile_release":
+        return reconcile.release(table, runtime.s3(), item=item, now=now, **documents)
+    if action == "reconcile_failure":
+        return reconcile.record_failure(table, runtime.s3(), item=item, now=now, **documents)
     raise InputError(f"unknown state action {action!r}")

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from myshift import runtime
+from myshift import reconcile, runtime
 from myshift.handlers.observability import instrumented
 from myshift.settings import current_settings
 from myshift.workflow import parse_execution_input, run_items
@@ -10,6 +10,12 @@ from myshift.workflow import parse_execution_input, run_items
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("action") == "reconcile":
+        request = reconcile.parse_input(event.get("input"))
+        pipeline = runtime.pipeline(request.pipeline)
+        return reconcile.run_items(
+            request, pipeline, event["execution_name"], current_settings().poll_seconds
+        )
     request = parse_execution_input(event.get("input"))
     pipeline = runtime.pipeline(request.pipeline)
     return run_items(request, pipeline, event["execution_name"], current_settings().poll_seconds)

@@ -75,7 +75,7 @@ def repository_root() -> Path:
 
 
 def definition_file(name: str = "sync") -> Path:
-    """A workflow definition: `sync` or `doctor`."""
+    """A workflow definition: `sync`, `doctor` or `reconcile`."""
     return repository_root() / "statemachines" / f"{name}.asl.json"
 
 
@@ -428,6 +428,7 @@ class LocalResources:
     state_table: str
     state_machine_arn: str
     doctor_state_machine_arn: str = ""
+    reconcile_state_machine_arn: str = ""
     region: str = REGION
     access_key_id: str = ""
     secret_access_key: str = ""
@@ -782,6 +783,7 @@ class LocalEngine:
             self.state_table,
             arns["sync"],
             doctor_state_machine_arn=arns["doctor"],
+            reconcile_state_machine_arn=arns["reconcile"],
             access_key_id=key["AccessKeyId"],
             secret_access_key=key["SecretAccessKey"],
         )

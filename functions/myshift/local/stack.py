@@ -268,7 +268,7 @@ class LocalStateMachine:
 
     @property
     def definition_name(self) -> str:
-        """Which definition it runs: `sync` or `doctor` (`<stack>-<name>`)."""
+        """Which definition it runs: `sync`, `doctor` or `reconcile` (`<stack>-<name>`)."""
         return self.name.rsplit("-", 1)[-1]
 
 
@@ -277,7 +277,7 @@ class LocalStack:
     """What the engine created from the template."""
 
     functions: dict[str, LocalFunction]  # by handler module name ("extract")
-    state_machines: dict[str, LocalStateMachine]  # by definition name ("sync", "doctor")
+    state_machines: dict[str, LocalStateMachine]  # by definition name ("sync", "doctor", ...)
     roles: dict[str, str]  # role name -> ARN
 
     @property

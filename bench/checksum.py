@@ -23,7 +23,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +79,43 @@ def ensure_table(conn: pymysql.Connection, rows: int) -> None:
     print(
         f"table {DATABASE}.{TABLE}: created {rows:,} rows in {time.perf_counter() - started:.1f}s"
     )
+
+
+@contextmanager
+def bench_table(rows: int, keep: bool) -> Iterator[pymysql.Connection]:
+    """A connection to the settlement table of `rows` rows in DATABASE (dropped after,
+    unless `keep`)."""
+    conn = connect()
+    try:
+        ensure_table(conn, rows)
+        yield conn
+    finally:
+        if not keep:
+            with conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
+        conn.close()
+
+
+def table_columns(conn: pymysql.Connection) -> list:
+    """The table's columns as the extractor sees them (target names in lower case)."""
+    with conn.cursor(pymysql.cursors.DictCursor) as cur:
+        cur.execute(COLUMNS_QUERY, (DATABASE, TABLE))
+        info = cur.fetchall()
+    names = {r["COLUMN_NAME"]: r["COLUMN_NAME"].lower() for r in info}
+    return columns_from_information_schema(info, names)
+
+
+def newest_key(conn: pymysql.Connection) -> list:
+    """The table's last order key (updated_at, id): a watermark every row is due at."""
+    with conn.cursor() as cur:
+        cur.execute(
+            f"SELECT updated_at, id FROM `{DATABASE}`.`{TABLE}` "  # noqa: S608
+            "ORDER BY updated_at DESC, id DESC LIMIT 1"
+        )
+        return [
+            value.strftime("%Y-%m-%d %H:%M:%S.%f") if i == 0 else value
+            for i, value in enumerate(cur.fetchone())
+        ]
 
 
 def native_seconds(client: str) -> float:
@@ -134,9 +173,7 @@ def main() -> None:
     client = shutil.which("mariadb") or shutil.which("mysql")
     if client is None:
         sys.exit("no mariadb/mysql client on PATH")
-    conn = connect()
-    try:
-        ensure_table(conn, args.rows)
+    with bench_table(args.rows, args.keep) as conn:
         with conn.cursor(pymysql.cursors.DictCursor) as cur:
             cur.execute(COLUMNS_QUERY, (DATABASE, TABLE))
             columns = columns_from_information_schema(list(cur.fetchall()))
@@ -172,11 +209,6 @@ def main() -> None:
                 f"checksum, {label}: {median:.2f}s ({runs(times)}), "
                 f"ratio {median / native_s:.2f}x (goal <= 1.5x)"
             )
-    finally:
-        if not args.keep:
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        conn.close()
 
 
 if __name__ == "__main__":

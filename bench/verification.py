@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 
 from myshift import checksum, verification  # noqa: E402
 from myshift.config import TableConfig  # noqa: E402
-from myshift.schema import COLUMNS_QUERY, columns_from_information_schema  # noqa: E402
 
 from bench import checksum as bench_checksum  # noqa: E402
 
@@ -50,30 +49,17 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     client = bench_checksum.shutil.which("mariadb") or bench_checksum.shutil.which("mysql")
-    conn = bench_checksum.connect()
-    try:
-        bench_checksum.ensure_table(conn, args.rows)
+    with bench_checksum.bench_table(args.rows, args.keep) as conn:
         table = TableConfig(
             name=f"{DATABASE}.{TABLE}",
             cursor="updated_at",
             primary_key=["id"],
             verify_range_rows=args.range_rows,
         )
-        with conn.cursor(bench_checksum.pymysql.cursors.DictCursor) as cur:
-            cur.execute(COLUMNS_QUERY, (DATABASE, TABLE))
-            info = cur.fetchall()
-        names = {r["COLUMN_NAME"]: r["COLUMN_NAME"].lower() for r in info}
-        by_name = {c.source_name: c for c in columns_from_information_schema(info, names)}
+        all_columns = bench_checksum.table_columns(conn)
+        by_name = {c.source_name: c for c in all_columns}
         columns = [by_name["id"], by_name["updated_at"]]
-        with conn.cursor() as cur:
-            cur.execute(
-                f"SELECT updated_at, id FROM `{DATABASE}`.`{TABLE}` "  # noqa: S608
-                "ORDER BY updated_at DESC, id DESC LIMIT 1"
-            )
-            newest = [
-                value.strftime("%Y-%m-%d %H:%M:%S.%f") if i == 0 else value
-                for i, value in enumerate(cur.fetchone())
-            ]
+        newest = bench_checksum.newest_key(conn)
         due = verification.due_predicate(table, newest)
         native, cut, figures, narrow = [], [], [], []
         for _ in range(3):
@@ -119,11 +105,6 @@ def main() -> None:
         ratio = f"  ({median(figures) / median(native):.2f}x the native read)" if native else ""
         print(f"  source figures, all ranges {median(figures):6.2f} s{ratio}")
         print(f"  narrow one range ({listed:,} keys) {median(narrow):5.3f} s")
-    finally:
-        if not args.keep:
-            with conn.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
-        conn.close()
 
 
 if __name__ == "__main__":

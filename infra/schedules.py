@@ -55,40 +55,22 @@ class Schedules(Construct):
         super().__init__(scope, construct_id)
         self.rules: dict[str, events.Rule] = {}
         for name, pipeline in sorted(pipelines.items()):
-            if not pipeline.schedule:
-                continue
-            self.rules[name] = events.Rule(
-                self,
-                f"Sync-{name}",
-                description=f"myshift: sync pipeline {name} ({pipeline.schedule})",
-                schedule=events.Schedule.expression(pipeline.schedule),
-                targets=[
-                    targets.SfnStateMachine(
-                        state_machine,
-                        input=events.RuleTargetInput.from_object(scheduled_input(pipeline)),
-                        # A start that cannot happen within the interval is stale.
-                        max_event_age=Duration.hours(1),
-                        retry_attempts=3,
-                    )
-                ],
-            )
-        for name, pipeline in sorted(pipelines.items()):
-            if not pipeline.reconcile_schedule or reconcile_state_machine is None:
-                continue
-            self.rules[f"reconcile-{name}"] = events.Rule(
-                self,
-                f"Reconcile-{name}",
-                description=f"myshift: reconcile pipeline {name} ({pipeline.reconcile_schedule})",
-                schedule=events.Schedule.expression(pipeline.reconcile_schedule),
-                targets=[
-                    targets.SfnStateMachine(
-                        reconcile_state_machine,
-                        input=events.RuleTargetInput.from_object(reconcile_input(pipeline)),
-                        max_event_age=Duration.hours(1),
-                        retry_attempts=3,
-                    )
-                ],
-            )
+            if pipeline.schedule:
+                self.rules[name] = self._start(
+                    f"Sync-{name}",
+                    f"sync pipeline {name}",
+                    pipeline.schedule,
+                    state_machine,
+                    scheduled_input(pipeline),
+                )
+            if pipeline.reconcile_schedule and reconcile_state_machine is not None:
+                self.rules[f"reconcile-{name}"] = self._start(
+                    f"Reconcile-{name}",
+                    f"reconcile pipeline {name}",
+                    pipeline.reconcile_schedule,
+                    reconcile_state_machine,
+                    reconcile_input(pipeline),
+                )
         self.rules["s3clean"] = events.Rule(
             self,
             "S3CleanNightly",
@@ -100,6 +82,31 @@ class Schedules(Construct):
                     event=events.RuleTargetInput.from_object(S3CLEAN_EVENT),
                     max_event_age=Duration.hours(2),
                     retry_attempts=2,
+                )
+            ],
+        )
+
+    def _start(
+        self,
+        construct_id: str,
+        what: str,
+        schedule: str,
+        state_machine: sfn.IStateMachine,
+        execution_input: dict[str, Any],
+    ) -> events.Rule:
+        """A rule starting an execution of `state_machine` on `schedule`."""
+        return events.Rule(
+            self,
+            construct_id,
+            description=f"myshift: {what} ({schedule})",
+            schedule=events.Schedule.expression(schedule),
+            targets=[
+                targets.SfnStateMachine(
+                    state_machine,
+                    input=events.RuleTargetInput.from_object(execution_input),
+                    # A start that cannot happen within the interval is stale.
+                    max_event_age=Duration.hours(1),
+                    retry_attempts=3,
                 )
             ],
         )

@@ -181,49 +181,39 @@ class MyshiftStack(Stack):
                 removal_policy=settings.removal,
             ),
         )
-        workflow = Workflow(
-            self,
-            "Workflow",
-            definition_file=definition_file,
-            functions=functions.workflow_functions(),
-            bucket=storage.bucket,
-            data_prefix=settings.data_prefix,
-            timeout=Duration.hours(settings.state_machine_timeout_hours),
-            log_retention=settings.log_retention,
-            removal_policy=settings.removal,
-            log_group_name=f"/aws/vendedlogs/states/{construct_id}-sync",
-        )
-        doctor = Workflow(
-            self,
+
+        def state_machine(construct: str, name: str, definition: Path, **options: Any) -> Workflow:
+            return Workflow(
+                self,
+                construct,
+                definition_file=definition,
+                bucket=storage.bucket,
+                data_prefix=settings.data_prefix,
+                log_retention=settings.log_retention,
+                removal_policy=settings.removal,
+                log_group_name=f"/aws/vendedlogs/states/{construct_id}-{name}",
+                name=name,
+                **{
+                    "functions": functions.workflow_functions(),
+                    "timeout": Duration.hours(settings.state_machine_timeout_hours),
+                    **options,
+                },
+            )
+
+        workflow = state_machine("Workflow", "sync", definition_file)
+        doctor = state_machine(
             "Doctor",
-            definition_file=DOCTOR_FILE,
+            "doctor",
+            DOCTOR_FILE,
             functions={
                 prefix: function
                 for prefix, function in functions.workflow_functions().items()
                 if prefix in DOCTOR_FUNCTIONS
             },
-            bucket=storage.bucket,
-            data_prefix=settings.data_prefix,
             timeout=Duration.minutes(30),
-            log_retention=settings.log_retention,
-            removal_policy=settings.removal,
-            log_group_name=f"/aws/vendedlogs/states/{construct_id}-doctor",
-            name="doctor",
             distributed_map=False,
         )
-        reconcile = Workflow(
-            self,
-            "Reconcile",
-            definition_file=RECONCILE_FILE,
-            functions=functions.workflow_functions(),
-            bucket=storage.bucket,
-            data_prefix=settings.data_prefix,
-            timeout=Duration.hours(settings.state_machine_timeout_hours),
-            log_retention=settings.log_retention,
-            removal_policy=settings.removal,
-            log_group_name=f"/aws/vendedlogs/states/{construct_id}-reconcile",
-            name="reconcile",
-        )
+        reconcile = state_machine("Reconcile", "reconcile", RECONCILE_FILE)
         Schedules(
             self,
             "Schedules",

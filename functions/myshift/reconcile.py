@@ -46,24 +46,20 @@ import json
 import math
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from myshift import checksum, evolve, keys, load, state, steps, verification
 from myshift.catalog import source_columns
 from myshift.config import PipelineConfig, TableConfig
-from myshift.errors import (
-    CountMismatchError,
-    InputError,
-    LoadError,
-    StorageUnavailableError,
-)
+from myshift.errors import InputError, LoadError, StorageUnavailableError
 from myshift.identifiers import quote_mysql, quote_mysql_table, quote_redshift
 from myshift.schema import Column
 from myshift.source import query_all
-from myshift.workflow import RUN_ID
+from myshift.workflow import check_run_id, tables_at_once
 
 RANGES_PER_ITEM = 100  # ranges of one Distributed Map item: one MySQL statement
 LEAF_ROWS = 100  # a differing range of at most this many source rows is listed row by row
@@ -83,7 +79,7 @@ class ReconcileInput(BaseModel):
 
     pipeline: str = Field(min_length=1, max_length=63)
     tables: list[str] | None = Field(default=None, min_length=1)
-    fix: bool = False
+    fix: StrictBool = False
 
 
 def parse_input(raw: Any) -> ReconcileInput:
@@ -105,20 +101,16 @@ def run_items(
     request: ReconcileInput, pipeline: PipelineConfig, run_id: str, poll_seconds: int
 ) -> dict[str, Any]:
     """The reconciliation as the state machine maps over it (table names only)."""
-    if not RUN_ID.match(run_id):
-        raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
+    check_run_id(run_id)
     names = request.tables or [t.name for t in pipeline.tables]
     for name in names:
         pipeline.table(name)  # ConfigError for an unknown table
-    parallel = (
-        1 if pipeline.strategy == "sequential" else min(pipeline.max_parallel_tables, len(names))
-    )
     return {
         "pipeline": pipeline.name,
         "run_id": run_id,
         "fix": request.fix,
         "poll_seconds": poll_seconds,
-        "max_concurrent_tables": parallel,
+        "max_concurrent_tables": tables_at_once(pipeline, len(names)),
         "tables": names,
     }
 
@@ -321,10 +313,6 @@ def split_groups(
     return groups
 
 
-def _text(value: Any) -> str:
-    return value.decode("utf-8") if isinstance(value, bytes | bytearray) else str(value)
-
-
 def source_rows(
     conn: pymysql.Connection,
     table: TableConfig,
@@ -335,21 +323,15 @@ def source_rows(
 ) -> list[list[Any]]:
     """`[key values..., key text, row hash, due]` of the leaves' source rows, one bounded
     statement per leaf; key values JSON-safe (as the extractor compares them)."""
-    due = verification.due_predicate(table, watermark)
     width = len(table.primary_key)
     found: list[list[Any]] = []
-    for lower, upper in leaves:
-        sql, params = checksum.source_due_row_checksums_sql(
-            table.database,
-            table.table,
-            columns,
-            table.primary_key,
-            checksum.KeyRange(lower, upper),
-            due,
-        )
-        for row in query_all(conn, sql, params):
-            values = [keys.to_key_value(v) for v in row[:width]]
-            found.append([*values, _text(row[width]), _text(row[width + 1]), int(row[width + 2])])
+    rows = verification.due_rows(
+        conn, table, columns=columns, bounds=leaves, watermark_key=watermark
+    )
+    for row in rows:
+        values = [keys.to_key_value(v) for v in row[:width]]
+        texts = [verification.text(v) for v in row[width : width + 2]]
+        found.append([*values, *texts, int(row[width + 2])])
     return found
 
 
@@ -362,18 +344,12 @@ def classify(source: Sequence[Sequence[Any]], target: Sequence[Sequence[Any]]) -
     due is newer. A key only the warehouse holds was deleted in the source. Key values:
     the source's for the first three (they are read again), the warehouse's for deleted.
     """
-    held: dict[str, str] = {}
-    values: dict[str, list[Any]] = {}
-    copies: Counter[str] = Counter()
-    for row in target:
-        text = _text(row[-2])
-        copies[text] += 1
-        held.setdefault(text, _text(row[-1]))
-        values.setdefault(text, list(row[:-2]))
+    held, values, copies = verification.warehouse_rows(target)
     found: dict[str, Any] = {"verified": 0, "newer": 0, **{kind: [] for kind in KINDS}}
     seen: set[str] = set()
     for row in source:
-        key, text, digest, due = list(row[:-3]), _text(row[-3]), _text(row[-2]), int(row[-1])
+        key, due = list(row[:-3]), int(row[-1])
+        text, digest = verification.text(row[-3]), verification.text(row[-2])
         seen.add(text)
         if not due:
             found["newer"] += 1
@@ -451,6 +427,21 @@ def fix_chunks(keys_to_read: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
 # --- the steps (one handler call each) -------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Step:
+    """What a step of the Plan or the Load function gets: its clients (MySQL for Plan, the
+    Data API for Load), where the documents live, the pipeline and the table's item."""
+
+    s3: Any
+    bucket: str
+    data_prefix: str
+    pipeline: PipelineConfig
+    item: dict[str, Any]
+    state_table: Any = None
+    conn: Any = None
+    redshift_data: Any = None
+
+
 def _record(state_table: Any, item: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return state.update_run(
         state_table, item["pipeline"], item["table"], item["run_id"], changes, prefix=RECORD
@@ -479,18 +470,11 @@ def acquire_lock(
     return item
 
 
-def plan(
-    conn: pymysql.Connection,
-    s3: Any,
-    state_table: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def plan(step: Step) -> dict[str, Any]:
     """The table's key ranges, as Distributed Map items on S3; `compare` False (and the
     reason recorded) when the table is not reconciled."""
+    conn, s3, state_table = step.conn, step.s3, step.state_table
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     table = pipeline.table(item["table"])
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
     watermark = state.get_watermark(state_table, pipeline.name, table.name)
@@ -532,17 +516,10 @@ def _context(
     return table, schema, compared_columns(conn, table, schema)
 
 
-def item_source(
-    conn: pymysql.Connection,
-    s3: Any,
-    state_table: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def item_source(step: Step) -> dict[str, Any]:
     """An item's first level: MySQL's figures of its ranges, Redshift's statements."""
+    conn, s3, state_table = step.conn, step.s3, step.state_table
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     table, schema, columns = _context(conn, state_table, pipeline, item)
     ranges = [checksum.KeyRange(lower, upper) for lower, upper in item["item"]["ranges"]]
     document = level_document(
@@ -558,16 +535,10 @@ def item_source(
     return {"level": 0, "split": 0, "leaves": 0}
 
 
-def submit_checksums(
-    s3: Any,
-    redshift_data: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def submit_checksums(step: Step) -> dict[str, Any]:
     """Submit the warehouse's figures of a level's ranges: one batch of aggregates."""
+    s3, redshift_data = step.s3, step.redshift_data
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     level = int(item["round"]["level"])
     document = verification.get_document(
         s3, bucket, _item_document(data_prefix, item, f"level-{level}")
@@ -581,17 +552,11 @@ def _submitted(statement_id: str | None, item: dict[str, Any]) -> dict[str, Any]
     return steps.submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
 
 
-def compare_checksums(
-    s3: Any,
-    redshift_data: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def compare_checksums(step: Step) -> dict[str, Any]:
     """The level's ranges compared; what is left to split and to list. An item with
     nothing left has its result written here."""
+    s3, redshift_data = step.s3, step.redshift_data
+    bucket, data_prefix, item = step.bucket, step.data_prefix, step.item
     level = int(item["round"]["level"])
     document = verification.get_document(
         s3, bucket, _item_document(data_prefix, item, f"level-{level}")
@@ -611,17 +576,10 @@ def compare_checksums(
     return {"level": level, "split": len(compared["split"]), "leaves": len(compared["leaves"])}
 
 
-def split_ranges(
-    conn: pymysql.Connection,
-    s3: Any,
-    state_table: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def split_ranges(step: Step) -> dict[str, Any]:
     """The next level: each differing range split, MySQL's figures of the parts."""
+    conn, s3, state_table = step.conn, step.s3, step.state_table
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     level = int(item["round"]["level"])
     compared = verification.get_document(
         s3, bucket, _item_document(data_prefix, item, f"compared-{level}")
@@ -645,17 +603,10 @@ def split_ranges(
     return {"level": level + 1, "split": 0, "leaves": 0}
 
 
-def list_rows(
-    conn: pymysql.Connection,
-    s3: Any,
-    state_table: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def list_rows(step: Step) -> dict[str, Any]:
     """The leaves' source rows (key, row hash, due), and the warehouse's listing to submit."""
+    conn, s3, state_table = step.conn, step.s3, step.state_table
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     level = int(item["round"]["level"])
     compared = verification.get_document(
         s3, bucket, _item_document(data_prefix, item, f"compared-{level}")
@@ -691,16 +642,10 @@ def list_rows(
     return {"statements": len(statements)}
 
 
-def submit_listing(
-    s3: Any,
-    redshift_data: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def submit_listing(step: Step) -> dict[str, Any]:
     """Submit the warehouse's listing of the leaves' rows."""
+    s3, redshift_data = step.s3, step.redshift_data
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     document = verification.get_document(s3, bucket, _item_document(data_prefix, item, "rows"))
     if not document["statements"]:
         return _submitted(None, item)
@@ -710,16 +655,10 @@ def submit_listing(
     )
 
 
-def name_rows(
-    s3: Any,
-    redshift_data: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def name_rows(step: Step) -> dict[str, Any]:
     """The leaves' keys named from both listings: the item's result."""
+    s3, redshift_data = step.s3, step.redshift_data
+    bucket, data_prefix, item = step.bucket, step.data_prefix, step.item
     document = verification.get_document(s3, bucket, _item_document(data_prefix, item, "rows"))
     statement_id = item["listing"]["statement_id"]
     parts = load.batch_rows(redshift_data, statement_id) if statement_id else []
@@ -729,18 +668,11 @@ def name_rows(
     return {kind: len(result[kind]) for kind in KINDS}
 
 
-def summarize(
-    conn: pymysql.Connection,
-    s3: Any,
-    state_table: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def summarize(step: Step) -> dict[str, Any]:
     """The table's outcome from its items' results, in its record; with `fix`, the
     chunks that read the named rows again (S3) and the deletes' statements."""
+    conn, s3, state_table = step.conn, step.s3, step.state_table
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     table = pipeline.table(item["table"])
     results = [
         verification.get_document(
@@ -791,11 +723,7 @@ def summarize(
 def commit_fix_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
     """The fix's files `extracted` (the sync's load takes them); the watermark unchanged:
     the rows read again are the rows the warehouse already should hold."""
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    files = state.list_files(state_table, pipeline, table, run_id=run_id)
-    missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
-    if missing:
-        raise CountMismatchError(f"{table}: fix chunks {missing[:20]} recorded no file")
+    files = steps.recorded_files(state_table, item)
     state.mark_files(state_table, files, "extracted", extracted_at=now)
     _record(state_table, item, {"rows_read_again": sum(int(f["rows"]) for f in files)})
     return {k: v for k, v in item.items() if k not in ("plan_key",)}
@@ -816,16 +744,10 @@ def commit_fix_load(
     return {k: v for k, v in item.items() if k != "load"}
 
 
-def submit_deletes(
-    s3: Any,
-    redshift_data: Any,
-    *,
-    bucket: str,
-    data_prefix: str,
-    pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+def submit_deletes(step: Step) -> dict[str, Any]:
     """Submit the removal (or marking) of the keys deleted in the source."""
+    s3, redshift_data = step.s3, step.redshift_data
+    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     document = verification.get_document(s3, bucket, document_key(data_prefix, item, "deletes"))
     name = f"myshift-reconcile-deletes-{item['run_id']}-{item['table']}"
     return _submitted(load.submit(redshift_data, pipeline.target, document["sqls"], name), item)

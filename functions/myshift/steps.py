@@ -139,6 +139,16 @@ def record_chunk(
     return {"index": result["index"], "rows": result["rows"], "bytes": result["bytes"]}
 
 
+def recorded_files(state_table: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """The files of the run's chunks: every planned chunk must have recorded its file."""
+    table = item["table"]
+    files = state.list_files(state_table, item["pipeline"], table, run_id=item["run_id"])
+    missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
+    if missing:
+        raise CountMismatchError(f"{table}: chunks {missing[:20]} recorded no file")
+    return files
+
+
 def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
     """Mark the run's files extracted and advance the MySQL side of the watermark.
 
@@ -147,10 +157,7 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
     """
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
     planned_layout = planned_schema(state_table, item)
-    files = state.list_files(state_table, pipeline, table, run_id=run_id)
-    missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
-    if missing:
-        raise CountMismatchError(f"{table}: chunks {missing[:20]} recorded no file")
+    files = recorded_files(state_table, item)
     planned = len(planned_layout["layout"])
     changed = sorted(int(f["chunk"]) for f in files if int(f.get("columns", planned)) != planned)
     if changed:  # a column was added in MySQL after the plan: files of two layouts

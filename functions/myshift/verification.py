@@ -314,10 +314,23 @@ def source_rows(
     """`(key values..., key text, row hash, due)` of the source rows of `ranges`, one
     bounded statement per range."""
     columns = compared_columns(conn, table, schema["name_map"])
+    bounds = [document["ranges"][index] for index in ranges]
+    return due_rows(conn, table, columns=columns, bounds=bounds, watermark_key=watermark_key)
+
+
+def due_rows(
+    conn: pymysql.Connection,
+    table: TableConfig,
+    *,
+    columns: Sequence[Column],
+    bounds: Sequence[Sequence[Any]],
+    watermark_key: keys.Key,
+) -> list[tuple]:
+    """`(key values..., key text, row hash of `columns`, due)` of the source rows of each
+    `[lower, upper]` key range, one bounded statement per range."""
     due = due_predicate(table, watermark_key)
     found: list[tuple] = []
-    for index in ranges:
-        lower, upper = document["ranges"][index]
+    for lower, upper in bounds:
         sql, params = checksum.source_due_row_checksums_sql(
             table.database,
             table.table,
@@ -330,6 +343,27 @@ def source_rows(
     return found
 
 
+def text(value: Any) -> str:
+    """A key text or row hash as text (MySQL gives bytes where a binary cast is involved)."""
+    return value.decode("utf-8") if isinstance(value, bytes | bytearray) else str(value)
+
+
+def warehouse_rows(
+    target: Sequence[Sequence[Any]],
+) -> tuple[dict[str, str], dict[str, list[Any]], Counter[str]]:
+    """The warehouse's listed rows `(keys..., key text, row hash)` by key text: the
+    (first) hash, the key values, and how many copies it holds."""
+    held: dict[str, str] = {}
+    values: dict[str, list[Any]] = {}
+    copies: Counter[str] = Counter()
+    for row in target:
+        key = text(row[-2])
+        copies[key] += 1
+        held.setdefault(key, text(row[-1]))
+        values.setdefault(key, list(row[:-2]))
+    return held, values, copies
+
+
 def classify(
     source: Sequence[Sequence[Any]], target: Sequence[Sequence[Any]]
 ) -> tuple[dict[str, int], list[list[Any]]]:
@@ -337,14 +371,7 @@ def classify(
 
     `source`: `(keys..., key text, row hash, due)`; `target`: `(keys..., key text, row hash)`.
     """
-    held: dict[str, str] = {}
-    values: dict[str, list[Any]] = {}
-    copies: Counter[str] = Counter()
-    for row in target:
-        text = str(row[-2])
-        copies[text] += 1
-        held.setdefault(text, str(row[-1]))
-        values.setdefault(text, list(row[:-2]))
+    held, values, copies = warehouse_rows(target)
     counts = dict.fromkeys(
         ("verified", "newer", "deleted", "missing", "duplicated", "differing", "source_due"), 0
     )

@@ -74,6 +74,19 @@ def refuse_partial_refresh(tables: list[TableConfig], max_chunks: int | None, mo
         )
 
 
+def check_run_id(run_id: str) -> None:
+    """The execution name is the run id: InputError unless 1-80 of [A-Za-z0-9_-]."""
+    if not RUN_ID.match(run_id):
+        raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
+
+
+def tables_at_once(pipeline: PipelineConfig, tables: int) -> int:
+    """How many tables a run handles at once: 1 (sequential) or up to max_parallel_tables."""
+    if pipeline.strategy == "sequential":
+        return 1
+    return min(pipeline.max_parallel_tables, tables)
+
+
 def run_items(
     request: ExecutionInput, pipeline: PipelineConfig, run_id: str, poll_seconds: int
 ) -> dict[str, Any]:
@@ -83,14 +96,10 @@ def run_items(
     and completed from the pipeline file when its child execution takes the table's lock
     (`table_item`): the list holds names only, so 1,000 tables stay a small payload.
     """
-    if not RUN_ID.match(run_id):
-        raise InputError(f"execution name {run_id!r} must be 1-80 of [A-Za-z0-9_-]")
+    check_run_id(run_id)
     names = request.tables or [t.name for t in pipeline.tables]
     tables = [pipeline.table(name) for name in names]  # ConfigError for an unknown table
     refuse_partial_refresh(tables, request.max_chunks, request.mode)
-    parallel = (
-        1 if pipeline.strategy == "sequential" else min(pipeline.max_parallel_tables, len(names))
-    )
     return {
         "pipeline": pipeline.name,
         "run_id": run_id,
@@ -98,7 +107,7 @@ def run_items(
         "limit": request.limit or pipeline.chunk_rows,
         "max_chunks": request.max_chunks,
         "poll_seconds": poll_seconds,
-        "max_concurrent_tables": parallel,
+        "max_concurrent_tables": tables_at_once(pipeline, len(names)),
         "tables": names,
     }
 

@@ -46,8 +46,10 @@ def pipeline_yaml(
     strategy: str = "sequential",
     chunk_rows: int = 500,
     extra: str = "",
+    table_options: str = "",
 ) -> str:
-    """A pipeline file for the test MariaDB and the stand-in warehouse."""
+    """A pipeline file for the test MariaDB and the stand-in warehouse (`table_options`:
+    more settings of every table, e.g. `verify_range_rows: 200`)."""
     lines = [
         f"name: {name}",
         "source:",
@@ -61,7 +63,12 @@ def pipeline_yaml(
         "max_concurrent_chunks: 2",
         "safety_lag_seconds: 0",
         "tables:",
-        *[f"  - {{name: {t}, cursor: updated_at, primary_key: [id]}}" for t in tables],
+        *[
+            f"  - {{name: {t}, cursor: updated_at, primary_key: [id]"
+            + (f", {table_options}" if table_options else "")
+            + "}"
+            for t in tables
+        ],
     ]
     return "\n".join(lines) + "\n" + extra
 

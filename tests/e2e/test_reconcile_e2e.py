@@ -20,13 +20,13 @@ from myshift.cli.main import cli
 from myshift.local import sample
 from myshift.local.engine import LocalEngine
 
-from tests.conftest import MYSQL
 from tests.e2e.conftest import (
     DATABASE,
     clear_partition,
     compare_table,
     connect_as_pipeline_user,
     local_cli_env,
+    pipeline_yaml,
     run_fast,
 )
 from tests.support.mariadb import connect
@@ -39,23 +39,10 @@ ROWS = 2_000
 
 
 def pipeline_file() -> str:
-    return "\n".join(
-        [
-            f"name: {PIPELINE}",
-            "source:",
-            f"  host: {MYSQL['host']}",
-            f"  port: {MYSQL['port']}",
-            f"  user: {MYSQL['user']}",
-            "  password_env: MYSQL_PASSWORD",
-            f"target: {{database: dev, schema: {SCHEMA}, workgroup: local}}",
-            "chunk_rows: 1000",
-            "safety_lag_seconds: 0",
-            "tables:",
-            # 200-row ranges: 11 of them, one item; a differing range is split once (2
-            # parts of 100 rows) before its rows are listed.
-            f"  - {{name: {TABLE}, cursor: updated_at, primary_key: [id], verify_range_rows: 200}}",
-            "",
-        ]
+    # 200-row ranges: 11 of them, one item; a differing range is split once (2 parts of
+    # 100 rows) before its rows are listed.
+    return pipeline_yaml(
+        PIPELINE, [TABLE], schema=SCHEMA, chunk_rows=1000, table_options="verify_range_rows: 200"
     )
 
 

@@ -89,8 +89,11 @@ def test_resource_counts(synth: Synth) -> None:
     template.resource_count_is("AWS::DynamoDB::Table", 1)
     template.resource_count_is("AWS::Lambda::Function", len(FUNCTIONS))
     template.resource_count_is("AWS::Lambda::LayerVersion", 1)
-    template.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # sync, doctor
-    template.resource_count_is("AWS::Events::Rule", scheduled + 1)  # + nightly s3clean
+    # sync, doctor, reconcile
+    template.resource_count_is("AWS::StepFunctions::StateMachine", 3)
+    reconciled = sum(1 for p in pipelines.values() if p.reconcile_schedule)
+    # + nightly s3clean
+    template.resource_count_is("AWS::Events::Rule", scheduled + reconciled + 1)
     # Executions failed / timed out, a verification mismatch, errors and throttles.
     template.resource_count_is("AWS::CloudWatch::Alarm", 3 + 2 * len(FUNCTIONS))
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
@@ -183,6 +186,7 @@ def test_outputs(synth: Synth) -> None:
         "StateTableName",
         "StateMachineArn",
         "DoctorStateMachineArn",
+        "ReconcileStateMachineArn",
         "AlarmTopicArn",
         "WarehouseDatabaseUser",
     }
@@ -205,10 +209,10 @@ def _machines(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
     }
 
 
-@pytest.mark.parametrize("name", ["sync", "doctor"])
+@pytest.mark.parametrize("name", ["sync", "doctor", "reconcile"])
 def test_state_machine_substitutions(synth: Synth, name: str) -> None:
     machines = _machines(synth)
-    assert set(machines) == {"sync", "doctor"}
+    assert set(machines) == {"sync", "doctor", "reconcile"}
     props = machines[name][1]["Properties"]
     substitutions = props["DefinitionSubstitutions"]
     # The deployed definition is the repository's file, byte for byte.
@@ -217,15 +221,17 @@ def test_state_machine_substitutions(synth: Synth, name: str) -> None:
     source = DEFINITION_FILE.with_name(f"{name}.asl.json")
     assert text == source.read_text(encoding="utf-8")
     assert definition_placeholders(source) == set(substitutions)
-    for name in substitutions:
-        text = text.replace("${" + name + "}", "arn:aws:lambda:eu-west-1:111122223333:function:x")
+    for placeholder in substitutions:
+        text = text.replace(
+            "${" + placeholder + "}", "arn:aws:lambda:eu-west-1:111122223333:function:x"
+        )
     assert "${" not in text
     json.loads(text)
     # Each placeholder points at the function with the matching handler.
     functions = synth.resources("AWS::Lambda::Function")
     by_prefix = {spec.construct_id: spec.name for spec in FUNCTIONS}
     buckets = synth.resources("AWS::S3::Bucket")
-    if name == "sync":  # the doctor has no Distributed Map
+    if name != "doctor":  # the doctor has no Distributed Map
         assert substitutions["DataBucketName"]["Ref"] in buckets
     for name, value in substitutions.items():
         if not name.endswith("FunctionArn"):  # DataBucketName, MapResultsPrefix
@@ -269,6 +275,7 @@ def test_state_machines_may_invoke_exactly_their_functions(synth: Synth) -> None
     expected = {
         "sync": handlers("validate_input", "plan", "extract", "load", "state"),
         "doctor": handlers("plan", "extract", "load", "state"),  # no s3clean, no validation
+        "reconcile": handlers("validate_input", "plan", "extract", "load", "state"),
     }
     for name, (_, machine) in _machines(synth).items():
         role = machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]
@@ -542,7 +549,7 @@ def test_app_py_synthesizes(tmp_path: Path) -> None:
     assert "cdk-nag AwsSolutions: 0 errors, 0 warnings unsuppressed" in result.stdout
     template = json.loads((outdir / "Myshift-ci.template.json").read_text())
     kinds = [r["Type"] for r in template["Resources"].values()]
-    assert kinds.count("AWS::StepFunctions::StateMachine") == 2  # sync, doctor
+    assert kinds.count("AWS::StepFunctions::StateMachine") == 3  # sync, doctor, reconcile
     assert kinds.count("AWS::Lambda::Function") == len(FUNCTIONS)
 
 

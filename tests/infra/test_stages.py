@@ -122,7 +122,7 @@ def test_stage_tags(two_stages: dict[str, dict[str, Any]]) -> None:
             for r in template["Resources"].values()
             if r["Type"] == "AWS::StepFunctions::StateMachine"
         ]
-        assert len(machines) == 2  # sync, doctor
+        assert len(machines) == 3  # sync, doctor, reconcile
         for machine in machines:
             assert {"Key": "stage", "Value": stage} in machine["Properties"]["Tags"]
 
@@ -135,7 +135,8 @@ def test_distributed_map_policy_matches_the_state_machine_name(
         r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
     ]
     names = {_render(m["Properties"].get("StateMachineName"), "Myshift-dev") for m in machines}
-    assert names == {"Myshift-dev-sync", "Myshift-dev-doctor"}  # both match Myshift-dev-*
+    # Each matches Myshift-dev-*: the Distributed Maps' child executions are allowed.
+    assert names == {"Myshift-dev-sync", "Myshift-dev-doctor", "Myshift-dev-reconcile"}
 
 
 # --- per-stage pipeline directories ------------------------------------------------
@@ -175,6 +176,23 @@ def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
 
     assert scheduled(prod) == {"orders"}
     assert scheduled(dev) == {"shared"}
+    # reconcile_schedule: off unless set; then a rule starting the reconcile state machine.
+    (pipelines / "prod" / "orders.yml").write_text(
+        PIPELINE.format(name="orders") + "reconcile_schedule: cron(0 4 ? * SUN *)\n"
+    )
+    weekly = synthesize(tmp_path / "weekly", {"stage": "prod"}, pipelines_dir=pipelines)
+    machines = {
+        m["Properties"]["StateMachineName"].rsplit("-", 1)[1]: logical_id
+        for logical_id, m in weekly.resources("AWS::StepFunctions::StateMachine").items()
+    }
+    rules = {
+        rule["Properties"]["ScheduleExpression"]: rule["Properties"]["Targets"][0]
+        for rule in weekly.resources("AWS::Events::Rule").values()
+    }
+    target = rules["cron(0 4 ? * SUN *)"]
+    assert target["Arn"] == {"Ref": machines["reconcile"]}
+    assert json.loads(target["Input"]) == {"pipeline": "orders", "fix": False}
+    assert rules["rate(1 hour)"]["Arn"] == {"Ref": machines["sync"]}
     # The functions read the same files the stack was built from.
     for synth, expected in ((prod, ["orders.yml"]), (dev, ["shared.yml"])):
         staged = tmp_path / synth.stack.stack_name.split("-")[1] / "asset" / "pipelines"

@@ -90,14 +90,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     if action in RECONCILE_ACTIONS:
         settings = current_settings()
-        return RECONCILE_ACTIONS[action](
-            runtime.s3(),
-            runtime.redshift_data(),
+        step = reconcile.Step(
+            s3=runtime.s3(),
             bucket=settings.bucket,
             data_prefix=settings.data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
+            redshift_data=runtime.redshift_data(),
         )
+        return RECONCILE_ACTIONS[action](step)
     if action == "alters":
         return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)
     if action == "execute":

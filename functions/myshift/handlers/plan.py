@@ -27,15 +27,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         tag(run_id=item["run_id"], table=item["table"], action=event["action"])
         pipeline = runtime.pipeline(item["pipeline"])
         settings = current_settings()
-        return RECONCILE_ACTIONS[event["action"]](
-            runtime.mysql(pipeline.source),
-            runtime.s3(),
-            runtime.state_table(),
+        step = reconcile.Step(
+            s3=runtime.s3(),
             bucket=settings.bucket,
             data_prefix=settings.data_prefix,
             pipeline=pipeline,
             item=item,
+            state_table=runtime.state_table(),
+            conn=runtime.mysql(pipeline.source),
         )
+        return RECONCILE_ACTIONS[event["action"]](step)
     pipeline = runtime.pipeline(event["pipeline"])
     if event.get("action") == "doctor":
         tag(run_id=event["run_id"], action="doctor")

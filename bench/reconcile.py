@@ -76,10 +76,7 @@ def main() -> None:
 
         def source_side() -> tuple[int, int, int, int]:
             ranges = verification.cut_ranges(conn, table, args.range_rows)
-            items = [
-                ranges[s : s + reconcile.RANGES_PER_ITEM]
-                for s in range(0, len(ranges), reconcile.RANGES_PER_ITEM)
-            ]
+            items = reconcile.item_ranges(ranges, args.parallel)
             with ThreadPoolExecutor(max_workers=args.parallel) as pool:
                 documents = list(pool.map(item, items))
             rows = sum(f[0] + f[2] for d in documents for f in d["source"].values())

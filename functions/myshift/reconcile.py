@@ -424,6 +424,16 @@ def fix_chunks(keys_to_read: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def item_ranges(
+    ranges: Sequence[checksum.KeyRange], at_once: int
+) -> list[Sequence[checksum.KeyRange]]:
+    """The ranges in items of equal size: at most RANGES_PER_ITEM each, and at least as
+    many items as run at once (so a small table's reading is spread too)."""
+    count = max(math.ceil(len(ranges) / RANGES_PER_ITEM), min(at_once, len(ranges)), 1)
+    size = math.ceil(len(ranges) / count)
+    return [ranges[start : start + size] for start in range(0, len(ranges), size)]
+
+
 # --- the steps (one handler call each) -------------------------------------------------------
 
 
@@ -440,6 +450,16 @@ class Step:
     state_table: Any = None
     conn: Any = None
     redshift_data: Any = None
+
+    def document(self, name: str) -> Any:
+        """One of the item's documents (S3)."""
+        key = _item_document(self.data_prefix, self.item, name)
+        return verification.get_document(self.s3, self.bucket, key)
+
+    def put(self, name: str, document: Any) -> None:
+        """Write one of the item's documents (S3)."""
+        key = _item_document(self.data_prefix, self.item, name)
+        verification.put_document(self.s3, self.bucket, key, document)
 
 
 def _record(state_table: Any, item: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -487,9 +507,9 @@ def plan(step: Step) -> dict[str, Any]:
         {
             "item": number,
             "watermark": watermark["last_key"],
-            "ranges": [[r.lower, r.upper] for r in ranges[start : start + RANGES_PER_ITEM]],
+            "ranges": [[r.lower, r.upper] for r in part],
         }
-        for number, start in enumerate(range(0, len(ranges), RANGES_PER_ITEM))
+        for number, part in enumerate(item_ranges(ranges, pipeline.max_concurrent_chunks))
     ]
     key = document_key(data_prefix, item, "items")
     verification.put_document(s3, bucket, key, items)
@@ -518,8 +538,7 @@ def _context(
 
 def item_source(step: Step) -> dict[str, Any]:
     """An item's first level: MySQL's figures of its ranges, Redshift's statements."""
-    conn, s3, state_table = step.conn, step.s3, step.state_table
-    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
+    conn, state_table, pipeline, item = step.conn, step.state_table, step.pipeline, step.item
     table, schema, columns = _context(conn, state_table, pipeline, item)
     ranges = [checksum.KeyRange(lower, upper) for lower, upper in item["item"]["ranges"]]
     document = level_document(
@@ -531,18 +550,15 @@ def item_source(step: Step) -> dict[str, Any]:
         target_schema=pipeline.target.schema_name,
         schema=schema,
     )
-    verification.put_document(s3, bucket, _item_document(data_prefix, item, "level-0"), document)
+    step.put("level-0", document)
     return {"level": 0, "split": 0, "leaves": 0}
 
 
 def submit_checksums(step: Step) -> dict[str, Any]:
     """Submit the warehouse's figures of a level's ranges: one batch of aggregates."""
-    s3, redshift_data = step.s3, step.redshift_data
-    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
+    redshift_data, pipeline, item = step.redshift_data, step.pipeline, step.item
     level = int(item["round"]["level"])
-    document = verification.get_document(
-        s3, bucket, _item_document(data_prefix, item, f"level-{level}")
-    )
+    document = step.document(f"level-{level}")
     name = f"myshift-reconcile-{item['run_id']}-{item['table']}-{item['item']['item']}-{level}"
     statement_id = load.submit(redshift_data, pipeline.target, document["target_sqls"], name)
     return _submitted(statement_id, item)
@@ -555,35 +571,22 @@ def _submitted(statement_id: str | None, item: dict[str, Any]) -> dict[str, Any]
 def compare_checksums(step: Step) -> dict[str, Any]:
     """The level's ranges compared; what is left to split and to list. An item with
     nothing left has its result written here."""
-    s3, redshift_data = step.s3, step.redshift_data
-    bucket, data_prefix, item = step.bucket, step.data_prefix, step.item
+    item = step.item
     level = int(item["round"]["level"])
-    document = verification.get_document(
-        s3, bucket, _item_document(data_prefix, item, f"level-{level}")
-    )
-    results = load.batch_rows(redshift_data, item["checksums"]["statement_id"])
+    document = step.document(f"level-{level}")
+    results = load.batch_rows(step.redshift_data, item["checksums"]["statement_id"])
     compared = compare_level(document, results, level)
-    verification.put_document(
-        s3, bucket, _item_document(data_prefix, item, f"compared-{level}"), compared
-    )
+    step.put(f"compared-{level}", compared)
     if not compared["split"] and not compared["leaves"]:
-        verification.put_document(
-            s3,
-            bucket,
-            _item_document(data_prefix, item, "result"),
-            result_document(compared, None, 0),
-        )
+        step.put("result", result_document(compared, None, 0))
     return {"level": level, "split": len(compared["split"]), "leaves": len(compared["leaves"])}
 
 
 def split_ranges(step: Step) -> dict[str, Any]:
     """The next level: each differing range split, MySQL's figures of the parts."""
-    conn, s3, state_table = step.conn, step.s3, step.state_table
-    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
+    conn, state_table, pipeline, item = step.conn, step.state_table, step.pipeline, step.item
     level = int(item["round"]["level"])
-    compared = verification.get_document(
-        s3, bucket, _item_document(data_prefix, item, f"compared-{level}")
-    )
+    compared = step.document(f"compared-{level}")
     table, schema, columns = _context(conn, state_table, pipeline, item)
     document = level_document(
         conn,
@@ -597,20 +600,15 @@ def split_ranges(step: Step) -> dict[str, Any]:
     document.update(
         verified=compared["verified"], newer=compared["newer"], leaves=compared["leaves"]
     )
-    verification.put_document(
-        s3, bucket, _item_document(data_prefix, item, f"level-{level + 1}"), document
-    )
+    step.put(f"level-{level + 1}", document)
     return {"level": level + 1, "split": 0, "leaves": 0}
 
 
 def list_rows(step: Step) -> dict[str, Any]:
     """The leaves' source rows (key, row hash, due), and the warehouse's listing to submit."""
-    conn, s3, state_table = step.conn, step.s3, step.state_table
-    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
+    conn, state_table, pipeline, item = step.conn, step.state_table, step.pipeline, step.item
     level = int(item["round"]["level"])
-    compared = verification.get_document(
-        s3, bucket, _item_document(data_prefix, item, f"compared-{level}")
-    )
+    compared = step.document(f"compared-{level}")
     table, schema, columns = _context(conn, state_table, pipeline, item)
     leaves = compared["leaves"]
     listing = {
@@ -638,15 +636,14 @@ def list_rows(step: Step) -> dict[str, Any]:
         "verified": compared["verified"],
         "newer": compared["newer"],
     }
-    verification.put_document(s3, bucket, _item_document(data_prefix, item, "rows"), document)
+    step.put("rows", document)
     return {"statements": len(statements)}
 
 
 def submit_listing(step: Step) -> dict[str, Any]:
     """Submit the warehouse's listing of the leaves' rows."""
-    s3, redshift_data = step.s3, step.redshift_data
-    bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
-    document = verification.get_document(s3, bucket, _item_document(data_prefix, item, "rows"))
+    redshift_data, pipeline, item = step.redshift_data, step.pipeline, step.item
+    document = step.document("rows")
     if not document["statements"]:
         return _submitted(None, item)
     name = f"myshift-reconcile-rows-{item['run_id']}-{item['table']}-{item['item']['item']}"
@@ -657,14 +654,13 @@ def submit_listing(step: Step) -> dict[str, Any]:
 
 def name_rows(step: Step) -> dict[str, Any]:
     """The leaves' keys named from both listings: the item's result."""
-    s3, redshift_data = step.s3, step.redshift_data
-    bucket, data_prefix, item = step.bucket, step.data_prefix, step.item
-    document = verification.get_document(s3, bucket, _item_document(data_prefix, item, "rows"))
+    redshift_data, item = step.redshift_data, step.item
+    document = step.document("rows")
     statement_id = item["listing"]["statement_id"]
     parts = load.batch_rows(redshift_data, statement_id) if statement_id else []
     named = classify(document["source"], [row for part in parts for row in part])
     result = result_document(document, named, int(document["left"]))
-    verification.put_document(s3, bucket, _item_document(data_prefix, item, "result"), result)
+    step.put("result", result)
     return {kind: len(result[kind]) for kind in KINDS}
 
 

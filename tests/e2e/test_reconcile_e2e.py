@@ -39,7 +39,7 @@ ROWS = 2_000
 
 
 def pipeline_file() -> str:
-    # 200-row ranges: 11 of them, one item; a differing range is split once (2 parts of
+    # 200-row ranges: 11 of them in 2 items; a differing range is split once (2 parts of
     # 100 rows) before its rows are listed.
     return pipeline_yaml(
         PIPELINE, [TABLE], schema=SCHEMA, chunk_rows=1000, table_options="verify_range_rows: 200"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from myshift import keys, reconcile
+from myshift import checksum, keys, reconcile
 from myshift.errors import InputError, SchemaError
 from myshift.extract import chunk_query
 
@@ -213,3 +213,21 @@ def test_the_workflow_maps_over_tables_and_ranges_in_child_executions() -> None:
     ] == ("${ExtractFunctionArn}")
     assert states["LoadFix"]["Parameters"]["Payload"]["action"] == "submit"
     assert states["ReconcileTable"]["Catch"][0]["Next"] == "RecordReconcileFailure"
+
+
+@pytest.mark.parametrize(
+    ("ranges", "at_once", "sizes"),
+    [
+        (101, 2, [51, 50]),
+        (101, 1, [51, 50]),
+        (250, 2, [84, 84, 82]),
+        (3, 4, [1, 1, 1]),
+        (1, 2, [1]),
+        (100, 1, [100]),
+    ],
+)
+def test_items_are_even_and_spread(ranges: int, at_once: int, sizes: list[int]) -> None:
+    cut = [checksum.KeyRange([i] if i else None, [i + 1]) for i in range(ranges)]
+    items = reconcile.item_ranges(cut, at_once)
+    assert [len(i) for i in items] == sizes
+    assert [r for item in items for r in item] == cut

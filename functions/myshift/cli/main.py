@@ -24,6 +24,8 @@ from myshift.cli.common import console
 from myshift.cli.doctor import doctor
 from myshift.cli.resources import (
     Resources,
+    local_pipelines_dir,
+    local_record,
     local_resources,
     local_state_file,
     stack_resources,
@@ -53,9 +55,13 @@ class Context:
 
     def pipelines_dir(self) -> Path:
         """./pipelines (or $MYSHIFT_PIPELINES_DIR); for a deployed stage its own
-        `<dir>/<stage>/` when that exists, as app.py deploys it."""
-        base = Path(os.environ.get("MYSHIFT_PIPELINES_DIR", "pipelines"))
-        return base if self.local else stage_pipelines_dir(base, self.stage)
+        `<dir>/<stage>/` when that exists, as app.py deploys it; for the local engine the
+        directory it runs (refused when $MYSHIFT_PIPELINES_DIR names another)."""
+        configured = os.environ.get("MYSHIFT_PIPELINES_DIR")
+        base = Path(configured or "pipelines")
+        if not self.local:
+            return stage_pipelines_dir(base, self.stage)
+        return local_pipelines_dir(configured) or base
 
     def pipeline(self, name: str) -> PipelineConfig:
         return load_pipeline(self.pipelines_dir(), name)
@@ -109,9 +115,14 @@ def local() -> None:
 @click.option("--port", type=click.IntRange(1024, 65535), default=4599, show_default=True)
 @click.option("--timeout", type=click.IntRange(5, 600), default=90, show_default=True)
 def local_up(port: int, timeout: int) -> None:
-    """Start the local engine in the background (no-op when it is running)."""
+    """Start the local engine in the background (no-op when it is running).
+
+    The engine runs the pipelines in $MYSHIFT_PIPELINES_DIR (default: the repository's
+    pipelines/) as it finds them there at each run; another directory needs a restart."""
     path = local_state_file()
-    if path.exists() and _pid_alive(json.loads(path.read_text()).get("pid")):
+    record = local_record()
+    if record is not None and _pid_alive(record.get("pid")):
+        local_pipelines_dir(os.environ.get("MYSHIFT_PIPELINES_DIR"))  # another: refused
         console.print(f"local engine already running: {local_resources().endpoint_url}")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,7 +162,10 @@ def local_status() -> None:
         console.print("local engine: not running")
         sys.exit(EXIT_FAILED)
     record = json.loads(path.read_text())
-    console.print(f"local engine: running at {record['endpoint_url']} (pid {record['pid']})")
+    console.print(
+        f"local engine: running at {record['endpoint_url']} (pid {record['pid']}), "
+        f"pipelines in {record.get('pipelines_dir') or '?'}"
+    )
 
 
 @local.command("down")

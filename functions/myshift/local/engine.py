@@ -431,6 +431,8 @@ class LocalResources:
     region: str = REGION
     access_key_id: str = ""
     secret_access_key: str = ""
+    # The directory of pipeline files the functions read (the CLI refuses another).
+    pipelines_dir: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -784,4 +786,5 @@ class LocalEngine:
             doctor_state_machine_arn=arns["doctor"],
             access_key_id=key["AccessKeyId"],
             secret_access_key=key["SecretAccessKey"],
+            pipelines_dir=str(self.pipelines_dir),
         )

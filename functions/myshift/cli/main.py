@@ -346,42 +346,9 @@ def _finish(
 def _print_summary(
     name: str, description: dict[str, Any], summaries: list[sync_run.TableSummary], elapsed: float
 ) -> None:
-    """One column per table, one row per figure (fits a narrow terminal)."""
-    table = Table(title=f"run {name}: {description['status']} in {elapsed:.1f}s")
-    table.add_column("")
-    for s in summaries:
-        table.add_column(s.table, justify="right")
-
-    def number(value: int | None) -> str:
-        return "-" if value is None else f"{value:,}"
-
-    rows: list[tuple[str, list[str]]] = [
-        ("status", [s.status for s in summaries]),
-        ("rows extracted", [number(s.rows_extracted) for s in summaries]),
-        ("files", [number(s.files) for s in summaries]),
-        ("rows loaded", [number(s.rows_loaded) for s in summaries]),
-    ]
-    checked = [s.verification or {} for s in summaries]
-
-    def field(name: str) -> list[str]:
-        return [number(c.get(name)) if c.get("status") != "skipped" else "-" for c in checked]
-
-    rows += [
-        ("verification", [str(c.get("status", "-")) for c in checked]),
-        ("source rows (to watermark)", field("source_rows")),
-        ("target rows", field("target_rows")),
-        ("verified rows", field("verified_rows")),
-        ("newer than watermark", field("newer_rows")),
-        ("deleted in source", field("deleted_in_source")),
-        ("deletes applied", field("deletes_applied")),
-        ("missing in target", field("missing_rows")),
-        ("duplicated in target", field("duplicated_rows")),
-        ("differing", field("differing_rows")),
-        ("match", ["[green]yes[/green]" if s.match else "[red]no[/red]" for s in summaries]),
-    ]
-    for label, values in rows:
-        table.add_row(label, *values)
-    console.print(table)
+    """One row per table, totals last (`sync_run.summary_table`)."""
+    title = f"run {name}: {description['status']} in {elapsed:.1f}s"
+    console.print(sync_run.summary_table(title, summaries), crop=False)
     if description["status"] != "SUCCEEDED":
         error = description.get("error", "")
         click.echo(f"run failed: {error}: {sync_run.readable_cause(description)}", err=True)

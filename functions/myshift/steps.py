@@ -236,7 +236,7 @@ def next_wait(polls: int, poll_seconds: int) -> int:
     if polls < FAST_POLLS:
         return poll_seconds
     cap = max(MAX_POLL_SECONDS, poll_seconds)
-    return min(cap, poll_seconds * 2 ** ((polls - FAST_POLLS) // SLOWER_EVERY + 1))
+    return int(min(cap, poll_seconds * 2 ** ((polls - FAST_POLLS) // SLOWER_EVERY + 1)))
 
 
 def submitted(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,9 @@ class Resources:
 
     def client(self, service: str) -> Any:
         """A boto3 client for this deployment."""
-        return boto3.client(service, **self._session_kwargs())
+        # boto3-stubs type a client per service name literal; the name here is a variable.
+        make: Callable[..., Any] = boto3.client
+        return make(service, **self._session_kwargs())
 
     def table(self) -> Any:
         """The DynamoDB state table."""

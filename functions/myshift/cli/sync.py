@@ -56,7 +56,7 @@ def wait(
     sfn = resources.client("stepfunctions")
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
-        description = sfn.describe_execution(executionArn=execution_arn)
+        description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if on_poll:
             on_poll(description)
         if description["status"] != "RUNNING":

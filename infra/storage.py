@@ -72,6 +72,13 @@ class Storage(Construct):
                     prefix=f"{map_results_prefix(data_prefix)}/",
                     expiration=Duration.days(MAP_RESULTS_DAYS),
                 ),
+                # A run's verification documents are removed when it ends; a run that
+                # failed half-way leaves them.
+                s3.LifecycleRule(
+                    id="expire-verification-documents",
+                    prefix=f"{data_prefix}/_verify/",
+                    expiration=Duration.days(7),
+                ),
                 # `myshift doctor` writes a canary file and probe objects per check.
                 s3.LifecycleRule(
                     id="expire-doctor-objects",

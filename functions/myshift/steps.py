@@ -821,8 +821,10 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
 # --- verification (see myshift.verification) ---------------------------------------------
 
 
-def _document(item: dict[str, Any], name: str) -> str:
-    return verification.document_key(item["pipeline"], item["table"], item["run_id"], name)
+def _document(data_prefix: str, item: dict[str, Any], name: str) -> str:
+    return verification.document_key(
+        data_prefix, item["pipeline"], item["table"], item["run_id"], name
+    )
 
 
 def _record_verification(state_table: Any, item: dict[str, Any], record: dict[str, Any]) -> None:
@@ -837,6 +839,7 @@ def verify_source(
     state_table: Any,
     *,
     bucket: str,
+    data_prefix: str,
     pipeline: PipelineConfig,
     item: dict[str, Any],
 ) -> dict[str, Any]:
@@ -868,15 +871,21 @@ def verify_source(
         soft_column=bool(schema.get("soft_delete_column")),
     )
     document["watermark"] = watermark["last_key"]
-    verification.put_document(s3, bucket, _document(item, "source"), document)
+    verification.put_document(s3, bucket, _document(data_prefix, item, "source"), document)
     return {"verify": True}
 
 
 def submit_verification(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """Submit the warehouse's figures per range (a batch of SELECTs)."""
-    document = verification.get_document(s3, bucket, _document(item, "source"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
     statement_id = load.submit(
         redshift_data, pipeline.target, document["target_sqls"], f"myshift-verify-{item['run_id']}"
     )
@@ -884,14 +893,20 @@ def submit_verification(
 
 
 def compare_verification(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """Compare the ranges' figures; submit the listing of the keys of those that differ."""
-    document = verification.get_document(s3, bucket, _document(item, "source"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
     results = load.batch_rows(redshift_data, item["verify_statement"]["statement_id"])
     ranges = verification.compare_ranges(document, results)
     statements, ranges["covered"] = verification.narrowing_statements(document, ranges["narrow"])
-    verification.put_document(s3, bucket, _document(item, "ranges"), ranges)
+    verification.put_document(s3, bucket, _document(data_prefix, item, "ranges"), ranges)
     if not statements:
         return submitted(None, poll_seconds=int(item["poll_seconds"]))
     statement_id = load.submit(
@@ -901,12 +916,18 @@ def compare_verification(
 
 
 def collect_narrowed(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """The warehouse's keys of the differing ranges, to S3 (only this identity reads them)."""
     parts = load.batch_rows(redshift_data, item["keys_statement"]["statement_id"])
     rows = [row for part in parts for row in part]
-    verification.put_document(s3, bucket, _document(item, "target-keys"), rows)
+    verification.put_document(s3, bucket, _document(data_prefix, item, "target-keys"), rows)
     return {"rows": len(rows)}
 
 
@@ -916,6 +937,7 @@ def finish_verification(
     state_table: Any,
     *,
     bucket: str,
+    data_prefix: str,
     pipeline: PipelineConfig,
     item: dict[str, Any],
 ) -> tuple[verification.Verification, dict[str, Any]]:
@@ -923,13 +945,13 @@ def finish_verification(
     statements to S3 when the table's policy removes or marks deleted rows."""
     table = pipeline.table(item["table"])
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
-    document = verification.get_document(s3, bucket, _document(item, "source"))
-    ranges = verification.get_document(s3, bucket, _document(item, "ranges"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
+    ranges = verification.get_document(s3, bucket, _document(data_prefix, item, "ranges"))
     counts: dict[str, int] | None = None
     deleted: list[list[Any]] = []
-    documents = [_document(item, "source"), _document(item, "ranges")]
+    documents = [_document(data_prefix, item, "source"), _document(data_prefix, item, "ranges")]
     if ranges["covered"]:
-        documents.append(_document(item, "target-keys"))
+        documents.append(_document(data_prefix, item, "target-keys"))
         target = verification.get_document(s3, bucket, documents[-1])
         source = verification.source_rows(
             conn,
@@ -943,7 +965,7 @@ def finish_verification(
     result = verification.outcome(document, ranges, counts, deletes=table.deletes)
     answer: dict[str, Any] = {"deletes": 0}
     if deleted and table.deletes != "keep":
-        key = _document(item, "deletes")
+        key = _document(data_prefix, item, "deletes")
         columns = verification.compared_columns(conn, table, schema["name_map"])
         sqls, covered = verification.delete_statements(
             columns,
@@ -962,10 +984,16 @@ def finish_verification(
 
 
 def submit_deletes(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """Submit the removal (or marking) of the keys deleted in the source: one transaction."""
-    document = verification.get_document(s3, bucket, _document(item, "deletes"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "deletes"))
     statement_id = load.submit(
         redshift_data, pipeline.target, document["sqls"], f"myshift-deletes-{item['run_id']}"
     )
@@ -973,7 +1001,13 @@ def submit_deletes(
 
 
 def commit_deletes(
-    state_table: Any, s3: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    state_table: Any,
+    s3: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """The deletes committed: counted in the run's verification; a soft table has its
     `_myshift_deleted_at` column from now on."""
@@ -988,5 +1022,5 @@ def commit_deletes(
             state.put_schema(
                 state_table, pipeline.name, table.name, {**schema, "soft_delete_column": True}
             )
-    verification.delete_documents(s3, bucket, [_document(item, "deletes")])
+    verification.delete_documents(s3, bucket, [_document(data_prefix, item, "deletes")])
     return {k: v for k, v in item.items() if not k.endswith("_statement")}

@@ -76,6 +76,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             runtime.s3(),
             runtime.redshift_data(),
             bucket=current_settings().bucket,
+            data_prefix=current_settings().data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
         )

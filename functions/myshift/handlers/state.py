@@ -54,6 +54,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             table,
             runtime.s3(),
             bucket=current_settings().bucket,
+            data_prefix=current_settings().data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
         )

@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct, Node
 from myshift.config import PipelineConfig
@@ -78,7 +78,12 @@ class StackSettings:
 
     @property
     def removal(self) -> RemovalPolicy:
-        return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        """`retain`: kept on stack deletion and replacement, but deleted when their own
+        create fails (CloudFormation's RetainExceptOnCreate), so a failed first deploy
+        leaves nothing behind that the retry would collide with."""
+        if self.removal_policy == "destroy":
+            return RemovalPolicy.DESTROY
+        return RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -125,6 +130,20 @@ def _retention(days: int) -> logs.RetentionDays:
     if days not in _RETENTION_DAYS:
         raise ValueError(f"context log_retention_days={days}: use one of {sorted(_RETENTION_DAYS)}")
     return _RETENTION_DAYS[days]
+
+
+def state_machine_log_group_name(stack: Stack, stack_name: str) -> str:
+    """`/aws/vendedlogs/states/<stack>-sync-<first part of the stack id's UUID>`.
+
+    /aws/vendedlogs/ keeps Step Functions clear of the CloudWatch Logs resource policy
+    size limit. The stack id's part makes the name differ for each creation of the
+    stack: a log group retained after the stack was deleted never collides with the
+    next creation of the same stage (a fixed name would: "already exists").
+    """
+    uuid = Fn.select(2, Fn.split("/", stack.stack_id))
+    return Fn.join(
+        "", [f"/aws/vendedlogs/states/{stack_name}-sync-", Fn.select(0, Fn.split("-", uuid))]
+    )
 
 
 class MyshiftStack(Stack):
@@ -190,7 +209,7 @@ class MyshiftStack(Stack):
             timeout=Duration.hours(settings.state_machine_timeout_hours),
             log_retention=settings.log_retention,
             removal_policy=settings.removal,
-            log_group_name=f"/aws/vendedlogs/states/{construct_id}-sync",
+            log_group_name=state_machine_log_group_name(self, construct_id),
         )
         doctor = Workflow(
             self,
@@ -233,6 +252,8 @@ class MyshiftStack(Stack):
         CfnOutput(self, "StateMachineArn", value=workflow.state_machine.state_machine_arn)
         CfnOutput(self, "DoctorStateMachineArn", value=doctor.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+        # Its name holds part of the stack id (see state_machine_log_group_name).
+        CfnOutput(self, "StateMachineLogGroup", value=workflow.log_group.log_group_name)
         # Whom the DBA grants to, for pipelines that reach Redshift with the functions'
         # IAM identity (no secret_arn, no db_user): see the README's grants.
         CfnOutput(

@@ -32,6 +32,9 @@ class Storage(Construct):
             "minimum_tls_version": 1.2,
             "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             "removal_policy": removal_policy,
+            # A throw-away stage (removal_policy destroy) empties its buckets on stack
+            # deletion: CloudFormation cannot delete a bucket that holds objects.
+            "auto_delete_objects": removal_policy == RemovalPolicy.DESTROY,
         }
         self.access_logs_bucket: s3.Bucket | None = None
         if access_logs:

@@ -52,6 +52,8 @@ def _render(value: Any, stack_name: str) -> str | None:
         return stack_name
     if isinstance(value, dict) and value.get("Ref") in ("AWS::Region", "AWS::AccountId"):
         return f"<{value['Ref']}>"  # the same in both stacks of one account/region
+    if isinstance(value, dict) and "Fn::Select" in value and "AWS::StackId" in json.dumps(value):
+        return f"<{stack_name} id>"  # part of the stack id: unique per stack creation
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         rendered = [_render(part, stack_name) for part in parts]

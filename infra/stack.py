@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -12,7 +13,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct, Node
 from myshift.config import PipelineConfig
 
-from infra import REPO_ROOT
+from infra import LOCAL_STAGE, REPO_ROOT
 from infra.functions import (
     ARCHITECTURES,
     RUNTIMES,
@@ -48,7 +49,9 @@ class StackSettings:
     inline_map_max_chunks: int = 200
     data_prefix: str = "data"
     log_level: str = "INFO"
-    alarm_email: str = ""
+    alarm_email: str = ""  # subscribed to the stack's alarm topic
+    alarm_topic_arn: str = ""  # or an existing topic the alarms notify instead
+    alarms: str = ""  # "none": a deployed stage without alarm notifications, knowingly
     state_machine_timeout_hours: int = 12
     s3clean_schedule: str = "cron(0 3 * * ? *)"  # 03:00 UTC
 
@@ -75,6 +78,31 @@ class StackSettings:
             raise ValueError("context removal_policy must be 'retain' or 'destroy'")
         if not self.stage.replace("-", "").isalnum():
             raise ValueError("context stage must be letters, digits and '-'")
+        self._validate_alarms()
+
+    def _validate_alarms(self) -> None:
+        """A deployed stage names where its alarms go, or says that they go nowhere."""
+        if self.alarms not in ("", "none"):
+            raise ValueError(f"context alarms must be 'none' or empty, got {self.alarms!r}")
+        given = [k for k in ("alarm_email", "alarm_topic_arn") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError("context alarm_email and alarm_topic_arn: give one of them")
+        if given and self.alarms == "none":
+            raise ValueError(f"context alarms=none contradicts {given[0]}: drop one of them")
+        if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
+            raise ValueError(f"context alarm_email {self.alarm_email!r} is not an email address")
+        if self.alarm_topic_arn and not re.fullmatch(
+            r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}", self.alarm_topic_arn
+        ):
+            raise ValueError(
+                f"context alarm_topic_arn {self.alarm_topic_arn!r} is no SNS topic ARN"
+            )
+        if self.stage != LOCAL_STAGE and not given and self.alarms != "none":
+            raise ValueError(
+                f"stage {self.stage}: its alarms would notify nobody: set context alarm_email "
+                "(cdk.json or -c alarm_email=you@example.com), alarm_topic_arn (an existing "
+                "topic), or alarms=none to deploy without notifications"
+            )
 
     @property
     def removal(self) -> RemovalPolicy:
@@ -244,6 +272,7 @@ class MyshiftStack(Stack):
             state_machine=workflow.state_machine,
             functions=functions.functions,
             alarm_email=settings.alarm_email or None,
+            alarm_topic_arn=settings.alarm_topic_arn or None,
         )
 
         # The CLI finds the deployed stack through these outputs: keep the names.

@@ -440,6 +440,9 @@ class PipelineConfig(_Strict):
     """A whole pipeline file."""
 
     name: str
+    # Only for the local engine (the demo: a loopback MySQL, a password in an
+    # environment variable): a deployed stage leaves the file out.
+    local_only: bool = False
     source: SourceConfig
     target: TargetConfig
     # The deployed plan/extract functions run in these subnets (MySQL is private).
@@ -508,7 +511,7 @@ def load_pipeline_file(path: Path) -> PipelineConfig:
     return pipeline
 
 
-def _pipeline_files(directory: Path) -> dict[str, Path]:
+def pipeline_files(directory: Path) -> dict[str, Path]:
     """`<name>.yml`/`<name>.yaml` files by name; one pipeline in two files is an error."""
     if not directory.is_dir():
         raise ConfigError(f"pipelines directory {directory} does not exist")
@@ -532,13 +535,46 @@ def stage_pipelines_dir(pipelines_dir: Path, stage: str) -> Path:
 
 def load_pipelines(directory: Path) -> dict[str, PipelineConfig]:
     """Every pipeline in `directory` (`*.yml` and `*.yaml`), by name."""
-    return {name: load_pipeline_file(path) for name, path in _pipeline_files(directory).items()}
+    return {name: load_pipeline_file(path) for name, path in pipeline_files(directory).items()}
+
+
+def lambda_problem(pipeline: PipelineConfig) -> str | None:
+    """Why a deployed function could never run `pipeline` (`field: reason`), or None."""
+    source = pipeline.source
+    if source.password_env:
+        return (
+            f"source.password_env: a deployed function has no environment variable "
+            f"{source.password_env}; give source.secret_arn (Secrets Manager), or mark the "
+            "file `local_only: true`"
+        )
+    if is_loopback(source.host):
+        return (
+            f"source.host: {source.host} is loopback, the function's own machine, not a MySQL "
+            "server; name the server, or mark the file `local_only: true`"
+        )
+    return None
+
+
+def load_deployed_pipelines(directory: Path) -> dict[str, PipelineConfig]:
+    """The pipelines a deployed stage takes from `directory`: every file but the
+    `local_only` ones. A file that could never run in Lambda (`lambda_problem`) is a
+    ConfigError naming the file and the field."""
+    pipelines: dict[str, PipelineConfig] = {}
+    for name, path in pipeline_files(directory).items():
+        pipeline = load_pipeline_file(path)
+        if pipeline.local_only:
+            continue
+        problem = lambda_problem(pipeline)
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
+        pipelines[name] = pipeline
+    return pipelines
 
 
 def load_pipeline(directory: Path, name: str) -> PipelineConfig:
     """The pipeline called `name` (only its file is read: another file's error is not
     this pipeline's), or a ConfigError listing the ones that exist."""
-    files = _pipeline_files(directory)
+    files = pipeline_files(directory)
     if name not in files:
         known = ", ".join(sorted(files)) or "none"
         raise ConfigError(f"unknown pipeline {name!r} (known: {known}) in {directory}")

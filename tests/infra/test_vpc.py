@@ -17,6 +17,7 @@ from myshift.config import load_pipeline_file
 from myshift.errors import ConfigError
 
 import app as app_module
+from tests.infra.conftest import ALARMS
 from tests.support.synth import Synth, allow_statements, placeholder_layer, synthesize
 
 SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-11112222"]
@@ -64,7 +65,7 @@ def vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     )
     (pipelines / "items.yml").write_text(pipeline_yaml("items", vpc=reordered, table="shop.items"))
     (pipelines / "plain.yml").write_text(pipeline_yaml("plain", vpc=None, table="shop.plain"))
-    return synthesize(tmp, {"stage": "vpc"}, pipelines_dir=pipelines)
+    return synthesize(tmp, {"stage": "vpc", **ALARMS}, pipelines_dir=pipelines)
 
 
 def _functions_by_handler(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -153,7 +154,7 @@ def test_different_vpcs_fail_synth(tmp_path: Path) -> None:
     other = "vpc:\n  subnet_ids: [subnet-99998888]\n  security_group_ids: [sg-77776666]"
     (pipelines / "items.yml").write_text(pipeline_yaml("items", vpc=other, table="shop.items"))
     with pytest.raises(ValueError, match=r"different vpc settings.*items.*orders|separate"):
-        synthesize(tmp_path, {"stage": "clash"}, pipelines_dir=pipelines)
+        synthesize(tmp_path, {"stage": "clash", **ALARMS}, pipelines_dir=pipelines)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +202,7 @@ def test_network_acknowledgments_match_findings(
     pipelines.mkdir()
     (pipelines / "orders.yml").write_text(pipeline_yaml("orders", vpc=VPC_BLOCK))
     context = {
+        **ALARMS,
         "layer_dir": str(placeholder_layer(tmp_path / "layer")),
         "asset_dir": str(tmp_path / "asset"),
     }

@@ -321,12 +321,50 @@ def _ids(values: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
     return values
 
 
+VPC_ID = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+ROUTE_TABLE_ID = re.compile(r"^rtb-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
 class VpcConfig(_Strict):
     """Where the functions that read MySQL run: subnets (private, with a route to
-    MySQL and to S3/DynamoDB/Secrets Manager) and the security groups MySQL admits."""
+    MySQL and to S3/DynamoDB/Secrets Manager) and the security groups MySQL admits.
+
+    That route is a NAT gateway, or VPC endpoints: `create_endpoints: true` has the
+    stack create the S3 and DynamoDB gateway endpoints (on `route_table_ids`, the
+    subnets' route tables) and a Secrets Manager interface endpoint (in the subnets, at
+    most one per Availability Zone) in `vpc_id`.
+    """
 
     subnet_ids: list[str] = Field(min_length=1)
     security_group_ids: list[str] = Field(min_length=1)
+    create_endpoints: bool = False
+    vpc_id: str | None = None
+    route_table_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _valid_vpc(cls, value: str | None) -> str | None:
+        if value is not None and not VPC_ID.match(value):
+            raise ValueError(f"{value!r} is not a VPC id ({VPC_ID.pattern})")
+        return value
+
+    @field_validator("route_table_ids")
+    @classmethod
+    def _valid_route_tables(cls, value: list[str]) -> list[str]:
+        return _ids(value, ROUTE_TABLE_ID, "route table")
+
+    @model_validator(mode="after")
+    def _endpoints_need_the_vpc(self) -> VpcConfig:
+        if self.create_endpoints and not self.vpc_id:
+            raise ValueError("create_endpoints needs vpc_id (the subnets' VPC)")
+        if self.create_endpoints and not self.route_table_ids:
+            raise ValueError(
+                "create_endpoints needs route_table_ids (the subnets' route tables, for the "
+                "S3 and DynamoDB gateway endpoints)"
+            )
+        if not self.create_endpoints and (self.vpc_id or self.route_table_ids):
+            raise ValueError("vpc_id and route_table_ids are for create_endpoints: true only")
+        return self
 
     @field_validator("subnet_ids")
     @classmethod

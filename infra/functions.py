@@ -120,6 +120,7 @@ class FunctionSettings:
     log_level: str
     log_retention: logs.RetentionDays
     removal_policy: RemovalPolicy
+    copy_role_arn: str = ""  # COPY's role for pipelines that name none
 
 
 def lambda_environment(
@@ -133,6 +134,7 @@ def lambda_environment(
         "poll_seconds": str(settings.poll_seconds),
         "data_prefix": settings.data_prefix,
         "inline_map_max_chunks": str(settings.inline_map_max_chunks),
+        "copy_role_arn": settings.copy_role_arn,
     }
     if set(values) != set(ENVIRONMENT_VARIABLES):
         # settings.py gained or lost a field: the stack must set it, never guess.

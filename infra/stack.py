@@ -52,6 +52,7 @@ class StackSettings:
     alarm_email: str = ""  # subscribed to the stack's alarm topic
     alarm_topic_arn: str = ""  # or an existing topic the alarms notify instead
     alarms: str = ""  # "none": a deployed stage without alarm notifications, knowingly
+    copy_role_arn: str = ""  # COPY's role for pipelines without one; empty: the stack's
     state_machine_timeout_hours: int = 12
     s3clean_schedule: str = "cron(0 3 * * ? *)"  # 03:00 UTC
 
@@ -206,7 +207,15 @@ class MyshiftStack(Stack):
             access_logs=settings.access_logs,
             data_prefix=settings.data_prefix,
         )
-        storage.grant_copy_read(copy_roles(pipelines.values()))
+        # COPY reads the files as the pipeline's copy_role_arn, else the stage's, else a
+        # role this stack creates (only when some pipeline needs it).
+        storage.grant_copy_read(
+            [*copy_roles(pipelines.values()), *filter(None, [settings.copy_role_arn])],
+            settings.data_prefix,
+        )
+        default_copy_role = settings.copy_role_arn or None
+        if not default_copy_role and any(not p.target.copy_role_arn for p in pipelines.values()):
+            default_copy_role = storage.copy_role(settings.data_prefix).role_arn
         state = StateTable(self, "State", removal_policy=settings.removal)
         functions = Functions(
             self,
@@ -225,6 +234,7 @@ class MyshiftStack(Stack):
                 log_level=settings.log_level,
                 log_retention=settings.log_retention,
                 removal_policy=settings.removal,
+                copy_role_arn=default_copy_role or "",
             ),
         )
         workflow = Workflow(
@@ -283,6 +293,13 @@ class MyshiftStack(Stack):
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
         # Its name holds part of the stack id (see state_machine_log_group_name).
         CfnOutput(self, "StateMachineLogGroup", value=workflow.log_group.log_group_name)
+        if default_copy_role:
+            CfnOutput(
+                self,
+                "CopyRoleArn",
+                value=default_copy_role,
+                description="Associate it with the workgroup or cluster (README, Deploy)",
+            )
         # Whom the DBA grants to, for pipelines that reach Redshift with the functions'
         # IAM identity (no secret_arn, no db_user): see the README's grants.
         CfnOutput(

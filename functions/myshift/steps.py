@@ -311,8 +311,12 @@ def start_load(
     pipeline: PipelineConfig,
     item: dict[str, Any],
     now: str,
+    copy_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """Submit the load of every extracted, not yet loaded file of the table.
+
+    COPY reads S3 as the pipeline's `target.copy_role_arn`, else as `copy_role_arn`
+    (the stack's), else as the warehouse's default IAM role.
 
     Files left by an earlier run whose load failed are loaded with this run's, in
     extraction order; the merge keeps the newest version of each key. A load an
@@ -349,7 +353,7 @@ def start_load(
     statements = load.load_batch(
         target,
         manifest_url=f"s3://{bucket}/{key}",
-        copy_role_arn=pipeline.target.copy_role_arn,
+        copy_role_arn=pipeline.target.copy_role_arn or copy_role_arn,
         expected_rows=expected,
         load_key=load_key,
         run_id=item["run_id"],

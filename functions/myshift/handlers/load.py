@@ -62,6 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
             now=state.utc_now(),
+            copy_role_arn=settings.copy_role_arn or None,
         )
     if action == "alters":
         return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)

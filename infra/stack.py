@@ -161,8 +161,8 @@ def _retention(days: int) -> logs.RetentionDays:
     return _RETENTION_DAYS[days]
 
 
-def state_machine_log_group_name(stack: Stack, stack_name: str) -> str:
-    """`/aws/vendedlogs/states/<stack>-sync-<first part of the stack id's UUID>`.
+def state_machine_log_group_name(stack: Stack, stack_name: str, name: str = "sync") -> str:
+    """`/aws/vendedlogs/states/<stack>-<name>-<first part of the stack id's UUID>`.
 
     /aws/vendedlogs/ keeps Step Functions clear of the CloudWatch Logs resource policy
     size limit. The stack id's part makes the name differ for each creation of the
@@ -171,7 +171,7 @@ def state_machine_log_group_name(stack: Stack, stack_name: str) -> str:
     """
     uuid = Fn.select(2, Fn.split("/", stack.stack_id))
     return Fn.join(
-        "", [f"/aws/vendedlogs/states/{stack_name}-sync-", Fn.select(0, Fn.split("-", uuid))]
+        "", [f"/aws/vendedlogs/states/{stack_name}-{name}-", Fn.select(0, Fn.split("-", uuid))]
     )
 
 
@@ -263,7 +263,7 @@ class MyshiftStack(Stack):
             timeout=Duration.minutes(30),
             log_retention=settings.log_retention,
             removal_policy=settings.removal,
-            log_group_name=f"/aws/vendedlogs/states/{construct_id}-doctor",
+            log_group_name=state_machine_log_group_name(self, construct_id, "doctor"),
             name="doctor",
             distributed_map=False,
         )

@@ -353,7 +353,7 @@ def start_load(
     statements = load.load_batch(
         target,
         manifest_url=f"s3://{bucket}/{key}",
-        copy_role_arn=pipeline.target.copy_role_arn or copy_role_arn,
+        copy_role_arn=load.copy_role(pipeline.target, copy_role_arn),
         expected_rows=expected,
         load_key=load_key,
         run_id=item["run_id"],

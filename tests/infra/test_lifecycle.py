@@ -45,15 +45,21 @@ def test_a_kept_resource_with_a_name_takes_the_stack_id_into_it(synth: Synth) ->
         assert "AWS::StackId" in json.dumps(name), f"{logical_id} keeps the fixed name {name}"
 
 
-def test_the_state_machine_log_group_is_vended_and_per_stack_creation(synth: Synth) -> None:
-    (machine,) = synth.resources("AWS::StepFunctions::StateMachine").values()
-    destination = machine["Properties"]["LoggingConfiguration"]["Destinations"][0]
-    group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
-    name = synth.template_json["Resources"][group_id]["Properties"]["LogGroupName"]
-    prefix, suffix = name["Fn::Join"][1]
-    assert prefix == "/aws/vendedlogs/states/Myshift-dev-sync-"
-    assert "AWS::StackId" in json.dumps(suffix)
-    assert synth.template_json["Outputs"]["StateMachineLogGroup"]["Value"] == {"Ref": group_id}
+def test_the_state_machine_log_groups_are_vended_and_per_stack_creation(synth: Synth) -> None:
+    prefixes = {}
+    for machine in synth.resources("AWS::StepFunctions::StateMachine").values():
+        destination = machine["Properties"]["LoggingConfiguration"]["Destinations"][0]
+        group_id = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        name = synth.template_json["Resources"][group_id]["Properties"]["LogGroupName"]
+        prefix, suffix = name["Fn::Join"][1]
+        assert "AWS::StackId" in json.dumps(suffix)
+        prefixes[prefix] = group_id
+    assert set(prefixes) == {
+        "/aws/vendedlogs/states/Myshift-dev-sync-",
+        "/aws/vendedlogs/states/Myshift-dev-doctor-",
+    }
+    output = synth.template_json["Outputs"]["StateMachineLogGroup"]["Value"]
+    assert output == {"Ref": prefixes["/aws/vendedlogs/states/Myshift-dev-sync-"]}
 
 
 def test_the_table_has_no_deletion_protection_that_would_fail_a_rollback(synth: Synth) -> None:

@@ -83,6 +83,8 @@ def lambda_task(
     if result_selector is not None:
         state["ResultSelector"] = result_selector
         state["ResultPath"] = result_path
+    elif result_path is None:  # the function's answer is dropped: the input goes on
+        state["ResultPath"] = None
     else:
         state["OutputPath"] = "$.Payload"
     if retried:
@@ -328,7 +330,11 @@ def _table_states() -> dict[str, State]:
             "PlanAlters",
             comment="Files of an earlier run whose load failed still load now.",
         ),
-        "NothingToSync": _state_action("record_empty_run", "ReleaseLock"),
+        "NothingToSync": _state_action("record_empty_run", "ShouldVerify"),
+        "ShouldVerify": choice(
+            [{"Variable": "$.mode", "StringEquals": "backup_only", "Next": "ReleaseLock"}],
+            "VerifySource",
+        ),
         "ExtractChunks": _extract_chunks(distributed=False),
         "ExtractChunksDistributed": _extract_chunks(distributed=True),
         "CommitExtraction": _state_action("commit_extraction", "ShouldLoad"),
@@ -362,10 +368,80 @@ def _table_states() -> dict[str, State]:
             comment="Checks the staged count against the rows extracted when it finished; "
             "raises LoadError with the database's error text when it failed.",
         ),
-        "CommitLoad": _state_action("commit_load", "ReleaseLock"),
+        "CommitLoad": _state_action("commit_load", "VerifySource"),
+        **_verify_states(),
         "ReleaseLock": _state_action(
             "release_lock", None, comment="Ends with the table's small summary."
         ),
+    }
+
+
+def _verify_states() -> dict[str, State]:
+    """Verification after every load (and every run that found nothing new): the source's
+    figures per key range (Plan: it reaches MySQL), the warehouse's (Load: it submits and
+    reads its statements), the differing ranges narrowed key by key, the outcome in the
+    run record; keys deleted in the source removed or marked per the table's policy, in
+    one transaction guarded by the ledger. Documents go through S3, never the payload."""
+
+    def verify_task(function: str, action: str, next_state: str, **kwargs: Any) -> State:
+        retry = SOURCE_AND_STORAGE if function == "Plan" else (*WAREHOUSE, *STORAGE)
+        return lambda_task(
+            function,
+            {"action": action, "table.$": "$"},
+            next_state=next_state,
+            retry_on=retry,
+            **kwargs,
+        )
+
+    return {
+        "VerifySource": verify_task(
+            "Plan",
+            "verify_source",
+            "ShouldCompare",
+            result_selector={"verify.$": "$.Payload.verify"},
+            result_path="$.verification",
+            comment="The source's count and hash per key range up to the watermark; "
+            "nothing to verify (append, nothing loaded yet) is recorded as skipped.",
+        ),
+        "ShouldCompare": choice(
+            [{"Variable": "$.verification.verify", "BooleanEquals": False, "Next": "ReleaseLock"}],
+            "SubmitVerify",
+        ),
+        "SubmitVerify": _submit(
+            {"action": "verify_submit", "table.$": "$"}, "WaitForVerify", "$.verify_statement"
+        ),
+        **follow_statement("Verify", statement="$.verify_statement", finished="CompareRanges"),
+        "CompareRanges": _submit(
+            {"action": "verify_compare", "table.$": "$"},
+            "HasNarrowing",
+            "$.keys_statement",
+            comment="Ranges whose counts and hashes agree are verified; the keys of the "
+            "others are listed (submitted here, read by CollectKeys).",
+        ),
+        "HasNarrowing": choice(
+            [{"Variable": "$.keys_statement.statement_id", "IsNull": True, "Next": "VerifyKeys"}],
+            "WaitForKeys",
+        ),
+        **follow_statement("Keys", statement="$.keys_statement", finished="CollectKeys"),
+        "CollectKeys": verify_task("Load", "verify_collect", "VerifyKeys", result_path=None),
+        "VerifyKeys": verify_task(
+            "Plan",
+            "verify_keys",
+            "HasDeletes",
+            result_selector={"deletes.$": "$.Payload.deletes"},
+            result_path="$.verified",
+            comment="The narrowed ranges' keys against the source's; the outcome in the run "
+            "record and the Verification metrics.",
+        ),
+        "HasDeletes": choice(
+            [{"Variable": "$.verified.deletes", "NumericGreaterThan": 0, "Next": "SubmitDeletes"}],
+            "ReleaseLock",
+        ),
+        "SubmitDeletes": _submit(
+            {"action": "deletes_submit", "table.$": "$"}, "WaitForDeletes", "$.deletes_statement"
+        ),
+        **follow_statement("Deletes", statement="$.deletes_statement", finished="CommitDeletes"),
+        "CommitDeletes": _state_action("commit_deletes", "ReleaseLock"),
     }
 
 

@@ -28,6 +28,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from myshift.config import PipelineConfig, VpcConfig
+from myshift.handlers.observability import DEFAULT_NAMESPACE
 from myshift.settings import ENVIRONMENT_VARIABLES
 
 # Where the code asset puts the pipeline files (LAMBDA_TASK_ROOT is /var/task).
@@ -146,7 +147,7 @@ def lambda_environment(
     environment.update(
         {
             "POWERTOOLS_SERVICE_NAME": "myshift",
-            "POWERTOOLS_METRICS_NAMESPACE": "Myshift",
+            "POWERTOOLS_METRICS_NAMESPACE": DEFAULT_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": settings.log_level,
         }
     )

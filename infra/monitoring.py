@@ -13,6 +13,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+from myshift.handlers.observability import DEFAULT_NAMESPACE, SERVICE, VERIFICATION_MISMATCH
 
 PERIOD = Duration.minutes(5)
 
@@ -59,6 +60,21 @@ class Monitoring(Construct):
             created.add_alarm_action(notify)
             self.alarms.append(created)
 
+        # A table's verification found rows missing, duplicated or differing in the
+        # warehouse (myshift.verification; EMF from the Plan function, by service).
+        mismatch = cloudwatch.Metric(
+            namespace=DEFAULT_NAMESPACE,
+            metric_name=VERIFICATION_MISMATCH,
+            dimensions_map={"service": SERVICE},
+            period=PERIOD,
+            statistic="Sum",
+        )
+        alarm(
+            "VerificationMismatch",
+            mismatch,
+            "A table's verification found rows missing, duplicated or differing in Redshift "
+            "(see the run record: myshift runs show RUN)",
+        )
         failed = state_machine.metric_failed(period=PERIOD, statistic="Sum")
         timed_out = state_machine.metric_timed_out(period=PERIOD, statistic="Sum")
         alarm("ExecutionsFailed", failed, "A myshift sync execution failed")

@@ -2,7 +2,7 @@
 
 Each run goes through the real state machine (moto) with the real Lambda code,
 MariaDB as the source and PostgreSQL as the Redshift stand-in. After each run the
-CLI counts rows in the warehouse and in MySQL and exits non-zero on a mismatch; this
+CLI prints the run's verification and exits non-zero on a mismatch; this
 script also checks the rows each run moved. Exit status 0 only if all of it matched.
 """
 

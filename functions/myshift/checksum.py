@@ -744,17 +744,21 @@ def target_range_checksums_sql(
     columns: Sequence[Column],
     key_columns: Sequence[str],
     ranges: Sequence[KeyRange],
+    where: str | None = None,
 ) -> str:
     """Redshift: the same `(range index, rows, sum)` for the warehouse table, literals inlined.
 
     `key_columns` are source names (as in the pipeline); `table` is the target name.
     One statement for the batch; keep it under MAX_REDSHIFT_SQL_BYTES (`range_batches`).
+    `where`: a further predicate on the warehouse rows (built by the caller, quoted).
     """
     _check_ranges(ranges)
     dialect = _Redshift(columns, key_columns)
     index = _range_index(dialect, ranges, 0, len(ranges) - 1)
     number = _redshift_row_number(columns)
-    where = _within(dialect, ranges[0].lower, ranges[-1].upper)
+    where = _within(dialect, ranges[0].lower, ranges[-1].upper) + (
+        f" AND ({where})" if where else ""
+    )
     return (
         "SELECT r, COUNT(*), SUM(h) FROM ("  # noqa: S608 (identifiers quoted, literals escaped)
         f"SELECT {index} AS r, {number} AS h FROM {quote_redshift_table(schema, table)} "
@@ -769,6 +773,7 @@ def range_batches(
     key_columns: Sequence[str],
     ranges: Sequence[KeyRange],
     max_bytes: int = MAX_REDSHIFT_SQL_BYTES,
+    where: str | None = None,
 ) -> list[tuple[int, str]]:
     """`(first range index, SQL)` per batch: as few statements as fit the Data API's limit.
 
@@ -780,7 +785,7 @@ def range_batches(
         size = len(ranges) - start
         while True:
             sql = target_range_checksums_sql(
-                schema, table, columns, key_columns, ranges[start : start + size]
+                schema, table, columns, key_columns, ranges[start : start + size], where
             )
             if len(sql.encode("utf-8")) <= max_bytes:
                 break
@@ -836,6 +841,107 @@ def target_row_checksums_sql(
     )
 
 
+# --- verification: rows due (up to a watermark) and the rest ---------------------------------
+
+
+def source_due_range_checksums_sql(
+    database: str,
+    table: str,
+    columns: Sequence[Column],
+    key_columns: Sequence[str],
+    ranges: Sequence[KeyRange],
+    due: tuple[str, Sequence[KeyValue]],
+) -> tuple[str, list[KeyValue]]:
+    """MySQL: `(range index, rows due, sum of their hashes, rows not due)` per range.
+
+    `due` is a MySQL predicate with its parameters (`keys.key_range` up to a watermark):
+    the rows the warehouse must hold as they are. The others (changed or added after
+    the watermark) are only counted. One pass over the ranges' rows, as
+    `source_range_checksums_sql`.
+    """
+    _check_ranges(ranges)
+    dialect = _MySQL(columns, key_columns)
+    index = _range_index(dialect, ranges, 0, len(ranges) - 1)
+    index_params, dialect.params = dialect.params, []
+    number = _mysql_row_number(columns)
+    where = _within(dialect, ranges[0].lower, ranges[-1].upper)
+    due_sql, due_params = due
+    sql = (
+        "SELECT r, SUM(d), SUM(IF(d = 1, h, 0)), SUM(1 - d) FROM ("  # noqa: S608 (quoted, bound)
+        f"SELECT {index} AS r, {number} AS h, IF(IFNULL({due_sql}, 0), 1, 0) AS d "
+        f"FROM {quote_mysql_table(database, table)} WHERE {where}) AS ranged "
+        "WHERE r IS NOT NULL GROUP BY r ORDER BY r"
+    )
+    return sql, [*index_params, *due_params, *dialect.params]
+
+
+def source_due_row_checksums_sql(
+    database: str,
+    table: str,
+    columns: Sequence[Column],
+    key_columns: Sequence[str],
+    key_range: KeyRange,
+    due: tuple[str, Sequence[KeyValue]],
+) -> tuple[str, list[KeyValue]]:
+    """MySQL: `(key columns..., key text, row hash, due)` of every row of one range."""
+    dialect = _MySQL(columns, key_columns)
+    where = _within(dialect, key_range.lower, key_range.upper)
+    keys_sql = ", ".join(quote_mysql(c.source_name) for c in dialect.keys)
+    due_sql, due_params = due
+    sql = (
+        f"SELECT {keys_sql}, {_mysql_join([mysql_field(c) for c in dialect.keys])} "  # noqa: S608
+        f"AS key_text, {mysql_row_hash(columns)} AS row_hash, IF(IFNULL({due_sql}, 0), 1, 0) "
+        f"FROM {quote_mysql_table(database, table)} WHERE {where}"
+    )
+    return sql, [*due_params, *dialect.params]
+
+
+def target_range_predicate(
+    columns: Sequence[Column], key_columns: Sequence[str], key_range: KeyRange
+) -> str:
+    """Redshift: `lower < key <= upper` on the warehouse table's key columns."""
+    return _within(_Redshift(columns, key_columns), key_range.lower, key_range.upper)
+
+
+def target_rows_select(
+    schema: str, table: str, columns: Sequence[Column], key_columns: Sequence[str]
+) -> str:
+    """Redshift: `SELECT key columns..., key text, row hash FROM table`, to add a WHERE to."""
+    dialect = _Redshift(columns, key_columns)
+    keys_sql = ", ".join(quote_redshift(c.target_name) for c in dialect.keys)
+    return (
+        f"SELECT {keys_sql}, {_redshift_join([redshift_field(c) for c in dialect.keys])} "  # noqa: S608
+        f"AS key_text, {redshift_row_hash(columns)} AS row_hash "
+        f"FROM {quote_redshift_table(schema, table)}"
+    )
+
+
+def target_keys_predicate(
+    columns: Sequence[Column], key_columns: Sequence[str], keys: Sequence[Key]
+) -> str:
+    """Redshift: the row's key is one of `keys` (literals escaped as in every range)."""
+    dialect = _Redshift(columns, key_columns)
+    if not keys:
+        raise SchemaError("no key to match")
+    if len(dialect.keys) == 1:
+        col = dialect.keys[0]
+        values = ", ".join(dialect.value(col, key[0]) for key in keys)
+        return f"{dialect.column(col)} IN ({values})"
+    return (
+        "("
+        + " OR ".join(
+            "("
+            + " AND ".join(
+                f"{dialect.column(c)} = {dialect.value(c, v)}"
+                for c, v in zip(dialect.keys, key, strict=True)
+            )
+            + ")"
+            for key in keys
+        )
+        + ")"
+    )
+
+
 def differing_keys(
     source: Sequence[Sequence[Any]], target: Sequence[Sequence[Any]]
 ) -> dict[str, list[str]]:
@@ -878,8 +984,13 @@ __all__: list[str] = [
     "row_hash",
     "row_number",
     "row_text",
+    "source_due_range_checksums_sql",
+    "source_due_row_checksums_sql",
     "source_range_checksums_sql",
     "source_row_checksums_sql",
+    "target_keys_predicate",
     "target_range_checksums_sql",
+    "target_range_predicate",
     "target_row_checksums_sql",
+    "target_rows_select",
 ]

@@ -410,6 +410,25 @@ class TableConfig(_Strict):
     # very large table an operator may prefer false: only rows extracted from then on
     # carry the value; older rows keep NULL in the warehouse until they change.
     backfill_added_columns: bool = True
+    # A row deleted in MySQL (found by the verification after each run, see verify.py):
+    # keep: it stays in the warehouse and is reported as "deleted in source" (the
+    # default: a backup keeps history, and a key missing from the source may as well be
+    # a source-side accident as a deletion; removing it cannot be undone);
+    # remove: deleted from the warehouse too (a mirror); soft: kept, and its
+    # `_myshift_deleted_at` column set to when the run found it gone. Merge tables only.
+    deletes: Literal["keep", "remove", "soft"] = "keep"
+    # Rows per key range of the verification (ranges compared by count and hash; only
+    # those that differ are compared key by key).
+    verify_range_rows: int = Field(default=10_000, ge=10, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _deletes_need_merge(self) -> TableConfig:
+        if self.deletes != "keep" and self.write_mode != "merge":
+            raise ValueError(
+                f"deletes: {self.deletes} needs write_mode merge (append keeps every "
+                "version; replace loads the whole table, deleted rows included)"
+            )
+        return self
 
     @field_validator("name")
     @classmethod

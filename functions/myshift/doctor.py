@@ -288,14 +288,6 @@ def canary_statements(
     ]
 
 
-def record_values(result: dict[str, Any]) -> list[list[Any]]:
-    """GetStatementResult's records as plain values (None for `isNull`)."""
-    rows = []
-    for record in result.get("Records", []):
-        rows.append([None if f.get("isNull") else next(iter(f.values())) for f in record])
-    return rows
-
-
 def canary_checks(records: list[list[Any]], *, function: str) -> list[Check]:
     """Compare every value read back with the file's value, exactly."""
     columns, table = canary.canary_table()
@@ -640,8 +632,8 @@ def warehouse_results(
     if privileges is not None:
         description = load.describe(redshift_data, privileges["statement_id"])
         if description.get("Status") == "FINISHED":
-            result = redshift_data.get_statement_result(Id=privileges["statement_id"])
-            checks += privilege_checks(record_values(result), pipeline, function=function)
+            records = load.statement_rows(redshift_data, privileges["statement_id"])
+            checks += privilege_checks(records, pipeline, function=function)
         else:
             checks.append(
                 Check(
@@ -656,8 +648,8 @@ def warehouse_results(
     if copy is not None:
         description = load.describe(redshift_data, copy["statement_id"])
         if description.get("Status") == "FINISHED":
-            result = redshift_data.get_statement_result(Id=f"{copy['statement_id']}:3")
-            checks += canary_checks(record_values(result), function=function)
+            records = load.statement_rows(redshift_data, f"{copy['statement_id']}:3")
+            checks += canary_checks(records, function=function)
         else:
             checks.append(
                 copy_failure(

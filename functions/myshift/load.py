@@ -100,6 +100,20 @@ def ledger_name(table: str) -> str:
     return f"myshift_ledger_{hashlib.sha256(table.encode('utf-8')).hexdigest()[:24]}"
 
 
+def ledger_table(schema: str, table: str) -> str:
+    """The quoted ledger table of a target table."""
+    return quote_redshift_table(schema, ledger_name(table))
+
+
+def create_ledger_sql(ledger: str) -> str:
+    """CREATE TABLE IF NOT EXISTS of a (quoted) ledger: one row per load, by `load_id`."""
+    return (
+        f"CREATE TABLE IF NOT EXISTS {ledger} (load_id VARCHAR(64) NOT NULL, "
+        "run_id VARCHAR(128) NOT NULL, files INTEGER NOT NULL, row_count BIGINT NOT NULL, "
+        "loaded_at TIMESTAMP NOT NULL)"
+    )
+
+
 # 63 bytes: what the local stand-in (PostgreSQL) keeps of a name; Redshift allows 127.
 LEDGER_NAME_BYTES = 63
 
@@ -144,7 +158,7 @@ def load_batch(
             f"(at most {MAX_ADDED_COLUMNS_IN_LOAD}); they are added before the load"
         )
     stage = quote_redshift(STAGE_TABLE)
-    ledger = quote_redshift_table(target.schema, ledger_name(target.name))
+    ledger = ledger_table(target.schema, target.name)
     role = "default" if not copy_role_arn else sql_string(copy_role_arn)
     columns = ", ".join(quote_redshift(c) for c in target.column_names)
     pk = ", ".join(quote_redshift(c) for c in target.primary_key)
@@ -205,13 +219,10 @@ def load_batch(
         Statement(
             "create_table", f"CREATE TABLE IF NOT EXISTS {target.qualified} ({target.columns_ddl})"
         ),
-        Statement(
-            "create_ledger",
-            f"CREATE TABLE IF NOT EXISTS {ledger} (load_id VARCHAR(64) NOT NULL, "
-            "run_id VARCHAR(128) NOT NULL, files INTEGER NOT NULL, row_count BIGINT NOT NULL, "
-            "loaded_at TIMESTAMP NOT NULL)",
-        ),
-        Statement("stage", f"CREATE TEMP TABLE {stage} (LIKE {target.qualified})"),
+        Statement("create_ledger", create_ledger_sql(ledger)),
+        # The files' columns, not LIKE the target: the target may hold a column of its own
+        # (`_myshift_deleted_at`, deletes: soft), and COPY maps columns by position.
+        Statement("stage", f"CREATE TEMP TABLE {stage} ({target.columns_ddl})"),
         Statement(
             "copy",
             f"COPY {stage} FROM {sql_string(manifest_url)} IAM_ROLE {role} "
@@ -374,3 +385,37 @@ def verified_counts(
             f"Redshift staged {counts.rows_staged} rows but {expected_rows} were extracted"
         )
     return counts
+
+
+def field_value(field: dict[str, Any]) -> Any:
+    """A Data API typed value (`{"longValue": 1}`, `{"isNull": true}`, ...) as Python."""
+    if field.get("isNull"):
+        return None
+    return next(iter(field.values()))
+
+
+def statement_rows(redshift_data: Any, statement_id: str) -> list[list[Any]]:
+    """Every row of a finished statement's result (GetStatementResult, page by page).
+
+    Only the identity that ran the statement may read it (see `follow_statement`).
+    """
+    rows: list[list[Any]] = []
+    kwargs: dict[str, Any] = {"Id": statement_id}
+    try:
+        while True:
+            page = redshift_data.get_statement_result(**kwargs)
+            rows.extend([field_value(f) for f in record] for record in page["Records"])
+            if not page.get("NextToken"):
+                return rows
+            kwargs["NextToken"] = page["NextToken"]
+    except (ClientError, BotoCoreError) as exc:
+        raise WarehouseUnavailableError(f"Redshift Data API: {exc}".splitlines()[0]) from None
+
+
+def batch_rows(redshift_data: Any, statement_id: str) -> list[list[list[Any]]]:
+    """The rows of each sub-statement of a finished batch of SELECTs, in order."""
+    description = describe(redshift_data, statement_id)
+    if description.get("Status") != "FINISHED":
+        raise failure_of(description)
+    subs = description.get("SubStatements") or []
+    return [statement_rows(redshift_data, str(sub["Id"])) for sub in subs]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from myshift import evolve, keys, load, state
+from myshift import evolve, keys, load, state, verification
 from myshift.config import PipelineConfig
 from myshift.errors import (
     CountMismatchError,
@@ -649,6 +649,7 @@ SUMMARY_FIELDS = (
     "files_loaded",
     "error",
     "cause",
+    "verification",
 )
 
 
@@ -847,3 +848,177 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
         "tables_skipped": len(skipped),
         **totals,
     }
+
+
+# --- verification (see myshift.verification) ---------------------------------------------
+
+
+def _document(item: dict[str, Any], name: str) -> str:
+    return verification.document_key(item["pipeline"], item["table"], item["run_id"], name)
+
+
+def _record_verification(state_table: Any, item: dict[str, Any], record: dict[str, Any]) -> None:
+    state.update_run(
+        state_table, item["pipeline"], item["table"], item["run_id"], {"verification": record}
+    )
+
+
+def verify_source(
+    conn: Any,
+    s3: Any,
+    state_table: Any,
+    *,
+    bucket: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
+) -> dict[str, Any]:
+    """The source's side of the verification, to S3; `{"verify": False}` when there is
+    nothing to verify (recorded as skipped, with the reason)."""
+    table = pipeline.table(item["table"])
+    schema = state.get_schema(state_table, pipeline.name, table.name) or {}
+    watermark = state.get_watermark(state_table, pipeline.name, table.name)
+    reason = None
+    if item.get("mode") == "backup_only":
+        reason = "backup only: nothing was loaded"
+    elif table.write_mode == "append":
+        reason = "append keeps every version of a row"
+    elif not schema.get("table"):
+        reason = "the warehouse table does not exist yet"
+    elif watermark["last_key"] is None:
+        reason = "no watermark: no row is due yet"
+    if reason is not None:
+        _record_verification(
+            state_table, item, verification.skipped(reason, table.deletes).as_dict()
+        )
+        return {"verify": False}
+    document = verification.source_document(
+        conn,
+        table,
+        schema=schema,
+        target_schema=pipeline.target.schema_name,
+        watermark_key=watermark["last_key"],
+        soft_column=bool(schema.get("soft_delete_column")),
+    )
+    document["watermark"] = watermark["last_key"]
+    verification.put_document(s3, bucket, _document(item, "source"), document)
+    return {"verify": True}
+
+
+def submit_verification(
+    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+) -> dict[str, Any]:
+    """Submit the warehouse's figures per range (a batch of SELECTs)."""
+    document = verification.get_document(s3, bucket, _document(item, "source"))
+    statement_id = load.submit(
+        redshift_data, pipeline.target, document["target_sqls"], f"myshift-verify-{item['run_id']}"
+    )
+    return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+
+
+def compare_verification(
+    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+) -> dict[str, Any]:
+    """Compare the ranges' figures; submit the listing of the keys of those that differ."""
+    document = verification.get_document(s3, bucket, _document(item, "source"))
+    results = load.batch_rows(redshift_data, item["verify_statement"]["statement_id"])
+    ranges = verification.compare_ranges(document, results)
+    statements, ranges["covered"] = verification.narrowing_statements(document, ranges["narrow"])
+    verification.put_document(s3, bucket, _document(item, "ranges"), ranges)
+    if not statements:
+        return submitted(None, poll_seconds=int(item["poll_seconds"]))
+    statement_id = load.submit(
+        redshift_data, pipeline.target, statements, f"myshift-narrow-{item['run_id']}"
+    )
+    return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+
+
+def collect_narrowed(
+    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+) -> dict[str, Any]:
+    """The warehouse's keys of the differing ranges, to S3 (only this identity reads them)."""
+    parts = load.batch_rows(redshift_data, item["keys_statement"]["statement_id"])
+    rows = [row for part in parts for row in part]
+    verification.put_document(s3, bucket, _document(item, "target-keys"), rows)
+    return {"rows": len(rows)}
+
+
+def finish_verification(
+    conn: Any,
+    s3: Any,
+    state_table: Any,
+    *,
+    bucket: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
+) -> tuple[verification.Verification, dict[str, Any]]:
+    """Narrow the differing ranges against the source, record the outcome; the deletes
+    statements to S3 when the table's policy removes or marks deleted rows."""
+    table = pipeline.table(item["table"])
+    schema = state.get_schema(state_table, pipeline.name, table.name) or {}
+    document = verification.get_document(s3, bucket, _document(item, "source"))
+    ranges = verification.get_document(s3, bucket, _document(item, "ranges"))
+    counts: dict[str, int] | None = None
+    deleted: list[list[Any]] = []
+    documents = [_document(item, "source"), _document(item, "ranges")]
+    if ranges["covered"]:
+        documents.append(_document(item, "target-keys"))
+        target = verification.get_document(s3, bucket, documents[-1])
+        source = verification.source_rows(
+            conn,
+            table,
+            schema=schema,
+            document=document,
+            ranges=ranges["covered"],
+            watermark_key=document["watermark"],
+        )
+        counts, deleted = verification.classify(source, target)
+    result = verification.outcome(document, ranges, counts, deletes=table.deletes)
+    answer: dict[str, Any] = {"deletes": 0}
+    if deleted and table.deletes != "keep":
+        key = _document(item, "deletes")
+        columns = verification.compared_columns(conn, table, schema["name_map"])
+        sqls, covered = verification.delete_statements(
+            columns,
+            table=table,
+            target_schema=pipeline.target.schema_name,
+            keys_=deleted,
+            load_key=load.load_id([key]),
+            run_id=item["run_id"],
+            add_soft_column=not schema.get("soft_delete_column"),
+        )
+        verification.put_document(s3, bucket, key, {"sqls": sqls, "keys": covered})
+        answer = {"deletes": covered}
+    _record_verification(state_table, item, result.as_dict())
+    verification.delete_documents(s3, bucket, documents)
+    return result, answer
+
+
+def submit_deletes(
+    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+) -> dict[str, Any]:
+    """Submit the removal (or marking) of the keys deleted in the source: one transaction."""
+    document = verification.get_document(s3, bucket, _document(item, "deletes"))
+    statement_id = load.submit(
+        redshift_data, pipeline.target, document["sqls"], f"myshift-deletes-{item['run_id']}"
+    )
+    return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+
+
+def commit_deletes(
+    state_table: Any, s3: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+) -> dict[str, Any]:
+    """The deletes committed: counted in the run's verification; a soft table has its
+    `_myshift_deleted_at` column from now on."""
+    table = pipeline.table(item["table"])
+    run = state.get_run(state_table, pipeline.name, table.name, item["run_id"]) or {}
+    applied = int(item["verified"]["deletes"])
+    record = {**(run.get("verification") or {}), "deletes_applied": applied}
+    _record_verification(state_table, item, record)
+    if table.deletes == "soft":
+        schema = state.get_schema(state_table, pipeline.name, table.name) or {}
+        if not schema.get("soft_delete_column"):
+            state.put_schema(
+                state_table, pipeline.name, table.name, {**schema, "soft_delete_column": True}
+            )
+    verification.delete_documents(s3, bucket, [_document(item, "deletes")])
+    return {k: v for k, v in item.items() if not k.endswith("_statement")}

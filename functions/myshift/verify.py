@@ -12,7 +12,7 @@ from myshift import keys
 from myshift.config import PipelineConfig, TableConfig
 from myshift.errors import LoadError, WarehouseUnavailableError
 from myshift.identifiers import quote_mysql_table, quote_redshift, quote_redshift_table, sql_string
-from myshift.load import connection_params
+from myshift.load import connection_params, statement_rows
 from myshift.source import query_all
 
 
@@ -62,8 +62,7 @@ def run_query(
         if time.monotonic() > deadline:
             raise WarehouseUnavailableError(f"Redshift query did not finish in {timeout_seconds}s")
         time.sleep(0.2)
-    result = redshift_data.get_statement_result(Id=statement_id)
-    return [[next(iter(field.values())) for field in record] for record in result["Records"]]
+    return statement_rows(redshift_data, statement_id)
 
 
 def target_counts(

@@ -44,8 +44,11 @@ def on_table(group: str, command: str, *options: str) -> list[str]:
 
 def invoke(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, ["--local", *args], env=env, catch_exceptions=False)
-    # The engine's handlers run in this process and log JSON lines to the same stdout.
-    out = "\n".join(line for line in result.stdout.splitlines() if not line.startswith('{"level"'))
+    # The engine's handlers run in this process and log JSON lines to the same stdout
+    # (log lines, and the verification's EMF metric lines).
+    out = "\n".join(
+        line for line in result.stdout.splitlines() if not line.startswith(('{"level"', '{"_aws"'))
+    )
     return result.exit_code, out, result.stderr
 
 

@@ -69,6 +69,21 @@ def raw_findings(tmp_path_factory: pytest.TempPathFactory, synth: Synth) -> list
 # --- shape -----------------------------------------------------------------------
 
 
+def test_a_verification_mismatch_raises_an_alarm(synth: Synth) -> None:
+    """The metric the Plan function emits (EMF, by service) after a run's verification."""
+    synth.template.has_resource_properties(
+        "AWS::CloudWatch::Alarm",
+        {
+            "Namespace": "Myshift",
+            "MetricName": "VerificationMismatch",
+            "Dimensions": [{"Name": "service", "Value": "myshift"}],
+            "Statistic": "Sum",
+            "Threshold": 1,
+            "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        },
+    )
+
+
 def test_resource_counts(synth: Synth) -> None:
     pipelines = load_pipelines(synth.pipelines_dir)
     scheduled = sum(1 for p in pipelines.values() if p.schedule)
@@ -79,7 +94,8 @@ def test_resource_counts(synth: Synth) -> None:
     template.resource_count_is("AWS::Lambda::LayerVersion", 1)
     template.resource_count_is("AWS::StepFunctions::StateMachine", 2)  # sync, doctor
     template.resource_count_is("AWS::Events::Rule", scheduled + 1)  # + nightly s3clean
-    template.resource_count_is("AWS::CloudWatch::Alarm", 2 + 2 * len(FUNCTIONS))
+    # Executions failed / timed out, a verification mismatch, errors and throttles.
+    template.resource_count_is("AWS::CloudWatch::Alarm", 3 + 2 * len(FUNCTIONS))
     template.resource_count_is("AWS::CloudWatch::Dashboard", 1)
     template.resource_count_is("AWS::SNS::Topic", 1)
     assert len(FUNCTIONS) == 6

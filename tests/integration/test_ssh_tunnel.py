@@ -24,7 +24,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from moto import mock_aws
 from myshift import state, verify
-from myshift.cli import sync as sync_run
 from myshift.cli import watermark as watermark_cli
 from myshift.cli.resources import Resources
 from myshift.config import SourceConfig, SshConfig, load_pipeline
@@ -375,16 +374,3 @@ def test_validate_counts_with_a_wrong_key_exits_2(aws, cli, pipelines_dir, rows,
     assert result.exit_code == 2
     assert result.stderr.startswith("error: SSH bastion ") and "refused" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-
-
-def test_sync_summary_counts_through_the_bastion(aws, pipelines_dir, rows) -> None:
-    set_watermark(aws, rows[-1], ROWS)
-    pipeline = load_pipeline(pipelines_dir, PIPELINE)
-    state.put_run(
-        resources().table(), PIPELINE, f"{DATABASE}.{TABLE}", "run-1", {"status": "succeeded"}
-    )
-    (summary,) = sync_run.verified_summaries(
-        resources(), pipeline, [f"{DATABASE}.{TABLE}"], "run-1", ""
-    )
-    assert summary.source_rows == ROWS and summary.status == "succeeded"
-    assert not tunnel_threads()

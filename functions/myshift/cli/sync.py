@@ -1,4 +1,4 @@
-"""`myshift sync pipeline`: start an execution, follow it, verify the rows."""
+"""`myshift sync pipeline`: start an execution, follow it, report its verification."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from myshift import state, verify
+from myshift import state
 from myshift.cli.resources import Resources
 from myshift.config import PipelineConfig
-from myshift.tunnel import open_source
 
 
 def readable_cause(description: dict[str, Any]) -> str:
@@ -103,7 +102,7 @@ def progress(
 
 @dataclass
 class TableSummary:
-    """One table's outcome, with the counts verified in both databases."""
+    """One table's outcome, with the verification the run recorded (both databases)."""
 
     table: str
     status: str
@@ -113,16 +112,17 @@ class TableSummary:
     source_rows: int | None = None
     target_rows: int | None = None
     duplicate_keys: int | None = None
+    verification: dict[str, Any] | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def match(self) -> bool:
-        return (
-            self.status == "succeeded"
-            and self.source_rows is not None
-            and self.source_rows == self.target_rows
-            and self.duplicate_keys == 0
+        """Succeeded, and verified: no row missing, duplicated or differing (rows newer
+        than the watermark or deleted in the source are not a mismatch)."""
+        return self.status == "succeeded" and (self.verification or {}).get("status") in (
+            "verified",
+            "skipped",
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -130,41 +130,26 @@ class TableSummary:
 
 
 def verified_summaries(
-    resources: Resources,
-    pipeline: PipelineConfig,
-    tables: list[str],
-    run_id: str,
-    password: str,
+    resources: Resources, pipeline: PipelineConfig, tables: list[str], run_id: str
 ) -> list[TableSummary]:
-    """Per-table summaries: each table's run record, then rows counted on both sides.
-
-    The source count is the rows up to the table's watermark; the target count is
-    the warehouse table's rows; duplicate keys must be zero.
-    """
+    """Per-table summaries from each table's run record, with the verification the
+    workflow recorded after the table's load (the same for a scheduled run)."""
     results = state.get_runs(resources.table(), pipeline.name, tables, run_id)
-    redshift_data = resources.client("redshift-data")
-    state_table = resources.table()
     summaries: list[TableSummary] = []
-    # Through the pipeline's SSH bastion when it has one (source.ssh).
-    with open_source(pipeline.source, password) as conn:
-        for name in tables:
-            table = pipeline.table(name)
-            result = results.get(name, {})
-            summary = TableSummary(
-                table=name,
-                status=result.get("status", "unknown"),
-                rows_extracted=int(result.get("rows_extracted", 0)),
-                files=int(result.get("files_extracted", 0)),
-                rows_loaded=int(result.get("rows_loaded", 0)),
-            )
-            watermark = state.get_watermark(state_table, pipeline.name, name)
-            schema = state.get_schema(state_table, pipeline.name, name)
-            summary.source_rows = verify.source_rows_up_to(conn, table, watermark["last_key"])
-            if schema and verify.table_exists(redshift_data, pipeline, table):
-                summary.target_rows, summary.duplicate_keys = verify.target_counts(
-                    redshift_data, pipeline, table, schema["primary_key"]
-                )
-            else:
-                summary.target_rows, summary.duplicate_keys = 0, 0
-            summaries.append(summary)
+    for name in tables:
+        result = results.get(name, {})
+        checked = result.get("verification")
+        summary = TableSummary(
+            table=name,
+            status=result.get("status", "unknown"),
+            rows_extracted=int(result.get("rows_extracted", 0)),
+            files=int(result.get("files_extracted", 0)),
+            rows_loaded=int(result.get("rows_loaded", 0)),
+            verification=checked,
+        )
+        if checked and checked.get("status") != "skipped":
+            summary.source_rows = int(checked.get("source_rows", 0))
+            summary.target_rows = int(checked.get("target_rows", 0))
+            summary.duplicate_keys = int(checked.get("duplicated_rows", 0))
+        summaries.append(summary)
     return summaries

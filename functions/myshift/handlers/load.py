@@ -9,6 +9,14 @@ from myshift.errors import InputError
 from myshift.handlers.observability import instrumented, tag
 from myshift.settings import current_settings
 
+# Verification statements: submitted, compared and read by this identity.
+VERIFY_ACTIONS = {
+    "verify_submit": steps.submit_verification,
+    "verify_compare": steps.compare_verification,
+    "verify_collect": steps.collect_narrowed,
+    "deletes_submit": steps.submit_deletes,
+}
+
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -67,6 +75,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             item=item,
             now=state.utc_now(),
             copy_role_arn=settings.copy_role_arn or None,
+        )
+    if action in VERIFY_ACTIONS:
+        return VERIFY_ACTIONS[action](
+            runtime.s3(),
+            runtime.redshift_data(),
+            bucket=current_settings().bucket,
+            pipeline=runtime.pipeline(item["pipeline"]),
+            item=item,
         )
     if action == "alters":
         return steps.column_alters(runtime.state_table(), runtime.pipeline(item["pipeline"]), item)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
 SERVICE = "myshift"
 DEFAULT_NAMESPACE = "Myshift"
@@ -42,6 +42,16 @@ FRESHNESS_LAG_SECONDS = "FreshnessLagSeconds"
 # the tables a run skipped so: an overlapping schedule, not a failure.
 RUNS_SKIPPED = "RunsSkipped"
 TABLES_SKIPPED = "TablesSkipped"
+# The verification of a table's run (myshift.verification); the alarm watches the first.
+VERIFICATION_MISMATCH = "VerificationMismatch"
+VERIFICATION_COUNTS = {
+    "VerifiedRows": "verified_rows",
+    "NewerRows": "newer_rows",
+    "DeletedInSourceRows": "deleted_in_source",
+    "MissingRows": "missing_rows",
+    "DuplicatedRows": "duplicated_rows",
+    "DifferingRows": "differing_rows",
+}
 DIMENSIONS = ("service", "pipeline", "table")
 
 logger = Logger(service=SERVICE)
@@ -261,3 +271,30 @@ def freshness_lag_seconds(item: Mapping[str, Any], now: str | dt.datetime) -> fl
     if reached is None or current is None:
         return None
     return (current - reached).total_seconds()
+
+
+def record_verification(pipeline: str, table: str, result: Any) -> None:
+    """A table's verification: one EMF line of its own, in Lambda and in the local twin.
+
+    Not the shared metric set (kept off outside Lambda for threads' sake): an
+    EphemeralMetrics instance of this call only, flushed at once, so the local engine's
+    function log shows the very line the alarm's metric comes from in AWS.
+    `POWERTOOLS_METRICS_DISABLED=true` switches it off. Dimensions: pipeline, table and
+    service; VerificationMismatch also by service alone (what the alarm watches).
+    """
+    if _switched_off("POWERTOOLS_METRICS_DISABLED"):
+        return
+    emf = EphemeralMetrics(service=SERVICE, namespace=metrics.namespace)
+    emf.add_dimension(name="pipeline", value=pipeline)
+    emf.add_dimension(name="table", value=table)
+    emf.add_metric(name=VERIFICATION_MISMATCH, unit=MetricUnit.Count, value=int(result.mismatch))
+    record = result.as_dict()
+    for name, field in VERIFICATION_COUNTS.items():
+        emf.add_metric(name=name, unit=MetricUnit.Count, value=int(record.get(field) or 0))
+    emf.flush_metrics()
+    # Again by service alone: one alarm watches every pipeline and table of the stack.
+    overall = EphemeralMetrics(service=SERVICE, namespace=metrics.namespace)
+    overall.add_metric(
+        name=VERIFICATION_MISMATCH, unit=MetricUnit.Count, value=int(result.mismatch)
+    )
+    overall.flush_metrics()

@@ -4,13 +4,15 @@ import time
 from typing import Any
 
 from myshift import catalog, doctor, evolve, plan, runtime, state, steps
-from myshift.handlers.observability import instrumented, logger, tag
+from myshift.handlers.observability import instrumented, logger, record_verification, tag
 from myshift.settings import current_settings
 from myshift.workflow import refuse_partial_refresh
 
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("action") in ("verify_source", "verify_keys"):
+        return _verify(event["action"], event["table"])
     pipeline = runtime.pipeline(event["pipeline"])
     if event.get("action") == "doctor":
         tag(run_id=event["run_id"], action="doctor")
@@ -80,3 +82,21 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         now=state.utc_now(),
         now_epoch=int(time.time()),
     )
+
+
+def _verify(action: str, item: dict[str, Any]) -> dict[str, Any]:
+    """The source's side of the run's verification (this function reaches MySQL)."""
+    tag(run_id=item["run_id"], table=item["table"], action=action)
+    pipeline = runtime.pipeline(item["pipeline"])
+    context = {
+        "bucket": current_settings().bucket,
+        "pipeline": pipeline,
+        "item": item,
+    }
+    conn = runtime.mysql(pipeline.source)
+    if action == "verify_source":
+        return steps.verify_source(conn, runtime.s3(), runtime.state_table(), **context)
+    result, answer = steps.finish_verification(conn, runtime.s3(), runtime.state_table(), **context)
+    record_verification(pipeline.name, item["table"], result)
+    logger.info("verified", extra=result.as_dict())
+    return answer

@@ -55,6 +55,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return steps.record_empty_run(table, item, now)
     if action == "record_skipped":
         return steps.record_skipped(table, item, now)
+    if action == "commit_deletes":
+        return steps.commit_deletes(
+            table,
+            runtime.s3(),
+            bucket=current_settings().bucket,
+            pipeline=runtime.pipeline(item["pipeline"]),
+            item=item,
+        )
     if action == "record_failure":
         return steps.record_failure(table, item, now)
     raise InputError(f"unknown state action {action!r}")

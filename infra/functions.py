@@ -162,6 +162,7 @@ class FunctionSettings:
     log_level: str
     log_retention: logs.RetentionDays
     removal_policy: RemovalPolicy
+    copy_role_arn: str = ""  # COPY's role for pipelines that name none
 
 
 def lambda_environment(
@@ -175,6 +176,7 @@ def lambda_environment(
         "poll_seconds": str(settings.poll_seconds),
         "data_prefix": settings.data_prefix,
         "inline_map_max_chunks": str(settings.inline_map_max_chunks),
+        "copy_role_arn": settings.copy_role_arn,
     }
     if set(values) != set(ENVIRONMENT_VARIABLES):
         # settings.py gained or lost a field: the stack must set it, never guess.
@@ -333,18 +335,23 @@ def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
     each with its own `pipelines/<stage>/`). A pipeline without `vpc` is reached from
     the others' subnets (or, when none has one, from outside any VPC).
     """
-    placements: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    placements: dict[tuple[tuple[str, ...], ...], list[str]] = {}
+    configs: dict[tuple[tuple[str, ...], ...], VpcConfig] = {}
     for name, pipeline in sorted(pipelines.items()):
         if pipeline.vpc is not None:
+            vpc = pipeline.vpc
             key = (
-                tuple(sorted(pipeline.vpc.subnet_ids)),
-                tuple(sorted(pipeline.vpc.security_group_ids)),
+                tuple(sorted(vpc.subnet_ids)),
+                tuple(sorted(vpc.security_group_ids)),
+                (str(vpc.create_endpoints), vpc.vpc_id or "", *sorted(vpc.route_table_ids)),
             )
             placements.setdefault(key, []).append(name)
+            configs.setdefault(key, vpc)
     if len(placements) > 1:
         groups = "; ".join(
             f"{', '.join(names)}: subnets {', '.join(subnets)}, security groups {', '.join(sgs)}"
-            for (subnets, sgs), names in sorted(placements.items(), key=lambda kv: kv[1])
+            + (f", endpoints in {endpoints[1]}" if endpoints[0] == "True" else "")
+            for (subnets, sgs, endpoints), names in sorted(placements.items(), key=lambda kv: kv[1])
         )
         raise ValueError(
             "pipelines name different vpc settings, but one stack places its functions in "
@@ -353,8 +360,10 @@ def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
         )
     if not placements:
         return None
-    subnets, security_groups = next(iter(placements))
-    return VpcConfig(subnet_ids=list(subnets), security_group_ids=list(security_groups))
+    key = next(iter(placements))
+    return configs[key].model_copy(
+        update={"subnet_ids": list(key[0]), "security_group_ids": list(key[1])}
+    )
 
 
 class SourceNetwork(Construct):
@@ -432,6 +441,56 @@ class SourceNetwork(Construct):
                 reason="ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no "
                 "resource-level permissions (Lambda's VPC access needs both).",
             ),
+        )
+
+        if vpc.create_endpoints:
+            self._endpoints(vpc)
+
+    def _endpoints(self, vpc: VpcConfig) -> None:
+        """What the functions in the subnets reach without a NAT: S3 and DynamoDB
+        (gateway endpoints on the subnets' route tables) and Secrets Manager (an
+        interface endpoint with private DNS, so the SDK's usual hostname resolves to
+        it; HTTPS from the functions' security groups only)."""
+        stack = Stack.of(self)
+        assert vpc.vpc_id is not None
+
+        def service(name: str) -> str:
+            return f"com.amazonaws.{stack.region}.{name}"
+
+        for name in ("s3", "dynamodb"):
+            ec2.CfnVPCEndpoint(
+                self,
+                f"{name.capitalize()}Endpoint",
+                vpc_id=vpc.vpc_id,
+                service_name=service(name),
+                vpc_endpoint_type="Gateway",
+                route_table_ids=list(vpc.route_table_ids),
+            )
+        group = ec2.CfnSecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc_id=vpc.vpc_id,
+            group_description="myshift: HTTPS to the Secrets Manager endpoint from the functions",
+            security_group_ingress=[
+                ec2.CfnSecurityGroup.IngressProperty(
+                    ip_protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    source_security_group_id=g.security_group_id,
+                    description="myshift functions",
+                )
+                for g in self.security_groups
+            ],
+        )
+        ec2.CfnVPCEndpoint(
+            self,
+            "SecretsManagerEndpoint",
+            vpc_id=vpc.vpc_id,
+            service_name=service("secretsmanager"),
+            vpc_endpoint_type="Interface",
+            subnet_ids=[s.subnet_id for s in self.subnets],
+            security_group_ids=[group.attr_group_id],
+            private_dns_enabled=True,
         )
 
     def place(self, function: lambda_.Function, role: iam.Role) -> None:

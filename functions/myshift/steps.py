@@ -18,6 +18,7 @@ from myshift.errors import (
     SchemaError,
     StateConflictError,
     StorageUnavailableError,
+    TableLockedError,
     WarehouseUnavailableError,
 )
 from myshift.extract import table_prefix
@@ -310,8 +311,12 @@ def start_load(
     pipeline: PipelineConfig,
     item: dict[str, Any],
     now: str,
+    copy_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """Submit the load of every extracted, not yet loaded file of the table.
+
+    COPY reads S3 as the pipeline's `target.copy_role_arn`, else as `copy_role_arn`
+    (the stack's), else as the warehouse's default IAM role.
 
     Files left by an earlier run whose load failed are loaded with this run's, in
     extraction order; the merge keeps the newest version of each key. A load an
@@ -348,7 +353,7 @@ def start_load(
     statements = load.load_batch(
         target,
         manifest_url=f"s3://{bucket}/{key}",
-        copy_role_arn=pipeline.target.copy_role_arn,
+        copy_role_arn=load.copy_role(pipeline.target, copy_role_arn),
         expected_rows=expected,
         load_key=load_key,
         run_id=item["run_id"],
@@ -712,15 +717,11 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
     """Record a failed run of a table: run history and the watermark's status."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
     error_type, message = failure_message(item.get("error", {}))
-    locked_out = error_type == "TableLockedError"
     run = state.get_run(state_table, pipeline, table, run_id) or {}
-    if not locked_out:  # a locked-out run touched nothing; the table is another run's
-        watermark = state.get_watermark(state_table, pipeline, table)
-        side = failed_side(item, run, watermark)
-        if side:
-            state.put_watermark(
-                state_table, pipeline, table, watermark["version"], {side: "failed"}
-            )
+    watermark = state.get_watermark(state_table, pipeline, table)
+    side = failed_side(item, run, watermark)
+    if side:
+        state.put_watermark(state_table, pipeline, table, watermark["version"], {side: "failed"})
     # What the run did before failing (rows extracted, loaded) stays in its record.
     record = state.update_run(
         state_table,
@@ -735,28 +736,48 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
             "finished_at": now,
         },
     )
-    if not locked_out:
-        state.release_lock(state_table, pipeline, table, run_id)
+    state.release_lock(state_table, pipeline, table, run_id)
     return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
 def acquire_lock(
     state_table: Any, pipeline: PipelineConfig, item: dict[str, Any], now_epoch: int
 ) -> dict[str, Any]:
-    """Take the table's lock for this execution (fails fast when another holds it).
+    """Take the table's lock for this execution (at once, never waiting).
 
     Returns the table's item completed from the pipeline file (write mode, lease...).
+    When another run holds the lock (its lease has not run out: a run still going, as
+    when a schedule comes round before the last run ended), the item carries `skipped`,
+    why: this run leaves the table alone and ends it as skipped (`record_skipped`), not
+    as a failure, so the failure alarms stay quiet.
     """
     item = table_item(pipeline, item)
-    state.acquire_lock(
-        state_table,
-        item["pipeline"],
-        item["table"],
-        item["run_id"],
-        now_epoch,
-        int(item["lock_lease_seconds"]),
-    )
+    try:
+        state.acquire_lock(
+            state_table,
+            item["pipeline"],
+            item["table"],
+            item["run_id"],
+            now_epoch,
+            int(item["lock_lease_seconds"]),
+        )
+    except TableLockedError as exc:
+        return {**item, "skipped": str(exc)}
     return item
+
+
+def record_skipped(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+    """A table whose lock another run holds: recorded as skipped; its watermark and its
+    lock are the other run's and stay as they are."""
+    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    record = state.update_run(
+        state_table,
+        pipeline,
+        table,
+        run_id,
+        {"status": "skipped", "phase": "done", "cause": item["skipped"], "finished_at": now},
+    )
+    return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
 def release_lock(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
@@ -791,6 +812,7 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
     names: list[str] = list(run["tables"])
     records = state.get_runs(state_table, run["pipeline"], names, run["run_id"])
     failed: list[tuple[str, str]] = []
+    skipped: list[str] = []
     totals = {"rows_extracted": 0, "rows_loaded": 0}
     for name in names:
         record = records.get(name) or {}
@@ -798,6 +820,9 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
         if status == "succeeded" and phase == "done":
             for field in totals:
                 totals[field] += int(record.get(field) or 0)
+            continue
+        if status == "skipped" and phase == "done":
+            skipped.append(name)
             continue
         if status == "failed":
             failed.append((name, f"{record.get('error')}: {record.get('cause')}"))
@@ -815,7 +840,14 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
         more = len(failed) - MAX_FAILURES_NAMED
         tail = f"; and {more} more (see `myshift runs show`)" if more > 0 else ""
         raise RunFailedError(f"{len(failed)} of {len(names)} tables failed: {named}{tail}")
-    return {"status": "succeeded", "run_id": run["run_id"], "tables": len(names), **totals}
+    return {
+        # Skipped: every table was another run's (an overlapping schedule), nothing failed.
+        "status": "skipped" if names and len(skipped) == len(names) else "succeeded",
+        "run_id": run["run_id"],
+        "tables": len(names),
+        "tables_skipped": len(skipped),
+        **totals,
+    }
 
 
 # --- verification (see myshift.verification) ---------------------------------------------

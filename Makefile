@@ -51,7 +51,7 @@ asl: venv ## Rewrite statemachines/*.asl.json (sync, doctor) from infra/definiti
 
 synth: venv ## Synthesize the CDK app into cdk.out/ (no AWS account, no Docker); prints sizes and cdk-nag
 	$(PY) scripts/build_layer.py --python-version $$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["lambda_python_version"])')
-	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py $(CONTEXT)
 
 BENCH_LOG := .myshift/bench.log
 

@@ -90,6 +90,7 @@ def _verify(action: str, item: dict[str, Any]) -> dict[str, Any]:
     pipeline = runtime.pipeline(item["pipeline"])
     context: dict[str, Any] = {
         "bucket": current_settings().bucket,
+        "data_prefix": current_settings().data_prefix,
         "pipeline": pipeline,
         "item": item,
     }

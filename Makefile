@@ -40,8 +40,10 @@ test: venv services ## Run the test suite: unit, integration, infra, e2e (all bu
 test-slow: venv services ## The slow proofs (10,000-chunk limits, fault matrix, races); CI runs them too
 	$(PYTEST) -m slow tests/unit tests/integration tests/infra tests/e2e
 
-lint: venv ## ruff
+lint: venv ## ruff (lint and format) and mypy (config in pyproject.toml); CI runs it
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 asl: venv ## Rewrite statemachines/*.asl.json (sync, doctor, reconcile) from infra/definition.py and validate them
 	$(PY) -m infra.definition
@@ -49,10 +51,16 @@ asl: venv ## Rewrite statemachines/*.asl.json (sync, doctor, reconcile) from inf
 
 synth: venv ## Synthesize the CDK app into cdk.out/ (no AWS account, no Docker); prints sizes and cdk-nag
 	$(PY) scripts/build_layer.py --python-version $$($(PY) -c 'import json; print(json.load(open("cdk.json"))["context"]["lambda_python_version"])')
-	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py
+	JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 $(PY) app.py $(CONTEXT)
 
-bench: venv services ## Benchmarks (print figures)
-	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(PY) $$b; done || echo "no benchmarks yet"
+BENCH_LOG := .myshift/bench.log
+
+bench: venv services ## Benchmarks: figures only (every log line goes to .myshift/bench.log)
+	@mkdir -p $(dir $(BENCH_LOG)) && : > $(BENCH_LOG)
+	@for b in bench/*.py; do \
+	  $(PY) $$b 2>>$(BENCH_LOG) | tee -a $(BENCH_LOG) | grep -v '^{'; \
+	  [ $${PIPESTATUS[0]} -eq 0 ] || { echo "bench: $$b failed; see $(BENCH_LOG)" >&2; exit 1; }; \
+	done
 
 clean: ## Remove build outputs (keeps .venv)
 	rm -rf cdk.out build .pytest_cache

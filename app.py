@@ -17,10 +17,15 @@ from typing import Any
 
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
-from myshift.config import load_pipelines, stage_pipelines_dir
+from myshift.config import (
+    PipelineConfig,
+    load_deployed_pipelines,
+    load_pipelines,
+    stage_pipelines_dir,
+)
 from myshift.errors import ConfigError
 
-from infra import REPO_ROOT, cdk_json_context
+from infra import LOCAL_STAGE, REPO_ROOT, cdk_json_context
 from infra.packaging import DEFAULT_ASSET_DIR, DEFAULT_LAYER_DIR, check_layer, stage_code_asset
 from infra.stack import MyshiftStack, StackSettings
 
@@ -58,8 +63,9 @@ def build_app(
 ) -> tuple[cdk.App, MyshiftStack]:
     """The app with the stack and cdk-nag registered (not synthesized yet).
 
-    Context `asset_dir` / `layer_dir` (relative to the repository) move the staged
-    code and the layer; the tests point them at temporary directories.
+    Context `asset_dir` / `layer_dir` / `pipelines_dir` (relative to the repository)
+    move the staged code, the layer and the pipeline files; the tests point them at
+    temporary directories.
     """
     # cdk.json first, then -c: the same precedence as the CLI. Under the CLI,
     # CDK_CONTEXT_JSON (already merged by the CLI) overrides both.
@@ -73,9 +79,11 @@ def build_app(
         arch=settings.lambda_architecture,
         python_version=settings.lambda_python_version,
     )
+    if app.node.try_get_context("pipelines_dir"):
+        pipelines_dir = REPO_ROOT / str(app.node.try_get_context("pipelines_dir"))
     pipelines_dir = stage_pipelines_dir(pipelines_dir, settings.stage)
-    pipelines = load_pipelines(pipelines_dir)
-    code_dir = stage_code_asset(asset_dir, pipelines_dir=pipelines_dir)
+    pipelines = stage_pipelines(pipelines_dir, settings.stage)
+    code_dir = stage_code_asset(asset_dir, pipelines_dir=pipelines_dir, pipelines=pipelines)
     stack = MyshiftStack(
         app,
         f"Myshift-{settings.stage}",
@@ -87,6 +95,21 @@ def build_app(
     if nag:
         cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
     return app, stack
+
+
+def stage_pipelines(pipelines_dir: Path, stage: str) -> dict[str, PipelineConfig]:
+    """The pipelines `stage` deploys: all of them for the local engine's stage; for any
+    other stage every file but the `local_only` ones, each able to run in Lambda, and
+    at least one (ConfigError otherwise, naming the file and the field)."""
+    if stage == LOCAL_STAGE:
+        return load_pipelines(pipelines_dir)
+    pipelines = load_deployed_pipelines(pipelines_dir)
+    if not pipelines:
+        raise ConfigError(
+            f"{pipelines_dir}: no pipeline to deploy for stage {stage} (local_only files are "
+            f"left out): add {pipelines_dir}/<name>.yml (README, Deploy)"
+        )
+    return pipelines
 
 
 def acknowledgments(scope: cdk.App | cdk.Stack) -> list[tuple[str, str, str]]:

@@ -13,6 +13,10 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The stage the local engine synthesizes (infra.local_twin): the only one that takes
+# `local_only` pipelines and needs no alarm destination.
+LOCAL_STAGE = "local"
+
 
 def cdk_json_context(path: Path = REPO_ROOT / "cdk.json") -> dict[str, Any]:
     """The `context` block of cdk.json.

@@ -296,8 +296,18 @@ def _table_states() -> dict[str, State]:
     return {
         "AcquireLock": _state_action(
             "acquire_lock",
-            "RouteMode",
+            "LockTaken",
             comment="Takes the table's lock and completes the item from the pipeline file.",
+        ),
+        "LockTaken": choice(
+            [{"Variable": "$.skipped", "IsPresent": True, "Next": "RecordSkipped"}],
+            "RouteMode",
+            comment="Another run still holds the table (an overlapping schedule): skip it.",
+        ),
+        "RecordSkipped": _state_action(
+            "record_skipped",
+            None,
+            comment="The table's run ends as skipped: not a failure, no alarm.",
         ),
         "RouteMode": choice(
             [{"Variable": "$.mode", "StringEquals": "redshift_only", "Next": "PlanAlters"}], "Plan"

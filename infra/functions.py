@@ -1,8 +1,11 @@
 """The Lambda functions (one shared code asset) and the dependency layer.
 
-Each function has its own role and log group, so its permissions are exactly the
-grants below: the bucket and the state table for all, the MySQL secret for the
-functions that read MySQL, the Redshift Data API for the ones that talk to Redshift.
+Each function has its own role and log group, and its permissions are exactly what its
+code calls (`FunctionSpec.state_actions`, `data_actions`): the state table's item
+actions it uses, the object actions under the data prefix it uses, the MySQL secret
+for the functions that read MySQL, the Redshift Data API for the one that talks to
+Redshift. The local engine runs every function with its role from this template and
+IAM enforcement on, so a call the table below does not grant fails the local run.
 """
 
 from __future__ import annotations
@@ -54,6 +57,13 @@ class FunctionSpec:
     reads_source: bool = False  # connects to MySQL: may read the source secret
     uses_warehouse: bool = False  # calls the Redshift Data API (its role: a database user)
     in_workflow: bool = True  # invoked by the state machine
+    # DynamoDB item actions on the state table, and S3 actions under the data prefix
+    # (s3:ListBucket: on the bucket, for keys under the prefix), that its code calls.
+    state_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    # s3:DeleteObject of a run's verification documents (`<data_prefix>/_verify/`) only:
+    # data files are deleted by s3clean alone.
+    removes_verification_documents: bool = False
 
     @property
     def handler(self) -> str:
@@ -64,6 +74,15 @@ class FunctionSpec:
         return Duration.seconds(self.timeout_seconds)
 
 
+_GET, _PUT, _DELETE = "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"
+_QUERY, _UPDATE = "dynamodb:Query", "dynamodb:UpdateItem"
+_BATCH_GET, _BATCH_WRITE = "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"
+_READ_OBJECT, _WRITE_OBJECT = "s3:GetObject", "s3:PutObject"
+_DELETE_OBJECT, _LIST = "s3:DeleteObject", "s3:ListBucket"
+# upload_file uploads a large chunk in parts and aborts them when it fails (the parts
+# themselves need s3:PutObject).
+_ABORT_UPLOAD = "s3:AbortMultipartUpload"
+
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
         "validate_input",
@@ -71,12 +90,19 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Validate a sync request and expand it into per-table items",
         memory_mb=256,
         timeout_seconds=30,
+        # Reads the pipeline files shipped with the code: no AWS call at all.
     ),
     FunctionSpec(
         "plan",
         "Plan",
         "Read the watermark, freeze the upper bound, cut chunks",
         reads_source=True,
+        # watermark, schema, lock and plan items; the run record of the verification
+        state_actions=(_GET, _PUT, _UPDATE),
+        # a large plan for the Distributed Map; the verification's documents (it
+        # removes them when the verification ends); doctor probes
+        data_actions=(_READ_OBJECT, _WRITE_OBJECT),
+        removes_verification_documents=True,
     ),
     FunctionSpec(
         "extract",
@@ -86,18 +112,29 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         memory_mb=2048,
         timeout_seconds=15 * 60,
         reads_source=True,
+        # the schema; each chunk's file item (a batch, with the run's records)
+        state_actions=(_GET, _PUT, _BATCH_WRITE),
+        data_actions=(_WRITE_OBJECT, _ABORT_UPLOAD),
     ),
     FunctionSpec(
         "load",
         "Load",
         "Submit the one-transaction Redshift load, or raise its failure",
         uses_warehouse=True,
+        # pending files, the load record (put, read, settled and deleted), the schema
+        state_actions=(_GET, _QUERY, _PUT, _UPDATE, _DELETE),
+        # manifests; the verification's documents
+        data_actions=(_READ_OBJECT, _WRITE_OBJECT),
     ),
     FunctionSpec(
         "state",
         "State",
         "Commit extraction/load state and record run outcomes",
         timeout_seconds=120,
+        state_actions=(_GET, _BATCH_GET, _QUERY, _PUT, _UPDATE, _DELETE, _BATCH_WRITE),
+        # the load's manifest; a run's deletes document, removed once applied
+        data_actions=(_READ_OBJECT,),
+        removes_verification_documents=True,
     ),
     FunctionSpec(
         "s3clean",
@@ -105,6 +142,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Nightly clean-up of loaded files on S3",
         timeout_seconds=15 * 60,
         in_workflow=False,
+        # file items and run records read, cleaned file items deleted
+        state_actions=(_GET, _QUERY, _DELETE, _BATCH_WRITE),
+        # the only function that deletes data files
+        data_actions=(_LIST, _DELETE_OBJECT),
     ),
 )
 
@@ -121,6 +162,7 @@ class FunctionSettings:
     log_level: str
     log_retention: logs.RetentionDays
     removal_policy: RemovalPolicy
+    copy_role_arn: str = ""  # COPY's role for pipelines that name none
 
 
 def lambda_environment(
@@ -134,6 +176,7 @@ def lambda_environment(
         "poll_seconds": str(settings.poll_seconds),
         "data_prefix": settings.data_prefix,
         "inline_map_max_chunks": str(settings.inline_map_max_chunks),
+        "copy_role_arn": settings.copy_role_arn,
     }
     if set(values) != set(ENVIRONMENT_VARIABLES):
         # settings.py gained or lost a field: the stack must set it, never guess.
@@ -197,9 +240,11 @@ class Functions(Construct):
                 statements=[
                     iam.PolicyStatement(
                         actions=["secretsmanager:GetSecretValue"], resources=source_secrets
-                    )
+                    ),
+                    secrets_key_statement(source_secrets),
                 ],
             )
+            acknowledge_secrets_key(self.source_secrets_policy)
 
         # MySQL is private: the functions that read it run in the pipelines' VPC.
         self.vpc_config = pipelines_vpc(pipelines)
@@ -247,13 +292,14 @@ class Functions(Construct):
             )
             if spec.reads_source and self.network is not None:
                 self.network.place(function, role)
-            bucket.grant_read_write(role)
-            table.grant_read_write_data(role)
+            grant_data_access(
+                role, spec, bucket=bucket, table=table, data_prefix=settings.data_prefix
+            )
             if spec.reads_source and self.source_secrets_policy is not None:
                 role.add_managed_policy(self.source_secrets_policy)
             if spec.uses_warehouse:
                 role.add_managed_policy(self.warehouse_policy.policy)
-            _acknowledge_function(function, role, bucket, settings)
+            _acknowledge_function(function, role, bucket, settings, spec)
             self.functions[spec.name] = function
 
     def workflow_functions(self) -> dict[str, lambda_.Function]:
@@ -289,18 +335,23 @@ def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
     each with its own `pipelines/<stage>/`). A pipeline without `vpc` is reached from
     the others' subnets (or, when none has one, from outside any VPC).
     """
-    placements: dict[tuple[tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    placements: dict[tuple[tuple[str, ...], ...], list[str]] = {}
+    configs: dict[tuple[tuple[str, ...], ...], VpcConfig] = {}
     for name, pipeline in sorted(pipelines.items()):
         if pipeline.vpc is not None:
+            vpc = pipeline.vpc
             key = (
-                tuple(sorted(pipeline.vpc.subnet_ids)),
-                tuple(sorted(pipeline.vpc.security_group_ids)),
+                tuple(sorted(vpc.subnet_ids)),
+                tuple(sorted(vpc.security_group_ids)),
+                (str(vpc.create_endpoints), vpc.vpc_id or "", *sorted(vpc.route_table_ids)),
             )
             placements.setdefault(key, []).append(name)
+            configs.setdefault(key, vpc)
     if len(placements) > 1:
         groups = "; ".join(
             f"{', '.join(names)}: subnets {', '.join(subnets)}, security groups {', '.join(sgs)}"
-            for (subnets, sgs), names in sorted(placements.items(), key=lambda kv: kv[1])
+            + (f", endpoints in {endpoints[1]}" if endpoints[0] == "True" else "")
+            for (subnets, sgs, endpoints), names in sorted(placements.items(), key=lambda kv: kv[1])
         )
         raise ValueError(
             "pipelines name different vpc settings, but one stack places its functions in "
@@ -309,8 +360,10 @@ def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
         )
     if not placements:
         return None
-    subnets, security_groups = next(iter(placements))
-    return VpcConfig(subnet_ids=list(subnets), security_group_ids=list(security_groups))
+    key = next(iter(placements))
+    return configs[key].model_copy(
+        update={"subnet_ids": list(key[0]), "security_group_ids": list(key[1])}
+    )
 
 
 class SourceNetwork(Construct):
@@ -388,6 +441,56 @@ class SourceNetwork(Construct):
                 reason="ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no "
                 "resource-level permissions (Lambda's VPC access needs both).",
             ),
+        )
+
+        if vpc.create_endpoints:
+            self._endpoints(vpc)
+
+    def _endpoints(self, vpc: VpcConfig) -> None:
+        """What the functions in the subnets reach without a NAT: S3 and DynamoDB
+        (gateway endpoints on the subnets' route tables) and Secrets Manager (an
+        interface endpoint with private DNS, so the SDK's usual hostname resolves to
+        it; HTTPS from the functions' security groups only)."""
+        stack = Stack.of(self)
+        assert vpc.vpc_id is not None
+
+        def service(name: str) -> str:
+            return f"com.amazonaws.{stack.region}.{name}"
+
+        for name in ("s3", "dynamodb"):
+            ec2.CfnVPCEndpoint(
+                self,
+                f"{name.capitalize()}Endpoint",
+                vpc_id=vpc.vpc_id,
+                service_name=service(name),
+                vpc_endpoint_type="Gateway",
+                route_table_ids=list(vpc.route_table_ids),
+            )
+        group = ec2.CfnSecurityGroup(
+            self,
+            "EndpointSecurityGroup",
+            vpc_id=vpc.vpc_id,
+            group_description="myshift: HTTPS to the Secrets Manager endpoint from the functions",
+            security_group_ingress=[
+                ec2.CfnSecurityGroup.IngressProperty(
+                    ip_protocol="tcp",
+                    from_port=443,
+                    to_port=443,
+                    source_security_group_id=g.security_group_id,
+                    description="myshift functions",
+                )
+                for g in self.security_groups
+            ],
+        )
+        ec2.CfnVPCEndpoint(
+            self,
+            "SecretsManagerEndpoint",
+            vpc_id=vpc.vpc_id,
+            service_name=service("secretsmanager"),
+            vpc_endpoint_type="Interface",
+            subnet_ids=[s.subnet_id for s in self.subnets],
+            security_group_ids=[group.attr_group_id],
+            private_dns_enabled=True,
         )
 
     def place(self, function: lambda_.Function, role: iam.Role) -> None:
@@ -522,6 +625,7 @@ class WarehouseAccessPolicy(Construct):
                     resources=target_secrets,
                 )
             )
+            statements.append(secrets_key_statement(target_secrets))
 
         self.policy = iam.ManagedPolicy(
             self,
@@ -530,6 +634,8 @@ class WarehouseAccessPolicy(Construct):
             statements=statements,
         )
         Validations.of(self.policy).acknowledge(*acknowledgments)
+        if target_secrets:
+            acknowledge_secrets_key(self.policy)
 
 
 def _nag_arn(stack: Stack, arn: str) -> str:
@@ -554,13 +660,59 @@ def _nag_attr(stack: Stack, resource: Construct, suffix: str = "") -> str:
     return f"Resource::<{logical_id}.Arn>{suffix}"
 
 
+def grant_data_access(
+    role: iam.Role,
+    spec: FunctionSpec,
+    *,
+    bucket: s3.IBucket,
+    table: dynamodb.ITable,
+    data_prefix: str,
+) -> None:
+    """Exactly the function's state table and data prefix actions (none: no statement)."""
+    if spec.state_actions:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="StateTable",
+                actions=sorted(spec.state_actions),
+                resources=[table.table_arn],
+            )
+        )
+    objects = sorted(a for a in spec.data_actions if a != _LIST)
+    if objects:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DataObjects",
+                actions=objects,
+                resources=[bucket.arn_for_objects(f"{data_prefix}/*")],
+            )
+        )
+    if spec.removes_verification_documents:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="RemoveVerificationDocuments",
+                actions=[_DELETE_OBJECT],
+                resources=[bucket.arn_for_objects(f"{data_prefix}/_verify/*")],
+            )
+        )
+    if _LIST in spec.data_actions:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListDataPrefix",
+                actions=[_LIST],
+                resources=[bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{data_prefix}/*"]}},
+            )
+        )
+
+
 def _acknowledge_function(
     function: lambda_.Function,
     role: iam.Role,
     bucket: s3.IBucket,
     settings: FunctionSettings,
+    spec: FunctionSpec,
 ) -> None:
-    """The findings every function shares, each with its reason, on its role/function."""
+    """The findings of every function, each with its reason, on its role/function."""
     stack = Stack.of(function)
     Validations.of(function).acknowledge(
         Acknowledgment(
@@ -571,19 +723,27 @@ def _acknowledge_function(
         )
     )
     grant_reason = (
-        "Wildcards generated by CDK's bucket.grant_read_write on the myshift data bucket "
-        "only: object keys are per pipeline/table/run and not known at deploy time."
+        "Objects under the data prefix of the myshift data bucket only: object keys are "
+        "per pipeline/table/run and not known at deploy time."
     )
-    findings = [
-        "Action::s3:GetObject*",
-        "Action::s3:GetBucket*",
-        "Action::s3:List*",
-        "Action::s3:DeleteObject*",
-        "Action::s3:Abort*",
-        _nag_attr(stack, bucket, "/*"),
-    ]
+    if any(action != _LIST for action in spec.data_actions):
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[{_nag_attr(stack, bucket, f'/{settings.data_prefix}/*')}]",
+                reason=grant_reason,
+            )
+        )
+    if spec.removes_verification_documents:
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id="AwsSolutions-IAM5["
+                + _nag_attr(stack, bucket, f"/{settings.data_prefix}/_verify/*")
+                + "]",
+                reason="Deletes a run's verification documents once the verification "
+                "ended; their keys are per pipeline/table/run. Data files are not there.",
+            )
+        )
     Validations.of(role).acknowledge(
-        *(Acknowledgment(id=f"AwsSolutions-IAM5[{f}]", reason=grant_reason) for f in findings),
         Acknowledgment(
             id="AwsSolutions-IAM5[Resource::*]",
             reason="X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no "
@@ -606,6 +766,40 @@ def secret_resources(arns: Iterable[str]) -> list[str]:
     for arn in arns:
         resources.add(arn if _SECRET_SUFFIX.search(arn) else f"{arn}-??????")
     return sorted(resources)
+
+
+def secrets_key_statement(secrets: list[str]) -> iam.PolicyStatement:
+    """kms:Decrypt of the named secrets' values under a customer managed key.
+
+    Secrets Manager decrypts with the caller's permission; a secret under the account's
+    `aws/secretsmanager` key needs nothing more, one under a customer managed key needs
+    kms:Decrypt. The key is the secret owner's choice, so the statement names the
+    secrets instead, as AWS's own AWSSecretsManagerClientReadOnlyAccess does: through
+    Secrets Manager only, for these secrets' ARNs in the encryption context.
+    """
+    return iam.PolicyStatement(
+        sid="DecryptTheSecrets",
+        actions=["kms:Decrypt"],
+        resources=["arn:aws:kms:*:*:key/*"],
+        conditions={
+            "StringLike": {
+                "kms:ViaService": "secretsmanager.*.amazonaws.com",
+                "kms:EncryptionContext:SecretARN": secrets,
+            }
+        },
+    )
+
+
+def acknowledge_secrets_key(policy: Construct) -> None:
+    """cdk-nag's finding on `secrets_key_statement`'s key wildcard, with the reason."""
+    Validations.of(policy).acknowledge(
+        Acknowledgment(
+            id="AwsSolutions-IAM5[Resource::arn:aws:kms:*:*:key/*]",
+            reason="The KMS key of a secret is its owner's choice and unknown here; "
+            "kms:Decrypt is limited to Secrets Manager (kms:ViaService) decrypting the "
+            "named secrets (kms:EncryptionContext:SecretARN).",
+        )
+    )
 
 
 def _require_dir(path: Path, hint: str) -> None:

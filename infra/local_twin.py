@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+from infra import LOCAL_STAGE
 
-LOCAL_STAGE = "local"
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
 def local_template(pipelines_dir: Path) -> dict:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -29,14 +30,15 @@ class Monitoring(Construct):
         state_machine: sfn.StateMachine,
         functions: Mapping[str, lambda_.Function],
         alarm_email: str | None,
+        alarm_topic_arn: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        # No KMS key on purpose: CloudWatch alarm actions cannot publish to a topic
-        # encrypted with the AWS-managed SNS key, and notifications carry only alarm
-        # names and states. enforce_ssl keeps publishers on TLS (cdk-nag SNS3).
-        self.topic = sns.Topic(
-            self, "Alarms", display_name=f"myshift {stage} alarms", enforce_ssl=True
-        )
+        self.topic: sns.ITopic
+        if alarm_topic_arn:
+            # The team's own topic; its policy must let CloudWatch publish (README).
+            self.topic = sns.Topic.from_topic_arn(self, "Alarms", alarm_topic_arn)
+        else:
+            self.topic = self._own_topic(stage)
         if alarm_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
         notify = actions.SnsAction(self.topic)
@@ -133,3 +135,37 @@ class Monitoring(Construct):
                 [cloudwatch.AlarmStatusWidget(title="Alarms", alarms=self.alarms, width=24)],
             ],
         )
+
+    def _own_topic(self, stage: str) -> sns.Topic:
+        """The stack's alarm topic, with a policy that lets this account's alarms publish.
+
+        No KMS key on purpose: CloudWatch alarm actions cannot publish to a topic
+        encrypted with the AWS-managed SNS key, and notifications carry only alarm
+        names and states. enforce_ssl keeps publishers on TLS (cdk-nag SNS3); it
+        writes a topic policy, and a topic policy replaces SNS's default one, so the
+        CloudWatch service principal must be allowed explicitly, scoped to this
+        account's alarms (aws:SourceAccount, aws:SourceArn: the confused-deputy guard of
+        the SNS developer guide's access-policy examples).
+        """
+        topic = sns.Topic(self, "Alarms", display_name=f"myshift {stage} alarms", enforce_ssl=True)
+        stack = Stack.of(self)
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        return topic

@@ -1,21 +1,26 @@
 """The Lambda code asset: plain file copies, no Docker and no bundling image.
 
-Every function ships the same directory: the `myshift` package and the pipeline files
-(read at run time from `/var/task/pipelines`) with the CA bundles they name
-(`source.tls.ca_bundle`). Third-party packages live in the layer
+Every function ships the same directory: the modules of the `myshift` package that the
+handlers import (not the CLI, the local engine or the Redshift stand-in) and the
+pipeline files of the stage (read at run time from `/var/task/pipelines`) with the CA
+bundles they name (`source.tls.ca_bundle`). Third-party packages live in the layer
 (`scripts/build_layer.py`), so this asset stays small and synth stays fast.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from myshift.config import load_pipelines
+from myshift.config import PipelineConfig, load_pipelines, pipeline_files
+
+from infra.functions import FUNCTIONS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = REPO_ROOT / "functions" / "myshift"
@@ -48,8 +53,10 @@ def stage_code_asset(
     *,
     package_dir: Path = PACKAGE_DIR,
     pipelines_dir: Path = PIPELINES_DIR,
+    pipelines: Mapping[str, PipelineConfig] | None = None,
 ) -> Path:
-    """Copy `myshift/`, the pipeline YAML files and their CA bundles into `out_dir`.
+    """Copy the handlers' modules of `myshift/`, the pipeline files (`pipelines`, by
+    default every file in `pipelines_dir`) and their CA bundles into `out_dir`.
 
     The directory is rebuilt from scratch each time so a deleted module or pipeline
     never lingers in the deployed code. Returns `out_dir`.
@@ -58,17 +65,23 @@ def stage_code_asset(
         raise FileNotFoundError(f"{package_dir} is not the myshift package")
     if not pipelines_dir.is_dir():
         raise FileNotFoundError(f"pipelines directory {pipelines_dir} does not exist")
-    bundles = ca_bundles(pipelines_dir)  # refused before anything is written
+    if pipelines is None:
+        pipelines = load_pipelines(pipelines_dir)
+    bundles = ca_bundles(pipelines_dir, pipelines)  # refused before anything is written
+    files = pipeline_files(pipelines_dir)
+    modules = handler_module_files(package_dir)
     out_dir = out_dir.resolve()
     # Build next to the target, then swap: a failed copy never leaves half an asset.
     staging = out_dir.with_name(out_dir.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    shutil.copytree(package_dir, staging / "myshift", ignore=_IGNORE)
+    for relative in sorted(modules):
+        target = staging / package_dir.name / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(package_dir / relative, target)
     (staging / "pipelines").mkdir()
-    for pattern in ("*.yml", "*.yaml"):
-        for path in sorted(pipelines_dir.glob(pattern)):
-            shutil.copy2(path, staging / "pipelines" / path.name)
+    for name in sorted(pipelines):
+        shutil.copy2(files[name], staging / "pipelines" / files[name].name)
     for source, relative in bundles.items():
         target = staging / "pipelines" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +91,66 @@ def stage_code_asset(
     return out_dir
 
 
-def ca_bundles(pipelines_dir: Path) -> dict[Path, Path]:
+def handler_modules() -> list[str]:
+    """The modules of the functions' handlers (`myshift.handlers.<name>`)."""
+    return sorted({spec.handler.rsplit(".", 1)[0] for spec in FUNCTIONS})
+
+
+def handler_module_files(
+    package_dir: Path = PACKAGE_DIR, roots: Iterable[str] | None = None
+) -> set[Path]:
+    """The package's files (relative to it) that the handlers import, transitively.
+
+    Read from the source (every `import` / `from ... import` anywhere in a module,
+    those inside functions too), so a module imported only on some path is still in.
+    A package's `__init__.py` comes with each of its modules.
+    """
+    package = package_dir.name
+    found: dict[str, Path] = {}
+    todo = list(roots if roots is not None else handler_modules())
+    while todo:
+        name = todo.pop()
+        if name in found or not (name == package or name.startswith(package + ".")):
+            continue
+        path = _module_file(package_dir, name)
+        if path is None:  # a name imported from a module, not a module
+            continue
+        found[name] = path
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+        todo += _imports(path, name, is_package=path.name == "__init__.py")
+    return {path.relative_to(package_dir) for path in found.values()}
+
+
+def _module_file(package_dir: Path, name: str) -> Path | None:
+    relative = Path(*name.split(".")[1:])
+    for candidate in (package_dir / relative / "__init__.py", package_dir / f"{relative}.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imports(path: Path, name: str, *, is_package: bool) -> list[str]:
+    """Every module name `path` imports (and each `from X import y` as X and X.y)."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                anchor = name.split(".")
+                anchor = anchor[: len(anchor) - node.level + (1 if is_package else 0)]
+                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            else:
+                base = node.module or ""
+            names.append(base)
+            names += [f"{base}.{alias.name}" for alias in node.names]
+    return names
+
+
+def ca_bundles(
+    pipelines_dir: Path, pipelines: Mapping[str, PipelineConfig] | None = None
+) -> dict[Path, Path]:
     """The CA bundle files the pipelines name: each one's path relative to `pipelines_dir`.
 
     The functions resolve `ca_bundle` against `/var/task/pipelines`, so it must be written
@@ -89,7 +161,9 @@ def ca_bundles(pipelines_dir: Path) -> dict[Path, Path]:
     # Paths as written, `..` folded: a bundle that is a link to a file elsewhere is
     # copied (its content) to where the link is.
     root = Path(os.path.abspath(pipelines_dir))
-    for name, pipeline in load_pipelines(pipelines_dir).items():
+    if pipelines is None:
+        pipelines = load_pipelines(pipelines_dir)
+    for name, pipeline in pipelines.items():
         tls = pipeline.source.tls
         if tls.ca_bundle is None or tls.ca_path is None:
             continue

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack, Tags
+from aws_cdk import CfnOutput, Duration, Fn, RemovalPolicy, Stack, Tags
 from aws_cdk import aws_logs as logs
 from constructs import Construct, Node
 from myshift.config import PipelineConfig
 
-from infra import REPO_ROOT
+from infra import LOCAL_STAGE, REPO_ROOT
 from infra.functions import (
     ARCHITECTURES,
     RUNTIMES,
@@ -49,7 +50,10 @@ class StackSettings:
     inline_map_max_chunks: int = 200
     data_prefix: str = "data"
     log_level: str = "INFO"
-    alarm_email: str = ""
+    alarm_email: str = ""  # subscribed to the stack's alarm topic
+    alarm_topic_arn: str = ""  # or an existing topic the alarms notify instead
+    alarms: str = ""  # "none": a deployed stage without alarm notifications, knowingly
+    copy_role_arn: str = ""  # COPY's role for pipelines without one; empty: the stack's
     state_machine_timeout_hours: int = 12
     s3clean_schedule: str = "cron(0 3 * * ? *)"  # 03:00 UTC
 
@@ -76,10 +80,40 @@ class StackSettings:
             raise ValueError("context removal_policy must be 'retain' or 'destroy'")
         if not self.stage.replace("-", "").isalnum():
             raise ValueError("context stage must be letters, digits and '-'")
+        self._validate_alarms()
+
+    def _validate_alarms(self) -> None:
+        """A deployed stage names where its alarms go, or says that they go nowhere."""
+        if self.alarms not in ("", "none"):
+            raise ValueError(f"context alarms must be 'none' or empty, got {self.alarms!r}")
+        given = [k for k in ("alarm_email", "alarm_topic_arn") if getattr(self, k)]
+        if len(given) > 1:
+            raise ValueError("context alarm_email and alarm_topic_arn: give one of them")
+        if given and self.alarms == "none":
+            raise ValueError(f"context alarms=none contradicts {given[0]}: drop one of them")
+        if self.alarm_email and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", self.alarm_email):
+            raise ValueError(f"context alarm_email {self.alarm_email!r} is not an email address")
+        if self.alarm_topic_arn and not re.fullmatch(
+            r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}", self.alarm_topic_arn
+        ):
+            raise ValueError(
+                f"context alarm_topic_arn {self.alarm_topic_arn!r} is no SNS topic ARN"
+            )
+        if self.stage != LOCAL_STAGE and not given and self.alarms != "none":
+            raise ValueError(
+                f"stage {self.stage}: its alarms would notify nobody: set context alarm_email "
+                "(cdk.json or -c alarm_email=you@example.com), alarm_topic_arn (an existing "
+                "topic), or alarms=none to deploy without notifications"
+            )
 
     @property
     def removal(self) -> RemovalPolicy:
-        return RemovalPolicy.DESTROY if self.removal_policy == "destroy" else RemovalPolicy.RETAIN
+        """`retain`: kept on stack deletion and replacement, but deleted when their own
+        create fails (CloudFormation's RetainExceptOnCreate), so a failed first deploy
+        leaves nothing behind that the retry would collide with."""
+        if self.removal_policy == "destroy":
+            return RemovalPolicy.DESTROY
+        return RemovalPolicy.RETAIN_ON_UPDATE_OR_DELETE
 
     @property
     def log_retention(self) -> logs.RetentionDays:
@@ -128,6 +162,20 @@ def _retention(days: int) -> logs.RetentionDays:
     return _RETENTION_DAYS[days]
 
 
+def state_machine_log_group_name(stack: Stack, stack_name: str, name: str = "sync") -> str:
+    """`/aws/vendedlogs/states/<stack>-<name>-<first part of the stack id's UUID>`.
+
+    /aws/vendedlogs/ keeps Step Functions clear of the CloudWatch Logs resource policy
+    size limit. The stack id's part makes the name differ for each creation of the
+    stack: a log group retained after the stack was deleted never collides with the
+    next creation of the same stage (a fixed name would: "already exists").
+    """
+    uuid = Fn.select(2, Fn.split("/", stack.stack_id))
+    return Fn.join(
+        "", [f"/aws/vendedlogs/states/{stack_name}-{name}-", Fn.select(0, Fn.split("-", uuid))]
+    )
+
+
 class MyshiftStack(Stack):
     """Everything myshift needs in one account and region."""
 
@@ -160,7 +208,15 @@ class MyshiftStack(Stack):
             access_logs=settings.access_logs,
             data_prefix=settings.data_prefix,
         )
-        storage.grant_copy_read(copy_roles(pipelines.values()))
+        # COPY reads the files as the pipeline's copy_role_arn, else the stage's, else a
+        # role this stack creates (only when some pipeline needs it).
+        storage.grant_copy_read(
+            [*copy_roles(pipelines.values()), *filter(None, [settings.copy_role_arn])],
+            settings.data_prefix,
+        )
+        default_copy_role = settings.copy_role_arn or None
+        if not default_copy_role and any(not p.target.copy_role_arn for p in pipelines.values()):
+            default_copy_role = storage.copy_role(settings.data_prefix).role_arn
         state = StateTable(self, "State", removal_policy=settings.removal)
         functions = Functions(
             self,
@@ -179,6 +235,7 @@ class MyshiftStack(Stack):
                 log_level=settings.log_level,
                 log_retention=settings.log_retention,
                 removal_policy=settings.removal,
+                copy_role_arn=default_copy_role or "",
             ),
         )
 
@@ -191,7 +248,7 @@ class MyshiftStack(Stack):
                 data_prefix=settings.data_prefix,
                 log_retention=settings.log_retention,
                 removal_policy=settings.removal,
-                log_group_name=f"/aws/vendedlogs/states/{construct_id}-{name}",
+                log_group_name=state_machine_log_group_name(self, construct_id, name),
                 name=name,
                 **{
                     "functions": functions.workflow_functions(),
@@ -230,6 +287,7 @@ class MyshiftStack(Stack):
             state_machine=workflow.state_machine,
             functions=functions.functions,
             alarm_email=settings.alarm_email or None,
+            alarm_topic_arn=settings.alarm_topic_arn or None,
         )
 
         # The CLI finds the deployed stack through these outputs: keep the names.
@@ -239,6 +297,15 @@ class MyshiftStack(Stack):
         CfnOutput(self, "DoctorStateMachineArn", value=doctor.state_machine.state_machine_arn)
         CfnOutput(self, "ReconcileStateMachineArn", value=reconcile.state_machine.state_machine_arn)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+        # Its name holds part of the stack id (see state_machine_log_group_name).
+        CfnOutput(self, "StateMachineLogGroup", value=workflow.log_group.log_group_name)
+        if default_copy_role:
+            CfnOutput(
+                self,
+                "CopyRoleArn",
+                value=default_copy_role,
+                description="Associate it with the workgroup or cluster (README, Deploy)",
+            )
         # Whom the DBA grants to, for pipelines that reach Redshift with the functions'
         # IAM identity (no secret_arn, no db_user): see the README's grants.
         CfnOutput(

@@ -38,6 +38,8 @@ class StateTable(Construct):
             # Lock leases and old run/file items expire on their own.
             time_to_live_attribute=TTL_ATTRIBUTE,
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
+            # RETAIN_ON_UPDATE_OR_DELETE keeps it through a stack deletion, yet a failed
+            # first create deletes it. No deletion protection: it would fail that
+            # rollback's delete and leave the stack in ROLLBACK_FAILED.
             removal_policy=removal_policy,
-            deletion_protection=removal_policy == RemovalPolicy.RETAIN,
         )

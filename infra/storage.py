@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -32,6 +32,9 @@ class Storage(Construct):
             "minimum_tls_version": 1.2,
             "object_ownership": s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             "removal_policy": removal_policy,
+            # A throw-away stage (removal_policy destroy) empties its buckets on stack
+            # deletion: CloudFormation cannot delete a bucket that holds objects.
+            "auto_delete_objects": removal_policy == RemovalPolicy.DESTROY,
         }
         self.access_logs_bucket: s3.Bucket | None = None
         if access_logs:
@@ -72,6 +75,13 @@ class Storage(Construct):
                     prefix=f"{map_results_prefix(data_prefix)}/",
                     expiration=Duration.days(MAP_RESULTS_DAYS),
                 ),
+                # A run's verification documents are removed when it ends; a run that
+                # failed half-way leaves them.
+                s3.LifecycleRule(
+                    id="expire-verification-documents",
+                    prefix=f"{data_prefix}/_verify/",
+                    expiration=Duration.days(7),
+                ),
                 # `myshift doctor` writes a canary file and probe objects per check.
                 s3.LifecycleRule(
                     id="expire-doctor-objects",
@@ -101,11 +111,58 @@ class Storage(Construct):
                 )
             )
 
-    def grant_copy_read(self, role_arns: Iterable[str]) -> None:
-        """Let Redshift's COPY roles (pipeline `target.copy_role_arn`) read the bucket.
+    def copy_role(self, data_prefix: str) -> iam.Role:
+        """The role Redshift's COPY assumes to read the extracted files: read on the data
+        prefix only. Associate it with the workgroup or cluster (README, Deploy)."""
+        role = iam.Role(
+            self,
+            "CopyRole",
+            assumed_by=iam.ServicePrincipal("redshift.amazonaws.com"),
+            description="myshift: Redshift COPY reads the extracted Parquet files",
+        )
+        for statement in self._read_statements(data_prefix):
+            role.add_to_policy(statement)
+        stack = Stack.of(self)
+        logical_id = stack.get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        Validations.of(role).acknowledge(
+            Acknowledgment(
+                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{data_prefix}/*]",
+                reason="COPY reads the manifests and Parquet files of every pipeline/table/run "
+                "under the data prefix; their keys are not known at deploy time.",
+            )
+        )
+        return role
 
-        A bucket policy statement, because those roles belong to the warehouse and are
-        not managed by this stack.
+    def grant_copy_read(self, role_arns: Iterable[str], data_prefix: str) -> None:
+        """Let COPY roles that are not this stack's (pipeline `target.copy_role_arn`)
+        read the data prefix, through the bucket policy.
+
+        The principal is the role's account and the role is named in an
+        `aws:PrincipalArn` condition: S3 refuses a bucket policy whose principal names a
+        role that does not exist ("Invalid principal in policy"), and such a role may be
+        created after this stack. An account principal delegates to that account's IAM,
+        so the role's own policy must allow the same reads (README, Deploy).
         """
+        by_account: dict[str, list[str]] = {}
         for arn in sorted(set(role_arns)):
-            self.bucket.grant_read(iam.ArnPrincipal(arn))
+            by_account.setdefault(arn.split(":")[4], []).append(arn)
+        for account, arns in sorted(by_account.items()):
+            for statement in self._read_statements(data_prefix):
+                statement.add_principals(iam.AccountPrincipal(account))
+                statement.add_condition("ArnEquals", {"aws:PrincipalArn": arns})
+                self.bucket.add_to_resource_policy(statement)
+
+    def _read_statements(self, data_prefix: str) -> list[iam.PolicyStatement]:
+        """What COPY needs of the bucket: the objects under the data prefix, and listing
+        that prefix (COPY from a prefix lists it)."""
+        return [
+            iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.bucket.arn_for_objects(f"{data_prefix}/*")],
+            ),
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{data_prefix}/*"]}},
+            ),
+        ]

@@ -66,8 +66,6 @@ class Workflow(Construct):
                 "which the stack does not provide"
             )
 
-        # /aws/vendedlogs/ keeps Step Functions clear of the CloudWatch Logs resource
-        # policy size limit.
         self.log_group = logs.LogGroup(
             self,
             "Logs",

@@ -31,7 +31,18 @@ from myshift.errors import ConfigError
 from myshift.identifiers import validate_identifier
 
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-DEFAULT_CHUNK_ROWS = 75_000
+# Defaults measured with `make bench` (bench/extract.py: 1,000,000 rows of a 12-column
+# settlement table, 2 CPUs shared). 250,000-row chunks (4 files, not 14 of 75,000): fewer
+# Lambda invocations, DynamoDB items and state transitions per row (transitions are most
+# of a run's bill, README "What a run costs"), and no more memory: rows are read and
+# written a batch at a time (peak RSS 170 MB for a 75,000-row chunk, 178 MB for 750,000).
+# A chunk's Parquet file does grow (about 15 MB per 250,000 such rows) and is written to
+# the extract function's /tmp (512 MB) before upload: lower chunk_rows for wide rows.
+# Two chunks at a time: `myshift --local sync` as a user runs it took 7.4-8.6 s with 2 and
+# 10.4-15.2 s with 4 (the engine keeps as many warm workers as CPUs: a third and fourth
+# chunk wait for cold ones), and each chunk is one more connection to the source.
+DEFAULT_CHUNK_ROWS = 250_000
+DEFAULT_MAX_CONCURRENT_CHUNKS = 2
 
 
 class _Strict(BaseModel):
@@ -321,12 +332,50 @@ def _ids(values: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
     return values
 
 
+VPC_ID = re.compile(r"^vpc-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+ROUTE_TABLE_ID = re.compile(r"^rtb-(?:[0-9a-f]{8}|[0-9a-f]{17})$")
+
+
 class VpcConfig(_Strict):
     """Where the functions that read MySQL run: subnets (private, with a route to
-    MySQL and to S3/DynamoDB/Secrets Manager) and the security groups MySQL admits."""
+    MySQL and to S3/DynamoDB/Secrets Manager) and the security groups MySQL admits.
+
+    That route is a NAT gateway, or VPC endpoints: `create_endpoints: true` has the
+    stack create the S3 and DynamoDB gateway endpoints (on `route_table_ids`, the
+    subnets' route tables) and a Secrets Manager interface endpoint (in the subnets, at
+    most one per Availability Zone) in `vpc_id`.
+    """
 
     subnet_ids: list[str] = Field(min_length=1)
     security_group_ids: list[str] = Field(min_length=1)
+    create_endpoints: bool = False
+    vpc_id: str | None = None
+    route_table_ids: list[str] = Field(default_factory=list)
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _valid_vpc(cls, value: str | None) -> str | None:
+        if value is not None and not VPC_ID.match(value):
+            raise ValueError(f"{value!r} is not a VPC id ({VPC_ID.pattern})")
+        return value
+
+    @field_validator("route_table_ids")
+    @classmethod
+    def _valid_route_tables(cls, value: list[str]) -> list[str]:
+        return _ids(value, ROUTE_TABLE_ID, "route table")
+
+    @model_validator(mode="after")
+    def _endpoints_need_the_vpc(self) -> VpcConfig:
+        if self.create_endpoints and not self.vpc_id:
+            raise ValueError("create_endpoints needs vpc_id (the subnets' VPC)")
+        if self.create_endpoints and not self.route_table_ids:
+            raise ValueError(
+                "create_endpoints needs route_table_ids (the subnets' route tables, for the "
+                "S3 and DynamoDB gateway endpoints)"
+            )
+        if not self.create_endpoints and (self.vpc_id or self.route_table_ids):
+            raise ValueError("vpc_id and route_table_ids are for create_endpoints: true only")
+        return self
 
     @field_validator("subnet_ids")
     @classmethod
@@ -459,6 +508,9 @@ class PipelineConfig(_Strict):
     """A whole pipeline file."""
 
     name: str
+    # Only for the local engine (the demo: a loopback MySQL, a password in an
+    # environment variable): a deployed stage leaves the file out.
+    local_only: bool = False
     source: SourceConfig
     target: TargetConfig
     # The deployed plan/extract functions run in these subnets (MySQL is private).
@@ -469,7 +521,7 @@ class PipelineConfig(_Strict):
     # reconcile`, report only, no fix); none by default: it reads every row of the source.
     reconcile_schedule: str | None = None
     chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_CHUNK_ROWS
-    max_concurrent_chunks: Annotated[int, Field(ge=1, le=40)] = 2
+    max_concurrent_chunks: Annotated[int, Field(ge=1, le=40)] = DEFAULT_MAX_CONCURRENT_CHUNKS
     safety_lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 5
     lock_lease_seconds: Annotated[int, Field(ge=10, le=86_400)] = 3 * 3600
     max_parallel_tables: Annotated[int, Field(ge=1, le=40)] = 4
@@ -530,7 +582,7 @@ def load_pipeline_file(path: Path) -> PipelineConfig:
     return pipeline
 
 
-def _pipeline_files(directory: Path) -> dict[str, Path]:
+def pipeline_files(directory: Path) -> dict[str, Path]:
     """`<name>.yml`/`<name>.yaml` files by name; one pipeline in two files is an error."""
     if not directory.is_dir():
         raise ConfigError(f"pipelines directory {directory} does not exist")
@@ -554,13 +606,46 @@ def stage_pipelines_dir(pipelines_dir: Path, stage: str) -> Path:
 
 def load_pipelines(directory: Path) -> dict[str, PipelineConfig]:
     """Every pipeline in `directory` (`*.yml` and `*.yaml`), by name."""
-    return {name: load_pipeline_file(path) for name, path in _pipeline_files(directory).items()}
+    return {name: load_pipeline_file(path) for name, path in pipeline_files(directory).items()}
+
+
+def lambda_problem(pipeline: PipelineConfig) -> str | None:
+    """Why a deployed function could never run `pipeline` (`field: reason`), or None."""
+    source = pipeline.source
+    if source.password_env:
+        return (
+            f"source.password_env: a deployed function has no environment variable "
+            f"{source.password_env}; give source.secret_arn (Secrets Manager), or mark the "
+            "file `local_only: true`"
+        )
+    if is_loopback(source.host):
+        return (
+            f"source.host: {source.host} is loopback, the function's own machine, not a MySQL "
+            "server; name the server, or mark the file `local_only: true`"
+        )
+    return None
+
+
+def load_deployed_pipelines(directory: Path) -> dict[str, PipelineConfig]:
+    """The pipelines a deployed stage takes from `directory`: every file but the
+    `local_only` ones. A file that could never run in Lambda (`lambda_problem`) is a
+    ConfigError naming the file and the field."""
+    pipelines: dict[str, PipelineConfig] = {}
+    for name, path in pipeline_files(directory).items():
+        pipeline = load_pipeline_file(path)
+        if pipeline.local_only:
+            continue
+        problem = lambda_problem(pipeline)
+        if problem:
+            raise ConfigError(f"{path}: {problem}")
+        pipelines[name] = pipeline
+    return pipelines
 
 
 def load_pipeline(directory: Path, name: str) -> PipelineConfig:
     """The pipeline called `name` (only its file is read: another file's error is not
     this pipeline's), or a ConfigError listing the ones that exist."""
-    files = _pipeline_files(directory)
+    files = pipeline_files(directory)
     if name not in files:
         known = ", ".join(sorted(files)) or "none"
         raise ConfigError(f"unknown pipeline {name!r} (known: {known}) in {directory}")

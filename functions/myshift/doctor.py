@@ -269,10 +269,13 @@ def write_canary(
     }
 
 
-def canary_statements(pipeline: PipelineConfig, manifest_url: str) -> list[str]:
-    """CREATE TEMP TABLE, COPY as the load does, and the canonical text of every value."""
+def canary_statements(
+    pipeline: PipelineConfig, manifest_url: str, copy_role_arn: str | None = None
+) -> list[str]:
+    """CREATE TEMP TABLE, COPY as the load does (as the role the load uses:
+    `load.copy_role`, `copy_role_arn` the stack's), and the canonical text of every value."""
     columns, _ = canary.canary_table()
-    role = pipeline.target.copy_role_arn
+    role = load.copy_role(pipeline.target, copy_role_arn)
     iam_role = sql_string(role) if role else load.DEFAULT_COPY_ROLE
     table = quote_redshift(CANARY_TABLE)
     fields = ", ".join(checksum.redshift_field(c) for c in columns[1:])
@@ -324,9 +327,11 @@ def canary_checks(records: list[list[Any]], *, function: str) -> list[Check]:
     return [Check(what, "pass", f"{cells} values of {len(columns) - 1} types equal", by=function)]
 
 
-def copy_failure(error: str, pipeline: PipelineConfig, *, function: str) -> Check:
+def copy_failure(
+    error: str, pipeline: PipelineConfig, *, function: str, copy_role_arn: str | None = None
+) -> Check:
     """The canary COPY failed: the database's error and the likely remedy."""
-    role = pipeline.target.copy_role_arn or "the default IAM role"
+    role = load.copy_role(pipeline.target, copy_role_arn) or "the default IAM role"
     return Check(
         f"{function}: canary COPY read back value by value",
         "fail",
@@ -563,6 +568,7 @@ def submit_warehouse_checks(
     run_id: str,
     poll_seconds: int,
     now_epoch: int,
+    copy_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """The Load function: its AWS calls; submits the canary COPY and the privileges
     query (followed by the workflow, as a load is: only this role may describe them)."""
@@ -588,7 +594,7 @@ def submit_warehouse_checks(
             copy = load.submit(
                 redshift_data,
                 target,
-                canary_statements(pipeline, str(canary_file["manifest_url"])),
+                canary_statements(pipeline, str(canary_file["manifest_url"]), copy_role_arn),
                 f"myshift-doctor-canary-{run_id}",
             )
     except MyshiftError as exc:
@@ -613,7 +619,11 @@ def submit_warehouse_checks(
 
 
 def warehouse_results(
-    redshift_data: Any, *, pipeline: PipelineConfig, statements: dict[str, Any]
+    redshift_data: Any,
+    *,
+    pipeline: PipelineConfig,
+    statements: dict[str, Any],
+    copy_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """Read the finished statements' results and turn them into rows."""
     function = "Load"
@@ -642,7 +652,12 @@ def warehouse_results(
             checks += canary_checks(records, function=function)
         else:
             checks.append(
-                copy_failure(str(load.failure_of(description)), pipeline, function=function)
+                copy_failure(
+                    str(load.failure_of(description)),
+                    pipeline,
+                    function=function,
+                    copy_role_arn=copy_role_arn,
+                )
             )
     return {"checks": [c.as_dict() for c in checks]}
 

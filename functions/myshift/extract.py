@@ -20,7 +20,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -142,7 +142,7 @@ class _Failed:
 _END = object()
 
 
-def _prefetched(lines: Iterator[Any], depth: int = 1) -> Iterator[Any]:
+def _prefetched(lines: Iterator[Any], depth: int = 1) -> Generator[Any, None, None]:
     """`lines` read on a thread of its own, at most `depth` batches ahead.
 
     The next batch comes off the socket while this one is parsed and written (Arrow
@@ -198,7 +198,7 @@ def _text_batches(
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """The `text` reader: server-built lines off the socket, parsed by Arrow per batch."""
     with closing(_prefetched(stream_lines(conn, sql, params, batch_rows))) as batches:
         for lines, count in batches:
@@ -214,7 +214,7 @@ def _row_batches(
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """The `rows` reader: pymysql's unbuffered cursor, converted a column at a time."""
     with conn.cursor(pymysql.cursors.SSCursor) as cursor:
         cursor.execute(sql, params)

@@ -26,6 +26,12 @@ STAGE_TABLE = "myshift_stage"
 DEFAULT_COPY_ROLE = "default"
 
 
+def copy_role(target: TargetConfig, stack_copy_role: str | None) -> str | None:
+    """The role COPY reads S3 as: the pipeline's `target.copy_role_arn`, else the stack's
+    COPY role; None: the warehouse's default IAM role (`IAM_ROLE default`)."""
+    return target.copy_role_arn or stack_copy_role or None
+
+
 @dataclass(frozen=True)
 class TargetTable:
     """The Redshift table a source table lands in, with what the load needs to know."""

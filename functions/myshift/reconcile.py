@@ -283,7 +283,7 @@ def compare_level(
     for offset, rows in zip(document["target_offsets"], results, strict=True):
         for index, found in checksum.parse_range_checksums(rows).items():
             target[offset + index] = found
-    compared = {
+    compared: dict[str, Any] = {
         "verified": int(document.get("verified", 0)),
         "newer": int(document.get("newer", 0)),
         "leaves": list(document.get("leaves", [])),

@@ -22,6 +22,7 @@ ENVIRONMENT_VARIABLES = {
     "poll_seconds": "MYSHIFT_POLL_SECONDS",
     "data_prefix": "MYSHIFT_DATA_PREFIX",
     "inline_map_max_chunks": "MYSHIFT_INLINE_MAP_MAX_CHUNKS",
+    "copy_role_arn": "MYSHIFT_COPY_ROLE_ARN",
 }
 
 
@@ -49,6 +50,9 @@ class Settings(BaseModel):
     # Above this many chunks the plan goes to S3 and a Distributed Map reads it, so no
     # payload nears 256 KB and no execution history nears 25,000 events.
     inline_map_max_chunks: int = Field(default=200, ge=1, le=2_000)
+    # The role COPY reads S3 as for pipelines without target.copy_role_arn (the stack's
+    # COPY role); empty: Redshift's default IAM role (IAM_ROLE default).
+    copy_role_arn: str = ""
 
     @classmethod
     def from_environment(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -286,7 +286,7 @@ def update_run(
         )
     except (ClientError, BotoCoreError) as exc:
         raise _storage_error(exc, "update run") from None
-    return _plain(answer.get("Attributes") or {})
+    return dict(_plain(answer.get("Attributes") or {}))
 
 
 def get_run(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:

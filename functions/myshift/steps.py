@@ -18,6 +18,7 @@ from myshift.errors import (
     SchemaError,
     StateConflictError,
     StorageUnavailableError,
+    TableLockedError,
     WarehouseUnavailableError,
 )
 from myshift.extract import table_prefix
@@ -243,7 +244,7 @@ def next_wait(polls: int, poll_seconds: int) -> int:
     if polls < FAST_POLLS:
         return poll_seconds
     cap = max(MAX_POLL_SECONDS, poll_seconds)
-    return min(cap, poll_seconds * 2 ** ((polls - FAST_POLLS) // SLOWER_EVERY + 1))
+    return int(min(cap, poll_seconds * 2 ** ((polls - FAST_POLLS) // SLOWER_EVERY + 1)))
 
 
 def submitted(
@@ -317,8 +318,12 @@ def start_load(
     pipeline: PipelineConfig,
     item: dict[str, Any],
     now: str,
+    copy_role_arn: str | None = None,
 ) -> dict[str, Any]:
     """Submit the load of every extracted, not yet loaded file of the table.
+
+    COPY reads S3 as the pipeline's `target.copy_role_arn`, else as `copy_role_arn`
+    (the stack's), else as the warehouse's default IAM role.
 
     Files left by an earlier run whose load failed are loaded with this run's, in
     extraction order; the merge keeps the newest version of each key. A load an
@@ -355,7 +360,7 @@ def start_load(
     statements = load.load_batch(
         target,
         manifest_url=f"s3://{bucket}/{key}",
-        copy_role_arn=pipeline.target.copy_role_arn,
+        copy_role_arn=load.copy_role(pipeline.target, copy_role_arn),
         expected_rows=expected,
         load_key=load_key,
         run_id=item["run_id"],
@@ -719,15 +724,11 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
     """Record a failed run of a table: run history and the watermark's status."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
     error_type, message = failure_message(item.get("error", {}))
-    locked_out = error_type == "TableLockedError"
     run = state.get_run(state_table, pipeline, table, run_id) or {}
-    if not locked_out:  # a locked-out run touched nothing; the table is another run's
-        watermark = state.get_watermark(state_table, pipeline, table)
-        side = failed_side(item, run, watermark)
-        if side:
-            state.put_watermark(
-                state_table, pipeline, table, watermark["version"], {side: "failed"}
-            )
+    watermark = state.get_watermark(state_table, pipeline, table)
+    side = failed_side(item, run, watermark)
+    if side:
+        state.put_watermark(state_table, pipeline, table, watermark["version"], {side: "failed"})
     # What the run did before failing (rows extracted, loaded) stays in its record.
     record = state.update_run(
         state_table,
@@ -742,28 +743,48 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
             "finished_at": now,
         },
     )
-    if not locked_out:
-        state.release_lock(state_table, pipeline, table, run_id)
+    state.release_lock(state_table, pipeline, table, run_id)
     return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
 def acquire_lock(
     state_table: Any, pipeline: PipelineConfig, item: dict[str, Any], now_epoch: int
 ) -> dict[str, Any]:
-    """Take the table's lock for this execution (fails fast when another holds it).
+    """Take the table's lock for this execution (at once, never waiting).
 
     Returns the table's item completed from the pipeline file (write mode, lease...).
+    When another run holds the lock (its lease has not run out: a run still going, as
+    when a schedule comes round before the last run ended), the item carries `skipped`,
+    why: this run leaves the table alone and ends it as skipped (`record_skipped`), not
+    as a failure, so the failure alarms stay quiet.
     """
     item = table_item(pipeline, item)
-    state.acquire_lock(
-        state_table,
-        item["pipeline"],
-        item["table"],
-        item["run_id"],
-        now_epoch,
-        int(item["lock_lease_seconds"]),
-    )
+    try:
+        state.acquire_lock(
+            state_table,
+            item["pipeline"],
+            item["table"],
+            item["run_id"],
+            now_epoch,
+            int(item["lock_lease_seconds"]),
+        )
+    except TableLockedError as exc:
+        return {**item, "skipped": str(exc)}
     return item
+
+
+def record_skipped(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+    """A table whose lock another run holds: recorded as skipped; its watermark and its
+    lock are the other run's and stay as they are."""
+    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    record = state.update_run(
+        state_table,
+        pipeline,
+        table,
+        run_id,
+        {"status": "skipped", "phase": "done", "cause": item["skipped"], "finished_at": now},
+    )
+    return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
 def release_lock(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
@@ -798,6 +819,7 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
     names: list[str] = list(run["tables"])
     records = state.get_runs(state_table, run["pipeline"], names, run["run_id"])
     failed: list[tuple[str, str]] = []
+    skipped: list[str] = []
     totals = {"rows_extracted": 0, "rows_loaded": 0}
     for name in names:
         record = records.get(name) or {}
@@ -805,6 +827,9 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
         if status == "succeeded" and phase == "done":
             for field in totals:
                 totals[field] += int(record.get(field) or 0)
+            continue
+        if status == "skipped" and phase == "done":
+            skipped.append(name)
             continue
         if status == "failed":
             failed.append((name, f"{record.get('error')}: {record.get('cause')}"))
@@ -822,14 +847,23 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
         more = len(failed) - MAX_FAILURES_NAMED
         tail = f"; and {more} more (see `myshift runs show`)" if more > 0 else ""
         raise RunFailedError(f"{len(failed)} of {len(names)} tables failed: {named}{tail}")
-    return {"status": "succeeded", "run_id": run["run_id"], "tables": len(names), **totals}
+    return {
+        # Skipped: every table was another run's (an overlapping schedule), nothing failed.
+        "status": "skipped" if names and len(skipped) == len(names) else "succeeded",
+        "run_id": run["run_id"],
+        "tables": len(names),
+        "tables_skipped": len(skipped),
+        **totals,
+    }
 
 
 # --- verification (see myshift.verification) ---------------------------------------------
 
 
-def _document(item: dict[str, Any], name: str) -> str:
-    return verification.document_key(item["pipeline"], item["table"], item["run_id"], name)
+def _document(data_prefix: str, item: dict[str, Any], name: str) -> str:
+    return verification.document_key(
+        data_prefix, item["pipeline"], item["table"], item["run_id"], name
+    )
 
 
 def _record_verification(state_table: Any, item: dict[str, Any], record: dict[str, Any]) -> None:
@@ -844,6 +878,7 @@ def verify_source(
     state_table: Any,
     *,
     bucket: str,
+    data_prefix: str,
     pipeline: PipelineConfig,
     item: dict[str, Any],
 ) -> dict[str, Any]:
@@ -875,15 +910,21 @@ def verify_source(
         soft_column=bool(schema.get("soft_delete_column")),
     )
     document["watermark"] = watermark["last_key"]
-    verification.put_document(s3, bucket, _document(item, "source"), document)
+    verification.put_document(s3, bucket, _document(data_prefix, item, "source"), document)
     return {"verify": True}
 
 
 def submit_verification(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """Submit the warehouse's figures per range (a batch of SELECTs)."""
-    document = verification.get_document(s3, bucket, _document(item, "source"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
     statement_id = load.submit(
         redshift_data, pipeline.target, document["target_sqls"], f"myshift-verify-{item['run_id']}"
     )
@@ -891,14 +932,20 @@ def submit_verification(
 
 
 def compare_verification(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """Compare the ranges' figures; submit the listing of the keys of those that differ."""
-    document = verification.get_document(s3, bucket, _document(item, "source"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
     results = load.batch_rows(redshift_data, item["verify_statement"]["statement_id"])
     ranges = verification.compare_ranges(document, results)
     statements, ranges["covered"] = verification.narrowing_statements(document, ranges["narrow"])
-    verification.put_document(s3, bucket, _document(item, "ranges"), ranges)
+    verification.put_document(s3, bucket, _document(data_prefix, item, "ranges"), ranges)
     if not statements:
         return submitted(None, poll_seconds=int(item["poll_seconds"]))
     statement_id = load.submit(
@@ -908,12 +955,18 @@ def compare_verification(
 
 
 def collect_narrowed(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """The warehouse's keys of the differing ranges, to S3 (only this identity reads them)."""
     parts = load.batch_rows(redshift_data, item["keys_statement"]["statement_id"])
     rows = [row for part in parts for row in part]
-    verification.put_document(s3, bucket, _document(item, "target-keys"), rows)
+    verification.put_document(s3, bucket, _document(data_prefix, item, "target-keys"), rows)
     return {"rows": len(rows)}
 
 
@@ -923,6 +976,7 @@ def finish_verification(
     state_table: Any,
     *,
     bucket: str,
+    data_prefix: str,
     pipeline: PipelineConfig,
     item: dict[str, Any],
 ) -> tuple[verification.Verification, dict[str, Any]]:
@@ -930,13 +984,13 @@ def finish_verification(
     statements to S3 when the table's policy removes or marks deleted rows."""
     table = pipeline.table(item["table"])
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
-    document = verification.get_document(s3, bucket, _document(item, "source"))
-    ranges = verification.get_document(s3, bucket, _document(item, "ranges"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
+    ranges = verification.get_document(s3, bucket, _document(data_prefix, item, "ranges"))
     counts: dict[str, int] | None = None
     deleted: list[list[Any]] = []
-    documents = [_document(item, "source"), _document(item, "ranges")]
+    documents = [_document(data_prefix, item, "source"), _document(data_prefix, item, "ranges")]
     if ranges["covered"]:
-        documents.append(_document(item, "target-keys"))
+        documents.append(_document(data_prefix, item, "target-keys"))
         target = verification.get_document(s3, bucket, documents[-1])
         source = verification.source_rows(
             conn,
@@ -950,7 +1004,7 @@ def finish_verification(
     result = verification.outcome(document, ranges, counts, deletes=table.deletes)
     answer: dict[str, Any] = {"deletes": 0}
     if deleted and table.deletes != "keep":
-        key = _document(item, "deletes")
+        key = _document(data_prefix, item, "deletes")
         columns = verification.compared_columns(conn, table, schema["name_map"])
         sqls, covered = verification.delete_statements(
             columns,
@@ -969,10 +1023,16 @@ def finish_verification(
 
 
 def submit_deletes(
-    s3: Any, redshift_data: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    s3: Any,
+    redshift_data: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """Submit the removal (or marking) of the keys deleted in the source: one transaction."""
-    document = verification.get_document(s3, bucket, _document(item, "deletes"))
+    document = verification.get_document(s3, bucket, _document(data_prefix, item, "deletes"))
     statement_id = load.submit(
         redshift_data, pipeline.target, document["sqls"], f"myshift-deletes-{item['run_id']}"
     )
@@ -980,7 +1040,13 @@ def submit_deletes(
 
 
 def commit_deletes(
-    state_table: Any, s3: Any, *, bucket: str, pipeline: PipelineConfig, item: dict[str, Any]
+    state_table: Any,
+    s3: Any,
+    *,
+    bucket: str,
+    data_prefix: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> dict[str, Any]:
     """The deletes committed: counted in the run's verification; a soft table has its
     `_myshift_deleted_at` column from now on."""
@@ -995,5 +1061,5 @@ def commit_deletes(
             state.put_schema(
                 state_table, pipeline.name, table.name, {**schema, "soft_delete_column": True}
             )
-    verification.delete_documents(s3, bucket, [_document(item, "deletes")])
+    verification.delete_documents(s3, bucket, [_document(data_prefix, item, "deletes")])
     return {k: v for k, v in item.items() if not k.endswith("_statement")}

@@ -21,6 +21,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paramiko
 import pymysql
@@ -223,7 +224,8 @@ class _Forward:
         """Copy bytes both ways until either side closes or the tunnel is closing."""
         try:
             while not self._closing.is_set():
-                readable, _, _ = select.select([local, channel], [], [], _POLL_SECONDS)
+                watched: list[Any] = [local, channel]
+                readable, _, _ = select.select(watched, [], [], _POLL_SECONDS)
                 if local in readable:
                     data = local.recv(_BUFFER)
                     if not data:

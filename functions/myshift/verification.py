@@ -106,9 +106,11 @@ def skipped(reason: str, deletes: str = "keep") -> Verification:
     return Verification(status="skipped", reason=reason, deletes=deletes)
 
 
-def document_key(pipeline: str, table: str, run_id: str, name: str) -> str:
-    """Where a run's verification documents live (removed when it ends)."""
-    return f"verify/{pipeline}/{table}/run={run_id}/{name}.json"
+def document_key(data_prefix: str, pipeline: str, table: str, run_id: str, name: str) -> str:
+    """Where a run's verification documents live: under the data prefix, the only part
+    of the bucket the functions may write (removed when the run ends; a lifecycle rule
+    expires what a failed run leaves)."""
+    return f"{data_prefix}/_verify/{pipeline}/{table}/run={run_id}/{name}.json"
 
 
 def put_document(s3: Any, bucket: str, key: str, document: Any) -> None:

@@ -186,3 +186,33 @@ def test_bad_flags_fail_with_one_line_and_change_nothing(
             stateMachineArn=engine.resources.state_machine_arn
         )["executions"]
     ) == len(executions)
+
+
+def test_the_cli_runs_the_pipelines_the_engine_runs(
+    cli_env: dict[str, str], engine: LocalEngine, tmp_path: Path
+) -> None:
+    """$MYSHIFT_PIPELINES_DIR set to another directory after `myshift local up`: the CLI
+    refuses before starting anything, saying how to restart the engine; unset, the CLI
+    reads the engine's own directory, wherever it runs."""
+    other = tmp_path / "other-pipelines"
+    other.mkdir()
+    (other / "e2e_elsewhere.yml").write_text(
+        pipeline_yaml("e2e_elsewhere", [TABLE], schema="elsewhere_dw")
+    )
+    sfn = engine.client("stepfunctions")
+    arn = engine.resources.state_machine_arn
+    before = len(sfn.list_executions(stateMachineArn=arn)["executions"])
+
+    moved = {**cli_env, "MYSHIFT_PIPELINES_DIR": str(other)}
+    code, out, err = invoke(moved, "sync", "pipeline", "-p", "e2e_elsewhere")
+    assert code == 2, (out, err)
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"runs the pipelines in {engine.pipelines_dir}" in err
+    assert f"MYSHIFT_PIPELINES_DIR={other} myshift local up" in err
+    assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == before
+
+    unset = {**cli_env, "MYSHIFT_PIPELINES_DIR": None}
+    with CliRunner().isolated_filesystem(temp_dir=tmp_path):  # no ./pipelines here
+        code, out, err = invoke(unset, "--json", "watermark", "get", "-p", PIPELINE, "-t", TABLE)
+    assert code == 0, err
+    assert "mysql_rows_extracted" in json.loads(out)

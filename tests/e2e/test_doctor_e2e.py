@@ -169,6 +169,9 @@ def denied(
     engine: LocalEngine, role_arn: str, actions: list[str], resource: str = "*"
 ) -> Iterator[None]:
     """An explicit Deny on the role, as if the stack had not granted `actions`."""
+    # A redeploy (the pipeline files changed) rewrites every role's policies: now, not
+    # when the doctor starts.
+    engine.redeploy_if_changed()
     iam = engine.client("iam")
     role = role_arn.rsplit("/", 1)[1]
     policy = {
@@ -262,3 +265,18 @@ def test_doctor_names_missing_source_grants(
     assert row["remedy"] == f"GRANT SELECT ON <database>.* TO '{SOURCE_USER}'@'%'"
     warned = rows(report, "warn")
     assert "GRANT PROCESS" in warned["Plan: information_schema.innodb_trx readable"]["remedy"]
+
+
+def test_doctor_names_a_copy_role_that_cannot_read_the_bucket(
+    engine: LocalEngine, doctor_pipeline: str
+) -> None:
+    # The stand-in reads S3 as the COPY's IAM role (assumed as Redshift assumes it).
+    assert engine.stack is not None
+    copy_role = engine.stack.functions["load"].environment["MYSHIFT_COPY_ROLE_ARN"]
+    with denied(engine, copy_role, ["s3:GetObject"]):
+        report = doctor(engine)
+    failed = rows(report, "fail")
+    assert set(failed) == {"Load: canary COPY read back value by value"}, failed
+    row = failed["Load: canary COPY read back value by value"]
+    assert "Problem reading manifest file" in row["detail"] and "AccessDenied" in row["detail"]
+    assert copy_role in row["remedy"]

@@ -3,6 +3,7 @@ through the real state machine; every check is on rows or state items."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -191,14 +192,20 @@ def test_rerunning_a_committed_load_changes_nothing(
     assert rows == [[run_id]]
 
 
-def test_locked_table_fails_fast_and_an_expired_lock_is_taken(
+def test_locked_table_is_skipped_at_once_and_an_expired_lock_is_taken(
     engine: LocalEngine, warehouse_dsn: str, fresh: None
 ) -> None:
     table_state = engine.client_table()
     state.acquire_lock(table_state, PIPELINE, TABLE_A, "other-execution", int(time.time()), 3600)
     locked = run(engine, {"pipeline": PIPELINE, "tables": [TABLE_A]})
-    assert locked["status"] == "FAILED"
-    assert "locked by other-execution" in locked["cause"]
+    assert locked["status"] == "SUCCEEDED", locked.get("cause")
+    assert json.loads(locked["output"])["status"] == "skipped"
+    (record,) = [
+        r
+        for r in state.list_runs(table_state, PIPELINE, TABLE_A)
+        if r["run_id"] == locked["executionArn"].rsplit(":", 1)[1]
+    ]
+    assert record["status"] == "skipped" and "locked by other-execution" in record["cause"]
     assert state.get_lock(table_state, PIPELINE, TABLE_A)["owner"] == "other-execution"
     assert state.get_watermark(table_state, PIPELINE, TABLE_A)["version"] == 0
     assert warehouse_rows(warehouse_dsn, TABLE_A) == []

@@ -313,9 +313,12 @@ def wait(engine: LocalEngine, arn: str, timeout: float = 300) -> dict:
     return description
 
 
-def test_a_second_execution_started_while_the_first_holds_the_lock_fails_fast(
+def test_a_second_execution_started_while_the_first_holds_the_lock_is_skipped(
     engine: LocalEngine, warehouse: str, fresh: None
 ) -> None:
+    """An overlapping run (a schedule that comes round before the last run ended) ends
+    as skipped: the execution succeeds, touches nothing, fails no task (no alarm); the
+    first run loads every row."""
     engine.inject_fault(slow_plan(2.0))
     first_name = f"races-first-{time.time_ns()}"
     first_arn = start(engine, first_name)
@@ -326,19 +329,34 @@ def test_a_second_execution_started_while_the_first_holds_the_lock_fails_fast(
         time.sleep(0.05)
     second_name = f"races-second-{time.time_ns()}"
     second = wait(engine, start(engine, second_name))
+    assert state.get_lock(table, PIPELINE, TABLE)["owner"] == first_name  # left alone
     first = wait(engine, first_arn)
     assert first["status"] == "SUCCEEDED", first.get("cause")
-    assert second["status"] == "FAILED"
-    assert f"locked by {first_name}" in second["cause"]
+    assert json.loads(first["output"])["status"] == "succeeded"
+    assert second["status"] == "SUCCEEDED", second.get("cause")
+    outcome = json.loads(second["output"])
+    assert outcome["status"] == "skipped" and outcome["tables_skipped"] == 1, outcome
+    assert outcome["rows_extracted"] == 0 and outcome["rows_loaded"] == 0
+    assert_no_task_failed(engine, second["executionArn"])
     runs = {r["run_id"]: r for r in state.list_runs(table, PIPELINE, TABLE)}
-    assert runs[second_name]["status"] == "failed"
-    assert runs[second_name]["error"] == "TableLockedError"
+    assert runs[second_name]["status"] == "skipped"
+    assert f"locked by {first_name}" in runs[second_name]["cause"]
+    assert "error" not in runs[second_name]
     assert runs[first_name]["status"] == "succeeded"
     mark = state.get_watermark(table, PIPELINE, TABLE)
     assert mark["last_run_id"] == first_name and mark["redshift_status"] == "success"
     assert state.get_lock(table, PIPELINE, TABLE) is None
     result = compare(engine, warehouse)
     assert result.equal and result.target_rows == SEED_ROWS, result
+
+
+def assert_no_task_failed(engine: LocalEngine, execution_arn: str) -> None:
+    """No task of the execution failed (the Lambda error alarms count those) and it
+    did not fail itself (the execution alarms)."""
+    sfn = engine.client("stepfunctions")
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    failed = [e["type"] for e in events if e["type"].endswith("Failed")]
+    assert not failed, failed
 
 
 def create_warehouse_schema(engine: LocalEngine, dsn: str) -> None:
@@ -358,12 +376,15 @@ def test_two_executions_started_at_once_exactly_one_runs(
     names = [f"races-twin-{i}-{time.time_ns()}" for i in range(2)]
     arns = [start(engine, name) for name in names]
     descriptions = [wait(engine, arn) for arn in arns]
-    statuses = sorted(d["status"] for d in descriptions)
-    assert statuses == ["FAILED", "SUCCEEDED"], [d.get("cause") for d in descriptions]
-    winner = names[[d["status"] for d in descriptions].index("SUCCEEDED")]
-    loser = next(d for d in descriptions if d["status"] == "FAILED")
-    assert f"locked by {winner}" in loser["cause"]
+    assert [d["status"] for d in descriptions] == ["SUCCEEDED"] * 2, [
+        d.get("cause") for d in descriptions
+    ]
+    outcomes = [json.loads(d["output"])["status"] for d in descriptions]
+    assert sorted(outcomes) == ["skipped", "succeeded"], outcomes
+    winner = names[outcomes.index("succeeded")]
+    loser = names[outcomes.index("skipped")]
     table = engine.client_table()
+    assert f"locked by {winner}" in state.get_run(table, PIPELINE, TABLE, loser)["cause"]
     assert state.get_lock(table, PIPELINE, TABLE) is None
     assert state.get_watermark(table, PIPELINE, TABLE)["last_run_id"] == winner
     result = compare(engine, warehouse)

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.synth import Synth, synthesize
+from tests.support.synth import Synth, readme_pipelines, synthesize
 from tests.support.tls_mariadb import Authority
+
+# Where a deployed stage's alarms go (a deployed stage must say; see StackSettings).
+ALARMS = {"alarm_email": "data-platform@example.com"}
 
 
 @pytest.fixture(scope="session")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
-    """The default stack (cdk.json context) with the repository's pipelines."""
-    return synthesize(tmp_path_factory.mktemp("default"), {})
+    """The default stage (cdk.json context, dev) with the deploy guide's production pipeline
+    example, as the deploy guide has the reader write it (so the guide cannot drift
+    from what synthesizes)."""
+    tmp = tmp_path_factory.mktemp("default")
+    return synthesize(tmp, ALARMS, pipelines_dir=readme_pipelines(tmp / "pipelines"))
 
 
 # A provisioned cluster reached with a database user, the MySQL password in a secret.
@@ -41,7 +47,7 @@ name: lake
 source:
   host: mysql.example.internal
   user: sync
-  password_env: LAKE_PASSWORD
+  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:lake-mysql-MnOpQr
   tls: {mode: required}
 target:
   database: lake
@@ -72,6 +78,7 @@ def variant(tmp_path_factory: pytest.TempPathFactory) -> Synth:
             "bucket_versioning": "true",  # strings, as `-c key=value` delivers them
             "access_logs": "false",
             "removal_policy": "destroy",
+            "alarms": "none",
         },
         pipelines_dir=pipelines,
     )

@@ -6,13 +6,19 @@ In AWS the functions read the pipeline files from `/var/task/pipelines` and reso
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from myshift.config import load_pipelines
 
-from infra.packaging import stage_code_asset
+from infra.functions import FUNCTIONS
+from infra.packaging import handler_module_files, handler_modules, stage_code_asset
 from tests.infra.test_stages import PIPELINE  # a remote host, tls: {mode: required}
+from tests.support.synth import REPO_ROOT
 from tests.support.tls_mariadb import Authority
 
 
@@ -55,3 +61,80 @@ def test_a_bundle_the_functions_could_not_find_is_refused(tmp_path: Path, where:
     assert message.startswith(f"pipeline 'orders': source.tls.ca_bundle {bundle} is not inside")
     assert "copy the file there" in message
     assert not list(tmp_path.glob("asset*"))
+
+
+# --- what the asset holds ------------------------------------------------------------
+
+# Imports every handler module from the asset alone and prints the package's modules
+# that were loaded, as files relative to the asset's package.
+_IMPORT_HANDLERS = """
+import importlib, json, pathlib, sys
+asset = pathlib.Path(sys.argv[1]).resolve()
+sys.path.insert(0, str(asset))
+for name in json.loads(sys.argv[2]):
+    importlib.import_module(name)
+loaded = sorted(
+    str(pathlib.Path(m.__file__).resolve().relative_to(asset / "myshift"))
+    for name, m in list(sys.modules.items())
+    if (name == "myshift" or name.startswith("myshift.")) and getattr(m, "__file__", None)
+)
+print(json.dumps(loaded))
+"""
+
+
+def _staged_modules(asset: Path) -> list[str]:
+    package = asset / "myshift"
+    return sorted(str(p.relative_to(package)) for p in package.rglob("*") if p.is_file())
+
+
+def test_the_asset_holds_only_what_the_handlers_import(tmp_path: Path) -> None:
+    """Every module in the asset is imported by a handler (transitively), and every
+    handler imports from the asset alone: nothing missing, nothing extra."""
+    directory = pipelines_with(tmp_path, {})
+    asset = stage_code_asset(tmp_path / "asset", pipelines_dir=directory)
+    staged = _staged_modules(asset)
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_HANDLERS, str(asset), json.dumps(handler_modules())],
+        cwd=tmp_path,  # not the repository: its functions/ must not stand in for the asset
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == staged
+    assert {f"handlers/{spec.name}.py" for spec in FUNCTIONS} <= set(staged)
+
+
+def test_nothing_local_only_is_in_the_asset(tmp_path: Path) -> None:
+    asset = stage_code_asset(tmp_path / "asset", pipelines_dir=pipelines_with(tmp_path, {}))
+    staged = _staged_modules(asset)
+    for local_only in ("local/", "cli/", "__main__.py", "tunnel.py"):
+        assert not [p for p in staged if p.startswith(local_only)], local_only
+    # The repository's package does hold them: the asset left them out.
+    package = REPO_ROOT / "functions" / "myshift"
+    for present in ("local/redshift_standin.py", "cli/main.py", "__main__.py", "tunnel.py"):
+        assert (package / present).is_file()
+
+
+def test_a_module_a_handler_imports_inside_a_function_is_kept(tmp_path: Path) -> None:
+    package = tmp_path / "myshift"
+    (package / "handlers").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "handlers" / "__init__.py").write_text("")
+    (package / "handlers" / "job.py").write_text(
+        "from myshift import used\n\ndef handler(e, c):\n    from .. import lazy\n"
+    )
+    for name in ("used", "lazy", "unused"):
+        (package / f"{name}.py").write_text("from myshift.errors import X\n" * (name == "used"))
+    (package / "errors.py").write_text("X = 1\n")
+    files = handler_module_files(package, ["myshift.handlers.job"])
+    assert sorted(map(str, files)) == [
+        "__init__.py",
+        "errors.py",
+        "handlers/__init__.py",
+        "handlers/job.py",
+        "lazy.py",
+        "used.py",
+    ]

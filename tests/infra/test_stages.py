@@ -19,7 +19,8 @@ from myshift.config import load_pipelines, stage_pipelines_dir
 from infra import cdk_json_context
 from infra.packaging import stage_code_asset
 from infra.stack import MyshiftStack, StackSettings
-from tests.support.synth import PIPELINES_DIR, placeholder_layer, synthesize
+from tests.infra.conftest import ALARMS
+from tests.support.synth import placeholder_layer, readme_pipelines, synthesize
 
 STAGES = ("dev", "prod")
 
@@ -52,6 +53,8 @@ def _render(value: Any, stack_name: str) -> str | None:
         return stack_name
     if isinstance(value, dict) and value.get("Ref") in ("AWS::Region", "AWS::AccountId"):
         return f"<{value['Ref']}>"  # the same in both stacks of one account/region
+    if isinstance(value, dict) and "Fn::Select" in value and "AWS::StackId" in json.dumps(value):
+        return f"<{stack_name} id>"  # part of the stack id: unique per stack creation
     if isinstance(value, dict) and "Fn::Join" in value:
         separator, parts = value["Fn::Join"]
         rendered = [_render(part, stack_name) for part in parts]
@@ -77,11 +80,12 @@ def two_stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, 
     """Myshift-dev and Myshift-prod synthesized into one app: their templates."""
     tmp = tmp_path_factory.mktemp("stages")
     layer = placeholder_layer(tmp / "layer")
-    app = cdk.App(context=cdk_json_context(), outdir=str(tmp / "cdk.out"))
+    app = cdk.App(context={**cdk_json_context(), **ALARMS}, outdir=str(tmp / "cdk.out"))
     base = StackSettings.from_context(app.node)
     stacks = {}
+    readme = readme_pipelines(tmp / "pipelines")
     for stage in STAGES:
-        pipelines_dir = stage_pipelines_dir(PIPELINES_DIR, stage)
+        pipelines_dir = stage_pipelines_dir(readme, stage)
         stacks[stage] = MyshiftStack(
             app,
             f"Myshift-{stage}",
@@ -146,7 +150,7 @@ name: {name}
 source:
   host: mysql.internal.example
   user: sync
-  password_env: MYSQL_PASSWORD
+  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf
   tls: {{mode: required}}
 target: {{database: dev, schema: dw, workgroup: wg}}
 schedule: rate(1 hour)
@@ -163,8 +167,8 @@ def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
     assert stage_pipelines_dir(pipelines, "prod") == pipelines / "prod"
     assert stage_pipelines_dir(pipelines, "dev") == pipelines
 
-    prod = synthesize(tmp_path / "prod", {"stage": "prod"}, pipelines_dir=pipelines)
-    dev = synthesize(tmp_path / "dev", {"stage": "dev"}, pipelines_dir=pipelines)
+    prod = synthesize(tmp_path / "prod", {"stage": "prod", **ALARMS}, pipelines_dir=pipelines)
+    dev = synthesize(tmp_path / "dev", {"stage": "dev", **ALARMS}, pipelines_dir=pipelines)
 
     def scheduled(synth: Any) -> set[str]:
         inputs = [

@@ -17,6 +17,7 @@ from myshift.config import load_pipeline_file
 from myshift.errors import ConfigError
 
 import app as app_module
+from tests.infra.conftest import ALARMS
 from tests.support.synth import Synth, allow_statements, placeholder_layer, synthesize
 
 SUBNETS = ["subnet-0a1b2c3d4e5f60718", "subnet-11112222"]
@@ -64,7 +65,7 @@ def vpc_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     )
     (pipelines / "items.yml").write_text(pipeline_yaml("items", vpc=reordered, table="shop.items"))
     (pipelines / "plain.yml").write_text(pipeline_yaml("plain", vpc=None, table="shop.plain"))
-    return synthesize(tmp, {"stage": "vpc"}, pipelines_dir=pipelines)
+    return synthesize(tmp, {"stage": "vpc", **ALARMS}, pipelines_dir=pipelines)
 
 
 def _functions_by_handler(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -153,7 +154,7 @@ def test_different_vpcs_fail_synth(tmp_path: Path) -> None:
     other = "vpc:\n  subnet_ids: [subnet-99998888]\n  security_group_ids: [sg-77776666]"
     (pipelines / "items.yml").write_text(pipeline_yaml("items", vpc=other, table="shop.items"))
     with pytest.raises(ValueError, match=r"different vpc settings.*items.*orders|separate"):
-        synthesize(tmp_path, {"stage": "clash"}, pipelines_dir=pipelines)
+        synthesize(tmp_path, {"stage": "clash", **ALARMS}, pipelines_dir=pipelines)
 
 
 @pytest.mark.parametrize(
@@ -201,6 +202,7 @@ def test_network_acknowledgments_match_findings(
     pipelines.mkdir()
     (pipelines / "orders.yml").write_text(pipeline_yaml("orders", vpc=VPC_BLOCK))
     context = {
+        **ALARMS,
         "layer_dir": str(placeholder_layer(tmp_path / "layer")),
         "asset_dir": str(tmp_path / "asset"),
     }
@@ -217,3 +219,83 @@ def test_network_acknowledgments_match_findings(
     for path, rule, reason in acknowledged:
         assert len(reason) > 40
         assert any(r == rule and p.startswith(path + "/") for r, p in raw), rule
+
+
+# --- vpc.create_endpoints -------------------------------------------------------------
+
+ENDPOINTS_BLOCK = (
+    VPC_BLOCK + "\n  create_endpoints: true\n  vpc_id: vpc-0a1b2c3d4e5f60718\n"
+    "  route_table_ids: [rtb-0123456789abcdef0, rtb-11112222]"
+)
+
+
+@pytest.fixture(scope="module")
+def endpoints_synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    tmp = tmp_path_factory.mktemp("endpoints")
+    pipelines = tmp / "pipelines"
+    pipelines.mkdir()
+    (pipelines / "orders.yml").write_text(pipeline_yaml("orders", vpc=ENDPOINTS_BLOCK))
+    return synthesize(tmp, {"stage": "endpoints", **ALARMS}, pipelines_dir=pipelines)
+
+
+def _service(endpoint: dict[str, Any]) -> str:
+    name = endpoint["Properties"]["ServiceName"]
+    return name if isinstance(name, str) else name["Fn::Join"][1][-1].lstrip(".")
+
+
+def test_create_endpoints_makes_the_gateways_and_the_secrets_manager_endpoint(
+    endpoints_synth: Synth,
+) -> None:
+    endpoints = {
+        _service(e): e["Properties"]
+        for e in endpoints_synth.resources("AWS::EC2::VPCEndpoint").values()
+    }
+    assert set(endpoints) == {"s3", "dynamodb", "secretsmanager"}
+    for name in ("s3", "dynamodb"):
+        assert endpoints[name]["VpcEndpointType"] == "Gateway"
+        assert endpoints[name]["VpcId"] == "vpc-0a1b2c3d4e5f60718"
+        assert endpoints[name]["RouteTableIds"] == ["rtb-0123456789abcdef0", "rtb-11112222"]
+    secrets = endpoints["secretsmanager"]
+    assert secrets["VpcEndpointType"] == "Interface"
+    assert secrets["PrivateDnsEnabled"] is True
+    assert secrets["SubnetIds"] == SUBNETS
+    (group_id,) = [g["Fn::GetAtt"][0] for g in secrets["SecurityGroupIds"]]
+    group = endpoints_synth.resources("AWS::EC2::SecurityGroup")[group_id]["Properties"]
+    assert group["VpcId"] == "vpc-0a1b2c3d4e5f60718"
+    assert [
+        (r["IpProtocol"], r["FromPort"], r["ToPort"], r["SourceSecurityGroupId"])
+        for r in group["SecurityGroupIngress"]
+    ] == [("tcp", 443, 443, g) for g in SECURITY_GROUPS]
+
+
+def test_without_create_endpoints_there_are_none(vpc_synth: Synth) -> None:
+    assert not vpc_synth.resources("AWS::EC2::VPCEndpoint")
+
+
+def test_cdk_nag_reports_nothing_on_the_endpoints(endpoints_synth: Synth) -> None:
+    findings = [
+        f"{v.rule_name} at {r.construct_path}"
+        for v in endpoints_synth.nag_report.violations
+        for r in v.violating_resources
+    ]
+    assert not findings, "\n".join(findings)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("\n  create_endpoints: true\n  route_table_ids: [rtb-11112222]", "needs vpc_id"),
+        ("\n  create_endpoints: true\n  vpc_id: vpc-11112222", "needs route_table_ids"),
+        ("\n  vpc_id: vpc-11112222", "for create_endpoints: true only"),
+        (
+            "\n  create_endpoints: true\n  vpc_id: vpc-11112222\n  route_table_ids: [x]",
+            "not a route table id",
+        ),
+    ],
+)
+def test_create_endpoints_settings_are_validated(tmp_path: Path, extra: str, message: str) -> None:
+    path = tmp_path / "orders.yml"
+    path.write_text(pipeline_yaml("orders", vpc=VPC_BLOCK + extra))
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        load_pipeline_file(path)
+    assert str(error.value).startswith(f"{path}: vpc")

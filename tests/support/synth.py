@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,10 +33,13 @@ PIPELINES_DIR = REPO_ROOT / "pipelines"
 class Synth:
     """One synthesized app: the template, the assembly directory, the acknowledgments."""
 
-    def __init__(self, app: cdk.App, stack: cdk.Stack, outdir: Path) -> None:
+    def __init__(
+        self, app: cdk.App, stack: cdk.Stack, outdir: Path, pipelines_dir: Path = PIPELINES_DIR
+    ) -> None:
         self.app = app
         self.stack = stack
         self.outdir = outdir
+        self.pipelines_dir = pipelines_dir  # the pipeline files it was synthesized with
         self.acknowledgments = app_module.acknowledgments(stack)
         self.nag_report = AwsSolutionsChecks(verbose=True).validate_scope(app)
         # Synthesis runs cdk-nag again as a validation plugin and raises on findings.
@@ -79,7 +83,35 @@ def synthesize(tmp: Path, context: dict[str, Any], pipelines_dir: Path = PIPELIN
         outdir=str(tmp / "cdk.out"),
         pipelines_dir=pipelines_dir,
     )
-    return Synth(app, stack, tmp / "cdk.out")
+    return Synth(app, stack, tmp / "cdk.out", pipelines_dir)
+
+
+# The production pipeline example of the deploy guide.
+GUIDE = REPO_ROOT / "docs" / "operations.md"
+_YAML_BLOCK = re.compile(r"^```yaml\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def readme_pipeline_text(name: str = "settlement") -> str:
+    """The deploy guide's pipeline example called `name` (its production example:
+    docs/operations.md, Deploy, step 2), exactly as written there."""
+    blocks = [b for b in _YAML_BLOCK.findall(GUIDE.read_text(encoding="utf-8"))]
+    found = [b for b in blocks if re.search(rf"^name: {re.escape(name)}\s", b, re.MULTILINE)]
+    assert len(found) == 1, f"{GUIDE.name} has {len(found)} yaml blocks with name: {name}"
+    return found[0]
+
+
+def readme_pipelines(directory: Path, name: str = "settlement") -> Path:
+    """A pipelines directory holding the guide's example and the CA bundle it names
+    (a throw-away CA: the guide's file is the RDS bundle the reader downloads)."""
+    from tests.support.tls_mariadb import Authority
+
+    text = readme_pipeline_text(name)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.yml").write_text(text, encoding="utf-8")
+    bundle = re.search(r"^\s*ca_bundle:\s*(\S+)", text, re.MULTILINE)
+    if bundle:
+        Authority.create(directory / bundle.group(1), "deploy guide example CA")
+    return directory
 
 
 def allow_statements(synth: Synth) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -35,7 +35,7 @@ def test_repository_pipelines_load() -> None:
 def test_good_file_defaults(tmp_path: Path) -> None:
     pipeline = load_pipeline_file(write(tmp_path, "good", GOOD))
     assert pipeline.strategy == "sequential"
-    assert pipeline.chunk_rows == 75_000
+    assert pipeline.chunk_rows == 250_000 and pipeline.max_concurrent_chunks == 2
     assert pipeline.safety_lag_for(pipeline.tables[0]) == 5
     assert pipeline.tables[0].database == "shop" and pipeline.tables[0].table == "orders"
 
@@ -100,7 +100,7 @@ def test_password_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 # --- source.tls ----------------------------------------------------------------------
 
 REMOTE = GOOD.replace("host: db, user: app, password_env: PW, tls: {mode: required}", "{source}")
-README = Path(__file__).resolve().parents[2] / "README.md"
+OPERATIONS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 DB = "host: db.example.com, user: app, password_env: PW"
 
 
@@ -170,8 +170,8 @@ def test_bad_tls_settings_name_the_field(
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
-def test_the_readme_production_example_loads_with_its_ca_bundle(tmp_path: Path) -> None:
-    text = README.read_text(encoding="utf-8").split("**2. A pipeline file**", 1)[1]
+def test_the_operations_guide_production_example_loads_with_its_ca_bundle(tmp_path: Path) -> None:
+    text = OPERATIONS.read_text(encoding="utf-8").split("**2. A pipeline file**", 1)[1]
     example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     tls = yaml.safe_load(example)["source"]["tls"]
     path = tmp_path / "settlement.yml"

@@ -93,6 +93,21 @@ def test_the_canary_statements_copy_as_the_load_does() -> None:
     assert select.endswith('ORDER BY "myshift_row"')
 
 
+def test_the_canary_copies_as_the_stacks_copy_role_like_the_load() -> None:
+    stack_role = "arn:aws:iam::111122223333:role/Myshift-dev-StorageCopyRole-AbC"
+    _, copy, _ = doctor.canary_statements(_pipeline(), "s3://b/m.json", stack_role)
+    assert f"IAM_ROLE '{stack_role}'" in copy
+    own = _pipeline().model_copy(
+        update={
+            "target": _pipeline().target.model_copy(
+                update={"copy_role_arn": "arn:aws:iam::111122223333:role/own"}
+            )
+        }
+    )
+    _, copy, _ = doctor.canary_statements(own, "s3://b/m.json", stack_role)
+    assert "IAM_ROLE 'arn:aws:iam::111122223333:role/own'" in copy
+
+
 def test_privileges_query_names_the_folded_schema_tables_and_ledgers() -> None:
     sql = doctor.privileges_sql(_pipeline())
     assert "nspname = 'sales_dw'" in sql

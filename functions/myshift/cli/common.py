@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import click
@@ -25,6 +26,8 @@ class CliContext(Protocol):
     def resources(self) -> Resources: ...
 
     def pipeline(self, name: str) -> PipelineConfig: ...
+
+    def pipelines_dir(self) -> Path: ...
 
 
 def table_options(command: F) -> F:

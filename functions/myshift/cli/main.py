@@ -25,6 +25,8 @@ from myshift.cli.doctor import doctor
 from myshift.cli.reconcile import reconcile
 from myshift.cli.resources import (
     Resources,
+    local_pipelines_dir,
+    local_record,
     local_resources,
     local_state_file,
     stack_resources,
@@ -54,9 +56,13 @@ class Context:
 
     def pipelines_dir(self) -> Path:
         """./pipelines (or $MYSHIFT_PIPELINES_DIR); for a deployed stage its own
-        `<dir>/<stage>/` when that exists, as app.py deploys it."""
-        base = Path(os.environ.get("MYSHIFT_PIPELINES_DIR", "pipelines"))
-        return base if self.local else stage_pipelines_dir(base, self.stage)
+        `<dir>/<stage>/` when that exists, as app.py deploys it; for the local engine the
+        directory it runs (refused when $MYSHIFT_PIPELINES_DIR names another)."""
+        configured = os.environ.get("MYSHIFT_PIPELINES_DIR")
+        base = Path(configured or "pipelines")
+        if not self.local:
+            return stage_pipelines_dir(base, self.stage)
+        return local_pipelines_dir(configured) or base
 
     def pipeline(self, name: str) -> PipelineConfig:
         return load_pipeline(self.pipelines_dir(), name)
@@ -110,9 +116,14 @@ def local() -> None:
 @click.option("--port", type=click.IntRange(1024, 65535), default=4599, show_default=True)
 @click.option("--timeout", type=click.IntRange(5, 600), default=90, show_default=True)
 def local_up(port: int, timeout: int) -> None:
-    """Start the local engine in the background (no-op when it is running)."""
+    """Start the local engine in the background (no-op when it is running).
+
+    The engine runs the pipelines in $MYSHIFT_PIPELINES_DIR (default: the repository's
+    pipelines/) as it finds them there at each run; another directory needs a restart."""
     path = local_state_file()
-    if path.exists() and _pid_alive(json.loads(path.read_text()).get("pid")):
+    record = local_record()
+    if record is not None and _pid_alive(record.get("pid")):
+        local_pipelines_dir(os.environ.get("MYSHIFT_PIPELINES_DIR"))  # another: refused
         console.print(f"local engine already running: {local_resources().endpoint_url}")
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +163,10 @@ def local_status() -> None:
         console.print("local engine: not running")
         sys.exit(EXIT_FAILED)
     record = json.loads(path.read_text())
-    console.print(f"local engine: running at {record['endpoint_url']} (pid {record['pid']})")
+    console.print(
+        f"local engine: running at {record['endpoint_url']} (pid {record['pid']}), "
+        f"pipelines in {record.get('pipelines_dir') or '?'}"
+    )
 
 
 @local.command("down")
@@ -333,42 +347,9 @@ def _finish(
 def _print_summary(
     name: str, description: dict[str, Any], summaries: list[sync_run.TableSummary], elapsed: float
 ) -> None:
-    """One column per table, one row per figure (fits a narrow terminal)."""
-    table = Table(title=f"run {name}: {description['status']} in {elapsed:.1f}s")
-    table.add_column("")
-    for s in summaries:
-        table.add_column(s.table, justify="right")
-
-    def number(value: int | None) -> str:
-        return "-" if value is None else f"{value:,}"
-
-    rows: list[tuple[str, list[str]]] = [
-        ("status", [s.status for s in summaries]),
-        ("rows extracted", [number(s.rows_extracted) for s in summaries]),
-        ("files", [number(s.files) for s in summaries]),
-        ("rows loaded", [number(s.rows_loaded) for s in summaries]),
-    ]
-    checked = [s.verification or {} for s in summaries]
-
-    def field(name: str) -> list[str]:
-        return [number(c.get(name)) if c.get("status") != "skipped" else "-" for c in checked]
-
-    rows += [
-        ("verification", [str(c.get("status", "-")) for c in checked]),
-        ("source rows (to watermark)", field("source_rows")),
-        ("target rows", field("target_rows")),
-        ("verified rows", field("verified_rows")),
-        ("newer than watermark", field("newer_rows")),
-        ("deleted in source", field("deleted_in_source")),
-        ("deletes applied", field("deletes_applied")),
-        ("missing in target", field("missing_rows")),
-        ("duplicated in target", field("duplicated_rows")),
-        ("differing", field("differing_rows")),
-        ("match", ["[green]yes[/green]" if s.match else "[red]no[/red]" for s in summaries]),
-    ]
-    for label, values in rows:
-        table.add_row(label, *values)
-    console.print(table)
+    """One row per table, totals last (`sync_run.summary_table`)."""
+    title = f"run {name}: {description['status']} in {elapsed:.1f}s"
+    console.print(sync_run.summary_table(title, summaries), crop=False)
     if description["status"] != "SUCCEEDED":
         error = description.get("error", "")
         click.echo(f"run failed: {error}: {sync_run.readable_cause(description)}", err=True)

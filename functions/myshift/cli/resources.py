@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,21 +54,49 @@ class Resources:
 
     def client(self, service: str) -> Any:
         """A boto3 client for this deployment."""
-        return boto3.client(service, **self._session_kwargs())
+        # boto3-stubs type a client per service name literal; the name here is a variable.
+        make: Callable[..., Any] = boto3.client
+        return make(service, **self._session_kwargs())
 
     def table(self) -> Any:
         """The DynamoDB state table."""
         return boto3.resource("dynamodb", **self._session_kwargs()).Table(self.state_table)
 
 
-def local_resources() -> Resources:
-    """The running local engine's resources, or a ConfigError saying how to start it."""
+def local_record() -> dict[str, Any] | None:
+    """What `myshift local up` recorded of the running engine (None: not started)."""
     path = local_state_file()
     if not path.exists():
+        return None
+    record: dict[str, Any] = json.loads(path.read_text())
+    return record
+
+
+def local_pipelines_dir(configured: str | None) -> Path | None:
+    """The pipelines directory of the running local engine, which its functions read: the
+    CLI must validate the very files the engine will run. None when no engine runs (or
+    one started before engines recorded it). A ConfigError, saying how to restart the
+    engine, when `configured` ($MYSHIFT_PIPELINES_DIR) names another directory."""
+    record = local_record()
+    if not record or not record.get("pipelines_dir"):
+        return None
+    engine_dir = Path(record["pipelines_dir"])
+    if configured and Path(configured).resolve() != engine_dir:
         raise ConfigError(
-            f"the local engine is not running (no {path}); start it: myshift local up"
+            f"the local engine runs the pipelines in {engine_dir}, not "
+            f"MYSHIFT_PIPELINES_DIR={configured}; restart it on that directory: "
+            f"myshift local down && MYSHIFT_PIPELINES_DIR={configured} myshift local up"
         )
-    record = json.loads(path.read_text())
+    return engine_dir
+
+
+def local_resources() -> Resources:
+    """The running local engine's resources, or a ConfigError saying how to start it."""
+    record = local_record()
+    if record is None:
+        raise ConfigError(
+            f"the local engine is not running (no {local_state_file()}); start it: myshift local up"
+        )
     return Resources(
         bucket=record["bucket"],
         state_table=record["state_table"],

@@ -83,7 +83,7 @@ def runs_show(ctx: CliContext, execution: str) -> None:
         records = [r for r in state.list_runs(table_state, pipeline.name, name, 200)]
         tables[name] = next((r for r in records if r["run_id"] == execution), None)
     running = description["status"] == "RUNNING"
-    progress = sync_run.progress(resources, arn) if running else {}
+    progress = sync_run.progress(resources, pipeline.name, names, execution) if running else {}
     report = {
         "execution": execution,
         "status": description["status"],

@@ -8,6 +8,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
 from myshift import state
 from myshift.cli.resources import Resources
 from myshift.config import PipelineConfig
@@ -51,7 +56,7 @@ def wait(
     sfn = resources.client("stepfunctions")
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
-        description = sfn.describe_execution(executionArn=execution_arn)
+        description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if on_poll:
             on_poll(description)
         if description["status"] != "RUNNING":
@@ -153,3 +158,110 @@ def verified_summaries(
             summary.duplicate_keys = int(checked.get("duplicated_rows", 0))
         summaries.append(summary)
     return summaries
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _wrong(summary: TableSummary) -> str:
+    """What the verification found wrong (rows missing, duplicated, differing)."""
+    checked = summary.verification or {}
+    return ", ".join(
+        f"{checked[field]:,} {label}"
+        for field, label in (
+            ("missing_rows", "missing"),
+            ("duplicated_rows", "duplicated"),
+            ("differing_rows", "differing"),
+        )
+        if checked.get(field)
+    )
+
+
+def _notes(summary: TableSummary) -> str:
+    """A table's line under the summary: what is wrong, and what is not a mismatch but
+    worth a look (rows changed after the run's bound, keys deleted in the source and the
+    deletes the table's policy applied, a verification that did not run)."""
+    checked = summary.verification or {}
+    notes = [_wrong(summary)] if _wrong(summary) else []
+    if checked.get("status") == "skipped":
+        notes.append("not verified (" + str(checked.get("reason") or "skipped") + ")")
+    if checked.get("newer_rows"):
+        notes.append(f"{checked['newer_rows']:,} newer than the watermark")
+    if checked.get("deleted_in_source"):
+        applied = checked.get("deletes_applied")
+        notes.append(
+            f"{checked['deleted_in_source']:,} deleted in source"
+            + (f" ({applied:,} applied)" if applied else "")
+        )
+    return "; ".join(notes)
+
+
+SUMMARY_COLUMNS = (
+    "table",
+    "status",
+    "extracted",
+    "files",
+    "loaded",
+    "source",
+    "target",
+    "dup keys",
+    "match",
+)
+
+
+def summary_table(title: str, summaries: list[TableSummary]) -> Group:
+    """A run's outcome, one row per table (30 tables are 30 lines), totals last, then a
+    line for each table with something to say (`_notes`).
+
+    `extracted`, `files`, `loaded`: what this run moved; `source` / `target`: MySQL's rows
+    up to the watermark and Redshift's, as the run's verification counted them; `dup
+    keys`: keys held more than once in Redshift; `match`: verified (or nothing to verify)."""
+    view = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        show_footer=len(summaries) > 1,
+    )
+    numbers = [
+        [s.rows_extracted, s.files, s.rows_loaded, s.source_rows, s.target_rows, s.duplicate_keys]
+        for s in summaries
+    ]
+    totals = [
+        _number(sum(v for v in column if v is not None))
+        if any(v is not None for v in column)
+        else "-"
+        for column in zip(*numbers, strict=True)
+    ] or ["-"] * 6
+    footer = [
+        f"total ({len(summaries)})",
+        f"{sum(s.status == 'succeeded' for s in summaries)} succeeded",
+        *totals,
+        f"{sum(s.match for s in summaries)} of {len(summaries)}",
+    ]
+    cells = [
+        [
+            s.table,
+            s.status,
+            *[_number(v) for v in figures],
+            "[green]yes[/green]" if s.match else "[red]no[/red]",
+        ]
+        for s, figures in zip(summaries, numbers, strict=True)
+    ]
+    for index, column in enumerate(SUMMARY_COLUMNS):
+        # Every name and figure whole, on one line (a narrow terminal wraps the line).
+        widest = max(
+            len(column), *(Text.from_markup(row[index]).cell_len for row in [*cells, footer])
+        )
+        view.add_column(
+            column,
+            footer=footer[index],
+            justify="left" if column in ("table", "status", "match") else "right",
+            no_wrap=True,
+            min_width=widest,
+        )
+    for row in cells:
+        view.add_row(*row)
+    notes = [f"{s.table}: {_notes(s)}" for s in summaries if _notes(s)]
+    return Group(view, *notes)

@@ -43,11 +43,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action in ("doctor_submit", "doctor_results"):
         tag(run_id=event["run_id"], action=action)
         pipeline = runtime.pipeline(event["pipeline"])
+        settings = current_settings()
         if action == "doctor_results":
             return doctor.warehouse_results(
-                runtime.redshift_data(), pipeline=pipeline, statements=event["statements"]
+                runtime.redshift_data(),
+                pipeline=pipeline,
+                statements=event["statements"],
+                copy_role_arn=settings.copy_role_arn or None,
             )
-        settings = current_settings()
         return doctor.submit_warehouse_checks(
             runtime.redshift_data(),
             runtime.state_table(),
@@ -59,6 +62,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             run_id=event["run_id"],
             poll_seconds=settings.poll_seconds,
             now_epoch=int(time.time()),
+            copy_role_arn=settings.copy_role_arn or None,
         )
     if action == "prepare":
         run = event["run"]
@@ -79,12 +83,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
             now=state.utc_now(),
+            copy_role_arn=settings.copy_role_arn or None,
         )
     if action in VERIFY_ACTIONS:
         return VERIFY_ACTIONS[action](
             runtime.s3(),
             runtime.redshift_data(),
             bucket=current_settings().bucket,
+            data_prefix=current_settings().data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
         )

@@ -38,6 +38,10 @@ BYTES_WRITTEN = "BytesWritten"
 CHUNK_SECONDS = "ChunkSeconds"
 ROWS_LOADED = "RowsLoaded"
 FRESHNESS_LAG_SECONDS = "FreshnessLagSeconds"
+# Runs that found every table locked by a run still going (dimension pipeline only), and
+# the tables a run skipped so: an overlapping schedule, not a failure.
+RUNS_SKIPPED = "RunsSkipped"
+TABLES_SKIPPED = "TablesSkipped"
 # The verification of a table's run (myshift.verification); the alarm watches the first.
 VERIFICATION_MISMATCH = "VerificationMismatch"
 VERIFICATION_COUNTS = {
@@ -211,6 +215,20 @@ def record_load_metrics(pipeline: str, table: str, *, rows_loaded: int) -> None:
         return
     _dimensions(pipeline, table)
     metrics.add_metric(name=ROWS_LOADED, unit=MetricUnit.Count, value=rows_loaded)
+
+
+def record_skipped(pipeline: str, outcome: Mapping[str, Any]) -> None:
+    """A run that skipped tables another run holds (`summarize_run`'s outcome)."""
+    if not metrics_enabled():
+        return
+    if metrics.dimension_set.get("pipeline") != pipeline:
+        metrics.add_dimension(name="pipeline", value=pipeline)
+    metrics.add_metric(
+        name=TABLES_SKIPPED, unit=MetricUnit.Count, value=int(outcome["tables_skipped"])
+    )
+    metrics.add_metric(
+        name=RUNS_SKIPPED, unit=MetricUnit.Count, value=int(outcome["status"] == "skipped")
+    )
 
 
 def record_freshness(pipeline: str, table: str, lag_seconds: float | None) -> None:

@@ -112,8 +112,9 @@ def _verify(action: str, item: dict[str, Any]) -> dict[str, Any]:
     """The source's side of the run's verification (this function reaches MySQL)."""
     tag(run_id=item["run_id"], table=item["table"], action=action)
     pipeline = runtime.pipeline(item["pipeline"])
-    context = {
+    context: dict[str, Any] = {
         "bucket": current_settings().bucket,
+        "data_prefix": current_settings().data_prefix,
         "pipeline": pipeline,
         "item": item,
     }

@@ -10,6 +10,7 @@ from myshift.handlers.observability import (
     instrumented,
     record_freshness,
     record_load_metrics,
+    record_skipped,
     tag,
 )
 from myshift.settings import current_settings
@@ -25,7 +26,10 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "doctor_report":
         return doctor.report(event["pipeline"], event["run_id"], event["results"])
     if action == "summarize_run":
-        return steps.summarize_run(table, event["run"])
+        outcome = steps.summarize_run(table, event["run"])
+        if outcome["tables_skipped"]:
+            record_skipped(event["run"]["pipeline"], outcome)
+        return outcome
     if action == "reconcile_report":
         return reconcile.report(table, event["run"])
     item = event["table"]
@@ -51,17 +55,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "record_empty_run":
         record_freshness(item["pipeline"], item["table"], freshness_lag_seconds(item, now))
         return steps.record_empty_run(table, item, now)
+    if action == "record_skipped":
+        return steps.record_skipped(table, item, now)
     if action == "commit_deletes":
         return steps.commit_deletes(
             table,
             runtime.s3(),
             bucket=current_settings().bucket,
+            data_prefix=current_settings().data_prefix,
             pipeline=runtime.pipeline(item["pipeline"]),
             item=item,
         )
     if action == "record_failure":
         return steps.record_failure(table, item, now)
-    if str(action).startswith("reconcile_"):
+    if isinstance(action, str) and action.startswith("reconcile_"):
         return _reconcile(action, table, item, now)
     raise InputError(f"unknown state action {action!r}")
 

@@ -10,12 +10,12 @@ from myshift.workflow import parse_execution_input, run_items
 
 @instrumented
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    poll_seconds = current_settings().poll_seconds
     if event.get("action") == "reconcile":
-        request = reconcile.parse_input(event.get("input"))
-        pipeline = runtime.pipeline(request.pipeline)
+        wanted = reconcile.parse_input(event.get("input"))
         return reconcile.run_items(
-            request, pipeline, event["execution_name"], current_settings().poll_seconds
+            wanted, runtime.pipeline(wanted.pipeline), event["execution_name"], poll_seconds
         )
     request = parse_execution_input(event.get("input"))
     pipeline = runtime.pipeline(request.pipeline)
-    return run_items(request, pipeline, event["execution_name"], current_settings().poll_seconds)
+    return run_items(request, pipeline, event["execution_name"], poll_seconds)

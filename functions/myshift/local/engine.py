@@ -67,6 +67,7 @@ OPERATOR_POLICY = {
 # The AWS services that assume the stack's roles ("Principal": {"Service": ...}).
 LAMBDA_SERVICE = "lambda.amazonaws.com"
 STATES_SERVICE = "states.amazonaws.com"
+REDSHIFT_SERVICE = "redshift.amazonaws.com"
 
 
 def repository_root() -> Path:
@@ -432,6 +433,8 @@ class LocalResources:
     region: str = REGION
     access_key_id: str = ""
     secret_access_key: str = ""
+    # The directory of pipeline files the functions read (the CLI refuses another).
+    pipelines_dir: str = ""
 
     def as_dict(self) -> dict[str, str]:
         return dict(self.__dict__)
@@ -562,7 +565,7 @@ class LocalEngine:
 
         # Redshift runs many statements at once (loads of tables in parallel).
         self._standin = RedshiftDataStandIn(
-            self.warehouse_dsn, self.client_factory("s3"), workers=16
+            self.warehouse_dsn, self.client_factory("s3"), workers=16, copy_role_s3=self.copy_s3
         )
         install(self._standin)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -727,6 +730,30 @@ class LocalEngine:
         resource = boto3.resource("dynamodb", endpoint_url=self.endpoint_url, region_name=REGION)
         return resource.Table(self.state_table)
 
+    def copy_s3(self, role_arn: str | None) -> Any:
+        """S3 as a COPY's IAM role: assumed by Redshift (its trust policy must allow
+        redshift.amazonaws.com), so the role's own policies decide what COPY reads.
+
+        `IAM_ROLE default` is the stack's COPY role, which the deploy guide associates
+        with the workgroup as its default role.
+        """
+        assert self.stack is not None
+        default = self.stack.functions["load"].environment.get(
+            ENVIRONMENT_VARIABLES["copy_role_arn"]
+        )
+        role = role_arn or default
+        if not role:
+            raise ConfigError("no IAM role is set as default for the warehouse")
+        keys = role_credentials(role, REDSHIFT_SERVICE)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=keys["AWS_SESSION_TOKEN"],
+        )
+
     def client_factory(self, service: str) -> Any:
         return lambda: self.client(service)
 
@@ -786,4 +813,5 @@ class LocalEngine:
             reconcile_state_machine_arn=arns["reconcile"],
             access_key_id=key["AccessKeyId"],
             secret_access_key=key["SecretAccessKey"],
+            pipelines_dir=str(self.pipelines_dir),
         )

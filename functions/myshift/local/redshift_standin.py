@@ -636,6 +636,8 @@ class CopySpec:
     explicit_ids: bool = False
     fillrecord: bool = False
     authorized: bool = False
+    # IAM_ROLE 'arn' (None: IAM_ROLE default, or credentials of another kind)
+    iam_role: str | None = None
     refused: list[str] = field(default_factory=list)
 
 
@@ -712,6 +714,8 @@ def parse_copy(sql: str) -> CopySpec:
             ):
                 raise syntax_error()
             spec.authorized = True
+            if option == "IAM_ROLE" and nxt.kind == "str":
+                spec.iam_role = nxt.value
             pos += 1
         elif option == "MANIFEST":
             spec.manifest = True
@@ -1189,11 +1193,16 @@ class RedshiftDataStandIn:
         *,
         result_page_rows: int = 1000,
         max_statements: int = 10_000,
+        copy_role_s3: Callable[[str | None], Any] | None = None,
     ) -> None:
+        """`copy_role_s3(role)`: an S3 client acting as the COPY's IAM role (None: the
+        warehouse's default role), raising when Redshift could not assume it; without
+        it, COPY reads with `s3_client_factory()`."""
         ensure_database(dsn)
         ensure_functions(dsn)
         self._dsn = dsn
         self._s3_client_factory = s3_client_factory
+        self._copy_role_s3 = copy_role_s3
         self._page_rows = result_page_rows
         self._max_statements = max_statements
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="redshift-standin")
@@ -2004,7 +2013,7 @@ class RedshiftDataStandIn:
         if not spec.source.startswith("s3://"):
             raise _CopyError(f"the stand-in only loads from s3:// (got '{spec.source}')")
         regclass, targets = self._copy_targets(connection, spec)
-        s3 = self._s3_client_factory()
+        s3 = self._copy_reader(statement, spec.iam_role)
         files = (
             self._manifest_files(s3, spec.source)
             if spec.manifest
@@ -2030,6 +2039,21 @@ class RedshiftDataStandIn:
                     copy.write(chunk)
             loaded += table.num_rows
         return loaded
+
+    def _copy_reader(self, statement: _Statement, role: str | None) -> Any:
+        """An S3 client acting as the COPY's IAM role (`copy_role_s3`), as Redshift
+        assumes the role to read; without a role factory, the plain S3 client."""
+        if self._copy_role_s3 is None:
+            return self._s3_client_factory()
+        try:
+            return self._copy_role_s3(role)
+        except Exception as exc:  # the role does not exist, or does not trust Redshift
+            user = statement.db_user or "?"
+            shown = role or "set as default"
+            raise _CopyError(
+                f"User {user} is not authorized to assume IAM Role {shown} "
+                f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+            ) from None
 
     def _copy_targets(
         self, connection: psycopg.Connection[Any], spec: CopySpec

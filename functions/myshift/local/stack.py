@@ -330,7 +330,9 @@ def physical_resources(
             arn = _arn("states", f"stateMachine:{name}")
             found[logical_id] = Physical(arn, {"Arn": arn, "Name": name})
         elif kind == "AWS::Logs::LogGroup":
-            name = props.get("LogGroupName") or f"/myshift/local/{logical_id}"
+            name = props.get("LogGroupName")
+            if not isinstance(name, str):  # generated, or derived from the stack id
+                name = f"/myshift/local/{logical_id}"
             found[logical_id] = Physical(name, {"Arn": _arn("logs", f"log-group:{name}:*")})
         else:  # referred to by policies only (topics, layers...): a stable placeholder
             found[logical_id] = Physical(

@@ -61,9 +61,10 @@ class FunctionSpec:
     # (s3:ListBucket: on the bucket, for keys under the prefix), that its code calls.
     state_actions: tuple[str, ...] = ()
     data_actions: tuple[str, ...] = ()
-    # s3:DeleteObject of a run's verification documents (`<data_prefix>/_verify/`) only:
-    # data files are deleted by s3clean alone.
-    removes_verification_documents: bool = False
+    # s3:DeleteObject (and s3:ListBucket) of a run's own documents only, under
+    # `<data_prefix>/_verify/` and `_reconcile/` (RUN_DOCUMENTS): data files are deleted
+    # by s3clean alone.
+    removes_run_documents: bool = False
 
     @property
     def handler(self) -> str:
@@ -82,6 +83,8 @@ _DELETE_OBJECT, _LIST = "s3:DeleteObject", "s3:ListBucket"
 # upload_file uploads a large chunk in parts and aborts them when it fails (the parts
 # themselves need s3:PutObject).
 _ABORT_UPLOAD = "s3:AbortMultipartUpload"
+# Where a verification and a reconciliation keep the documents their steps pass on.
+RUN_DOCUMENTS = ("_verify", "_reconcile")
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec(
@@ -102,7 +105,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         # a large plan for the Distributed Map; the verification's documents (it
         # removes them when the verification ends); doctor probes
         data_actions=(_READ_OBJECT, _WRITE_OBJECT),
-        removes_verification_documents=True,
+        removes_run_documents=True,
     ),
     FunctionSpec(
         "extract",
@@ -121,8 +124,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Load",
         "Submit the one-transaction Redshift load, or raise its failure",
         uses_warehouse=True,
-        # pending files, the load record (put, read, settled and deleted), the schema
-        state_actions=(_GET, _QUERY, _PUT, _UPDATE, _DELETE),
+        # pending files, the load record (put, read, settled and deleted), the schema;
+        # the files of a load that committed unseen, marked loaded (a batch)
+        state_actions=(_GET, _QUERY, _PUT, _UPDATE, _DELETE, _BATCH_WRITE),
         # manifests; the verification's documents
         data_actions=(_READ_OBJECT, _WRITE_OBJECT),
     ),
@@ -134,7 +138,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         state_actions=(_GET, _BATCH_GET, _QUERY, _PUT, _UPDATE, _DELETE, _BATCH_WRITE),
         # the load's manifest; a run's deletes document, removed once applied
         data_actions=(_READ_OBJECT,),
-        removes_verification_documents=True,
+        removes_run_documents=True,
     ),
     FunctionSpec(
         "s3clean",
@@ -686,12 +690,22 @@ def grant_data_access(
                 resources=[bucket.arn_for_objects(f"{data_prefix}/*")],
             )
         )
-    if spec.removes_verification_documents:
+    if spec.removes_run_documents:
         role.add_to_principal_policy(
             iam.PolicyStatement(
-                sid="RemoveVerificationDocuments",
+                sid="RemoveRunDocuments",
                 actions=[_DELETE_OBJECT],
-                resources=[bucket.arn_for_objects(f"{data_prefix}/_verify/*")],
+                resources=[bucket.arn_for_objects(f"{data_prefix}/{d}/*") for d in RUN_DOCUMENTS],
+            )
+        )
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ListRunDocuments",
+                actions=[_LIST],
+                resources=[bucket.bucket_arn],
+                conditions={
+                    "StringLike": {"s3:prefix": [f"{data_prefix}/{d}/*" for d in RUN_DOCUMENTS]}
+                },
             )
         )
     if _LIST in spec.data_actions:
@@ -733,14 +747,18 @@ def _acknowledge_function(
                 reason=grant_reason,
             )
         )
-    if spec.removes_verification_documents:
+    if spec.removes_run_documents:
         Validations.of(role).acknowledge(
-            Acknowledgment(
-                id="AwsSolutions-IAM5["
-                + _nag_attr(stack, bucket, f"/{settings.data_prefix}/_verify/*")
-                + "]",
-                reason="Deletes a run's verification documents once the verification "
-                "ended; their keys are per pipeline/table/run. Data files are not there.",
+            *(
+                Acknowledgment(
+                    id="AwsSolutions-IAM5["
+                    + _nag_attr(stack, bucket, f"/{settings.data_prefix}/{documents}/*")
+                    + "]",
+                    reason="Deletes a run's own documents (verification, reconciliation) "
+                    "once it ended; their keys are per pipeline/table/run. Data files are "
+                    "not there.",
+                )
+                for documents in RUN_DOCUMENTS
             )
         )
     Validations.of(role).acknowledge(

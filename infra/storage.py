@@ -75,12 +75,15 @@ class Storage(Construct):
                     prefix=f"{map_results_prefix(data_prefix)}/",
                     expiration=Duration.days(MAP_RESULTS_DAYS),
                 ),
-                # A run's verification documents are removed when it ends; a run that
-                # failed half-way leaves them.
-                s3.LifecycleRule(
-                    id="expire-verification-documents",
-                    prefix=f"{data_prefix}/_verify/",
-                    expiration=Duration.days(7),
+                # A run's verification and reconciliation documents are removed when
+                # it ends; a run that failed half-way leaves them.
+                *(
+                    s3.LifecycleRule(
+                        id=f"expire{documents.replace('_', '-')}-documents",
+                        prefix=f"{data_prefix}/{documents}/",
+                        expiration=Duration.days(7),
+                    )
+                    for documents in ("_verify", "_reconcile")
                 ),
                 # `myshift doctor` writes a canary file and probe objects per check.
                 s3.LifecycleRule(

@@ -6,6 +6,7 @@ engine boto3 reaches moto through `AWS_ENDPOINT_URL`, set by the engine.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -97,11 +98,17 @@ def source_password(source: SourceConfig) -> str:
 
 
 def mysql(source: SourceConfig, slot: int = 0) -> pymysql.Connection:
-    """A MySQL connection, reused while it answers a ping (`slot`: a second one, etc.)."""
-    key = (source.host, source.port, source.user, slot)
+    """A MySQL connection, reused while it answers a ping (`slot`: a second one, etc.).
+
+    Kept per login *and password*: a pipeline whose password is wrong (or rotated away)
+    must fail, not ride on a connection another pipeline of the same user opened.
+    """
+    password = source_password(source)
+    digest = hashlib.sha256(password.encode("utf-8")).hexdigest()
+    key = (source.host, source.port, source.user, digest, slot)
     if not hasattr(_local, "connections"):
         _local.connections = {}
-    connections: dict[tuple[str, int, str, int], pymysql.Connection] = _local.connections
+    connections: dict[tuple[str, int, str, str, int], pymysql.Connection] = _local.connections
     conn = connections.get(key)
     if conn is not None:
         try:
@@ -109,6 +116,6 @@ def mysql(source: SourceConfig, slot: int = 0) -> pymysql.Connection:
             return conn
         except pymysql.MySQLError:
             connections.pop(key, None)
-    conn = connect(source, source_password(source))
+    conn = connect(source, password)
     connections[key] = conn
     return conn

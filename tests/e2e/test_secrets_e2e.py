@@ -259,7 +259,8 @@ def test_no_secret_appears_in_logs_output_history_errors_or_state(
         codes.append(result.exit_code)
         seen += [result.stdout, result.stderr, repr(result.exception)]
     assert codes[:6] == [0, 0, 0, 0, 0, 0], list(zip(commands, codes, strict=True))
-    assert codes[-2:] == [2, 2]
+    # The wrong password: the run fails (1); the count command cannot log in (2).
+    assert codes[-2:] == [1, 2], list(zip(commands, codes, strict=True))
     assert "Access denied" in seen[-5] and "Access denied" in seen[-2]
 
     # 4. Exception texts raised in this process.

@@ -8,6 +8,7 @@ so a call the table leaves out fails the e2e suite with AccessDenied.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -75,12 +76,12 @@ def _object_suffix(resource: Any, bucket: str) -> str | None:
 
 
 def _data_bucket(synth: Synth) -> str:
-    (machine,) = [
-        m
+    (bucket,) = {
+        m["Properties"]["DefinitionSubstitutions"]["DataBucketName"]["Ref"]
         for m in synth.resources("AWS::StepFunctions::StateMachine").values()
         if "DataBucketName" in m["Properties"]["DefinitionSubstitutions"]
-    ]
-    return str(machine["Properties"]["DefinitionSubstitutions"]["DataBucketName"]["Ref"])
+    }
+    return str(bucket)
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
@@ -97,21 +98,32 @@ def test_bucket_actions_are_the_declared_ones_under_the_data_prefix(
 ):
     bucket = _data_bucket(synth)
     granted = _by_service(synth, spec, "s3")
-    expected = set(spec.data_actions) | (
-        {"s3:DeleteObject"} if spec.removes_verification_documents else set()
-    )
-    assert set(granted) == expected
+    documents = {"s3:DeleteObject", "s3:ListBucket"} if spec.removes_run_documents else set()
+    assert set(granted) == set(spec.data_actions) | documents
     for action, resources in granted.items():
         if action == "s3:ListBucket":
-            assert resources == [{"Fn::GetAtt": [bucket, "Arn"]}]
+            assert set(map(json.dumps, resources)) == {json.dumps({"Fn::GetAtt": [bucket, "Arn"]})}
             continue
         suffixes = {_object_suffix(r, bucket) for r in resources}
         if action == "s3:DeleteObject" and spec.name != "s3clean":
-            assert suffixes == {"/data/_verify/*"}, (spec.name, suffixes)
-        elif action == "s3:DeleteObject" and spec.removes_verification_documents:
-            assert suffixes == {"/data/*", "/data/_verify/*"}
+            # a run's own documents only, never a data file
+            assert suffixes == {"/data/_verify/*", "/data/_reconcile/*"}, (spec.name, suffixes)
         else:
             assert suffixes == {"/data/*"}, (spec.name, action, suffixes)
+
+
+@pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda spec: spec.name)
+def test_listing_is_confined_to_the_data_prefix_or_the_run_documents(
+    synth: Synth, spec: FunctionSpec
+):
+    for statement in _statements(synth, _role_of(synth, spec)):
+        if "s3:ListBucket" not in _actions(statement):
+            continue
+        prefixes = statement["Condition"]["StringLike"]["s3:prefix"]
+        if spec.name == "s3clean":
+            assert prefixes in (["data/*"], "data/*") or "data/*" in prefixes
+        else:
+            assert sorted(prefixes) == ["data/_reconcile/*", "data/_verify/*"], prefixes
 
 
 def test_only_s3clean_deletes_data_files_and_lists_the_bucket() -> None:

@@ -57,6 +57,7 @@ def test_the_state_machine_log_groups_are_vended_and_per_stack_creation(synth: S
     assert set(prefixes) == {
         "/aws/vendedlogs/states/Myshift-dev-sync-",
         "/aws/vendedlogs/states/Myshift-dev-doctor-",
+        "/aws/vendedlogs/states/Myshift-dev-reconcile-",
     }
     output = synth.template_json["Outputs"]["StateMachineLogGroup"]["Value"]
     assert output == {"Ref": prefixes["/aws/vendedlogs/states/Myshift-dev-sync-"]}

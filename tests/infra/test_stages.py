@@ -184,7 +184,7 @@ def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:
     (pipelines / "prod" / "orders.yml").write_text(
         PIPELINE.format(name="orders") + "reconcile_schedule: cron(0 4 ? * SUN *)\n"
     )
-    weekly = synthesize(tmp_path / "weekly", {"stage": "prod"}, pipelines_dir=pipelines)
+    weekly = synthesize(tmp_path / "weekly", {"stage": "prod", **ALARMS}, pipelines_dir=pipelines)
     machines = {
         m["Properties"]["StateMachineName"].rsplit("-", 1)[1]: logical_id
         for logical_id, m in weekly.resources("AWS::StepFunctions::StateMachine").items()

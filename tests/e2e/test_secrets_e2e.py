@@ -261,7 +261,7 @@ def test_no_secret_appears_in_logs_output_history_errors_or_state(
     assert codes[:6] == [0, 0, 0, 0, 0, 0], list(zip(commands, codes, strict=True))
     # The wrong password: the run fails (1); the count command cannot log in (2).
     assert codes[-2:] == [1, 2], list(zip(commands, codes, strict=True))
-    assert "Access denied" in seen[-5] and "Access denied" in seen[-2]
+    assert "Access denied" in seen[-6] and "Access denied" in seen[-2]  # the run's cause; the count
 
     # 4. Exception texts raised in this process.
     source = SourceConfig(host=MYSQL["host"], port=MYSQL["port"], user=USER, password_env=WRONG_ENV)

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote, urlparse
 
 from myshift.local import iam
 
@@ -182,6 +182,18 @@ def caller_arn(headers: Any) -> str | None:
     return None
 
 
+def request_context(action: str, path: str) -> dict[str, str]:
+    """The condition keys a request supplies that the stack's policies test.
+
+    s3:ListBucket: `s3:prefix`, the listing's `prefix` parameter (Amazon S3 condition
+    keys, Service Authorization Reference); absent when the request gives none.
+    """
+    if action != "s3:ListBucket":
+        return {}
+    query = parse_qs(urlparse(path).query, keep_blank_values=True)
+    return {"s3:prefix": query["prefix"][0]} if "prefix" in query else {}
+
+
 def authorize(principal_arn: str, action: str, resource: str, context: Any = None) -> None:
     """Raise AccessDeniedException (AWS's wording) unless the principal may do it."""
     decision = iam.evaluate(principal_policies(principal_arn), action, resource, context)
@@ -208,8 +220,9 @@ def install() -> None:
             service, _, operation = self._action.partition(":")
             action = f"{service}:{_IAM_ACTIONS.get((service, operation), operation)}"
             documents = policy_documents(self._access_key.collect_policies())
+            context = request_context(action, str(self._path))
             for arn in [resource] if isinstance(resource, str) else resource:
-                decision = iam.evaluate(documents, action, arn)
+                decision = iam.evaluate(documents, action, arn, context)
                 if decision.allowed:
                     with _lock:
                         _allowed.add((str(self._access_key.arn), action, arn))

@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator
 import pymysql
 import pymysql.cursors
 from pymysql.constants import CR, ER, SERVER_STATUS
-from pymysql.protocol import MysqlPacket
 
 from myshift import tls
 from myshift.config import SourceConfig
 from myshift.errors import ConfigError, SourceQueryError, SourceUnavailableError
+from myshift.wire import UnbufferedResult, server_capabilities
 
 # Client-side and server-side codes that mean "the connection is gone, try again":
 # refused, gone away, lost during a query, too many connections, shutdown, our query or
@@ -68,7 +68,7 @@ def connect(
         conn.connect()
     except pymysql.err.OperationalError as exc:
         error = tls.handshake_error(exc, source, where) or classify(exc, where)
-        hint = tls.refused_plain_login_hint(exc, source, getattr(conn, "server_capabilities", 0))
+        hint = tls.refused_plain_login_hint(exc, source, server_capabilities(conn))
         raise (type(error)(f"{error}; {hint}") if hint else error) from None
     except RuntimeError as exc:
         auth_error = missing_auth_package(exc, source, where)
@@ -250,16 +250,8 @@ def _splitter() -> Callable[..., tuple]:
 split_rows = _splitter()
 
 
-def _abandon(conn: pymysql.Connection) -> None:
-    """Close the connection mid-result, so that a reconnect starts clean."""
-    if conn._result is not None:
-        conn._result.unbuffered_active = False  # else connect() would drain the old socket
-        conn._result = None
-    conn._force_close()
-
-
-def _lost(conn: pymysql.Connection, why: str) -> pymysql.err.OperationalError:
-    _abandon(conn)
+def _lost(stream: UnbufferedResult, why: str) -> pymysql.err.OperationalError:
+    stream.abandon()
     return pymysql.err.OperationalError(
         CR.CR_SERVER_LOST, f"Lost connection to MySQL server during query ({why})"
     )
@@ -267,11 +259,12 @@ def _lost(conn: pymysql.Connection, why: str) -> pymysql.err.OperationalError:
 
 def stream_lines(
     conn: pymysql.Connection, sql: str, params: tuple | list, batch_rows: int
-) -> Iterator[tuple[bytearray, int]]:
+) -> Iterator[tuple[bytes, int]]:
     """Run a one-column query unbuffered; yield its values as newline-ended lines.
 
     pymysql sends the query and reads the column definitions; the rows are then read
-    straight off the socket in 1 MB blocks and their packets split by `split_rows`, which
+    straight off the socket (through `wire.UnbufferedResult`, the only code that touches
+    pymysql's internals) in 1 MB blocks and their packets split by `split_rows`, which
     costs a small fraction of pymysql's per-row reading. Each batch is `(lines, count)`:
     the values of `batch_rows` rows (fewer in the last), each followed by a newline, so
     memory is bounded by the batch, not the result. The values are the bytes the server
@@ -285,15 +278,14 @@ def stream_lines(
     still be on the wire.
     """
     query = sql % tuple(conn.escape(value) for value in params)  # always: see quote_mysql
-    conn.query(query, unbuffered=True)
-    result = conn._result
-    if result is None or not result.unbuffered_active:
+    stream = UnbufferedResult.start(conn, query)  # the one door into pymysql's internals
+    if stream is None:
         return  # not a result set (cannot happen for a SELECT)
-    if result.field_count != 1:
-        _abandon(conn)
-        raise pymysql.err.ProgrammingError(0, f"expected 1 column, got {result.field_count}")
-    rfile = conn._rfile
-    seq = conn._next_seq_id
+    if stream.field_count != 1:
+        stream.abandon()
+        raise pymysql.err.ProgrammingError(0, f"expected 1 column, got {stream.field_count}")
+    read_some, read_exactly = stream.read_some, stream.read_exactly
+    seq = stream.seq
     buf: bytes = b""
     pos = 0
     parts: list[bytes] = []
@@ -308,26 +300,22 @@ def stream_lines(
             if status == SPLIT_END:
                 length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
                 if pos + 4 + length != len(buf):
-                    raise _lost(conn, "data after the end of the result")
+                    raise _lost(stream, "data after the end of the result")
                 flags = buf[pos + 7] | (buf[pos + 8] << 8) if length >= 5 else 0
-                result.unbuffered_active = False
-                result.has_next = flags & SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS
-                result.connection = None
-                conn._next_seq_id = (seq + 1) & 0xFF
+                more = bool(flags & SERVER_STATUS.SERVER_MORE_RESULTS_EXISTS)
+                stream.finish((seq + 1) & 0xFF, more)
                 finished = True
                 if count:
                     yield b"".join(parts), count
                 return
             if status == SPLIT_ERROR:
-                result.unbuffered_active = False
-                result.connection = None
                 finished = True
                 length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
-                MysqlPacket(buf[pos + 4 : pos + 4 + length], conn.encoding).raise_for_error()
+                stream.raise_server_error(buf[pos + 4 : pos + 4 + length])
             if status == SPLIT_SEQUENCE:
-                raise _lost(conn, f"packet sequence {buf[pos + 3]}, expected {seq}")
+                raise _lost(stream, f"packet sequence {buf[pos + 3]}, expected {seq}")
             if status in (SPLIT_NULL, SPLIT_OVERSIZE):
-                _abandon(conn)
+                stream.abandon()
                 finished = True
                 if status == SPLIT_OVERSIZE:
                     raise OversizeRowError("a row of 16 MB or more")
@@ -343,13 +331,13 @@ def stream_lines(
                 length = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)
                 need = max(need, pos + 4 + length - end)
             try:
-                block = rfile.read1(need) if need == _READ_BYTES else rfile.read(need)
+                block = read_some(need) if need == _READ_BYTES else read_exactly(need)
             except OSError as exc:
-                raise _lost(conn, str(exc) or type(exc).__name__) from None
+                raise _lost(stream, str(exc) or type(exc).__name__) from None
             if not block:
-                raise _lost(conn, "server closed the connection")
+                raise _lost(stream, "server closed the connection")
             buf = buf[pos:] + block
             pos = 0
     finally:
         if not finished:
-            _abandon(conn)
+            stream.abandon()

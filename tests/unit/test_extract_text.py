@@ -81,7 +81,7 @@ class FakeResult:
 
 
 class FakeConnection:
-    """What stream_lines uses of a pymysql connection."""
+    """What `wire.UnbufferedResult` uses of a pymysql connection (checked: test_wire.py)."""
 
     encoding = "utf8"
 

@@ -271,9 +271,10 @@ def write_canary(
 
 def canary_statements(
     pipeline: PipelineConfig, manifest_url: str, copy_role_arn: str | None = None
-) -> list[str]:
+) -> list[load.Statement]:
     """CREATE TEMP TABLE, COPY as the load does (as the role the load uses:
-    `load.copy_role`, `copy_role_arn` the stack's), and the canonical text of every value."""
+    `load.copy_role`, `copy_role_arn` the stack's), and the canonical text of every value
+    (the statement named `read`)."""
     columns, _ = canary.canary_table()
     role = load.copy_role(pipeline.target, copy_role_arn)
     iam_role = sql_string(role) if role else load.DEFAULT_COPY_ROLE
@@ -281,10 +282,13 @@ def canary_statements(
     fields = ", ".join(checksum.redshift_field(c) for c in columns[1:])
     key = quote_redshift(canary.KEY_COLUMN)
     return [
-        f"CREATE TEMP TABLE {table} ({redshift_columns_ddl(columns)})",
-        f"COPY {table} FROM {sql_string(manifest_url)} IAM_ROLE {iam_role} "
-        "FORMAT AS PARQUET MANIFEST",
-        f"SELECT {key}, {fields} FROM {table} ORDER BY {key}",  # noqa: S608
+        load.Statement("create", f"CREATE TEMP TABLE {table} ({redshift_columns_ddl(columns)})"),
+        load.Statement(
+            "copy",
+            f"COPY {table} FROM {sql_string(manifest_url)} IAM_ROLE {iam_role} "
+            "FORMAT AS PARQUET MANIFEST",
+        ),
+        load.Statement("read", f"SELECT {key}, {fields} FROM {table} ORDER BY {key}"),  # noqa: S608
     ]
 
 
@@ -589,12 +593,16 @@ def submit_warehouse_checks(
         privileges = load.submit_single(
             redshift_data, target, privileges_sql(pipeline), f"myshift-doctor-privileges-{run_id}"
         )
-        copy = None
+        copy, names = None, None
         if canary_file is not None:
+            statements = canary_statements(
+                pipeline, str(canary_file["manifest_url"]), copy_role_arn
+            )
+            names = [s.name for s in statements]
             copy = load.submit(
                 redshift_data,
                 target,
-                canary_statements(pipeline, str(canary_file["manifest_url"]), copy_role_arn),
+                [s.sql for s in statements],
                 f"myshift-doctor-canary-{run_id}",
             )
     except MyshiftError as exc:
@@ -614,7 +622,7 @@ def submit_warehouse_checks(
     return {
         "checks": [c.as_dict() for c in checks],
         "privileges": submitted(privileges, poll_seconds=poll_seconds),
-        "canary": None if copy is None else submitted(copy, poll_seconds=poll_seconds),
+        "canary": None if copy is None else submitted(copy, poll_seconds=poll_seconds, names=names),
     }
 
 
@@ -648,7 +656,8 @@ def warehouse_results(
     if copy is not None:
         description = load.describe(redshift_data, copy["statement_id"])
         if description.get("Status") == "FINISHED":
-            records = load.statement_rows(redshift_data, f"{copy['statement_id']}:3")
+            read = load.sub_statement_id(copy["statement_id"], copy["names"], "read")
+            records = load.statement_rows(redshift_data, read)
             checks += canary_checks(records, function=function)
         else:
             checks.append(

@@ -359,6 +359,11 @@ class LoadCounts:
         return dict(self.__dict__)
 
 
+def sub_statement_id(statement_id: str, names: list[str], name: str) -> str:
+    """The Data API id of the batch's statement called `name` (`<id>:<1-based index>`)."""
+    return f"{statement_id}:{names.index(name) + 1}"
+
+
 def result_rows(description: dict[str, Any], names: list[str]) -> dict[str, int]:
     """Each named statement's ResultRows in a finished batch (`names` as submitted)."""
     subs = description.get("SubStatements", [])

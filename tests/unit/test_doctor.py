@@ -82,7 +82,9 @@ def test_a_copy_that_loses_rows_fails() -> None:
 
 
 def test_the_canary_statements_copy_as_the_load_does() -> None:
-    create, copy, select = doctor.canary_statements(_pipeline(), "s3://b/data/_doctor/r/m.json")
+    statements = doctor.canary_statements(_pipeline(), "s3://b/data/_doctor/r/m.json")
+    assert [s.name for s in statements] == ["create", "copy", "read"]
+    create, copy, select = (s.sql for s in statements)
     assert create.startswith(
         'CREATE TEMP TABLE "myshift_doctor_canary" ("myshift_row" INTEGER NOT NULL'
     )
@@ -95,7 +97,7 @@ def test_the_canary_statements_copy_as_the_load_does() -> None:
 
 def test_the_canary_copies_as_the_stacks_copy_role_like_the_load() -> None:
     stack_role = "arn:aws:iam::111122223333:role/Myshift-dev-StorageCopyRole-AbC"
-    _, copy, _ = doctor.canary_statements(_pipeline(), "s3://b/m.json", stack_role)
+    _, copy, _ = (s.sql for s in doctor.canary_statements(_pipeline(), "s3://b/m.json", stack_role))
     assert f"IAM_ROLE '{stack_role}'" in copy
     own = _pipeline().model_copy(
         update={
@@ -104,7 +106,7 @@ def test_the_canary_copies_as_the_stacks_copy_role_like_the_load() -> None:
             )
         }
     )
-    _, copy, _ = doctor.canary_statements(own, "s3://b/m.json", stack_role)
+    _, copy, _ = (s.sql for s in doctor.canary_statements(own, "s3://b/m.json", stack_role))
     assert "IAM_ROLE 'arn:aws:iam::111122223333:role/own'" in copy
 
 

@@ -26,7 +26,7 @@ from myshift.local.engine import LocalEngine
 
 from tests.conftest import MYSQL
 from tests.e2e.conftest import run
-from tests.integration import test_schema_mariadb as edge
+from tests.support import edge_table as edge
 from tests.support.mariadb import connect
 
 PIPELINE = "e2e_types"

@@ -16,8 +16,8 @@ from typing import Any
 from myshift.config import load_pipeline_file
 from myshift.load import load_batch
 
+from tests.support.load_target import TARGET
 from tests.support.synth import Synth
-from tests.unit.test_load_sql import TARGET
 
 EXTERNAL = "arn:aws:iam::111122223333:role/redshift-copy"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.infra.test_stages import NAME_PROPERTIES
+from tests.support.cloudformation import NAME_PROPERTIES
 from tests.support.synth import Synth
 
 KEPT = ("Retain", "RetainExceptOnCreate", "Snapshot")

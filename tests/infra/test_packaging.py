@@ -17,7 +17,7 @@ from myshift.config import load_pipelines
 
 from infra.functions import FUNCTIONS
 from infra.packaging import handler_module_files, handler_modules, stage_code_asset
-from tests.infra.test_stages import PIPELINE  # a remote host, tls: {mode: required}
+from tests.support.pipelines import PIPELINE  # a remote host, tls: {mode: required}
 from tests.support.synth import REPO_ROOT
 from tests.support.tls_mariadb import Authority
 

@@ -20,29 +20,11 @@ from infra import cdk_json_context
 from infra.packaging import stage_code_asset
 from infra.stack import MyshiftStack, StackSettings
 from tests.infra.conftest import ALARMS
+from tests.support.cloudformation import NAME_PROPERTIES
+from tests.support.pipelines import PIPELINE
 from tests.support.synth import placeholder_layer, readme_pipelines, synthesize
 
 STAGES = ("dev", "prod")
-
-# The property that holds a resource's physical name, where CloudFormation has one.
-NAME_PROPERTIES = {
-    "AWS::S3::Bucket": "BucketName",
-    "AWS::DynamoDB::Table": "TableName",
-    "AWS::Lambda::Function": "FunctionName",
-    "AWS::Lambda::LayerVersion": "LayerName",
-    "AWS::Logs::LogGroup": "LogGroupName",
-    "AWS::StepFunctions::StateMachine": "StateMachineName",
-    "AWS::Events::Rule": "Name",
-    "AWS::Scheduler::Schedule": "Name",
-    "AWS::SNS::Topic": "TopicName",
-    "AWS::SQS::Queue": "QueueName",
-    "AWS::CloudWatch::Alarm": "AlarmName",
-    "AWS::CloudWatch::Dashboard": "DashboardName",
-    "AWS::IAM::Role": "RoleName",
-    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
-    "AWS::SecretsManager::Secret": "Name",
-    "AWS::EC2::SecurityGroup": "GroupName",
-}
 
 
 def _render(value: Any, stack_name: str) -> str | None:
@@ -144,19 +126,6 @@ def test_distributed_map_policy_matches_the_state_machine_name(
 
 
 # --- per-stage pipeline directories ------------------------------------------------
-
-PIPELINE = """
-name: {name}
-source:
-  host: mysql.internal.example
-  user: sync
-  secret_arn: arn:aws:secretsmanager:eu-west-1:111122223333:secret:mysql-AbCdEf
-  tls: {{mode: required}}
-target: {{database: dev, schema: dw, workgroup: wg}}
-schedule: rate(1 hour)
-tables:
-  - {{name: shop.{name}, cursor: updated_at, primary_key: [id]}}
-"""
 
 
 def test_stage_directory_wins_over_the_shared_one(tmp_path: Path) -> None:

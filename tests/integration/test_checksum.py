@@ -31,7 +31,7 @@ from myshift.identifiers import quote_redshift_table
 from myshift.local.redshift_standin import CALLER, RedshiftDataStandIn
 from myshift.schema import Column
 
-from tests.integration import test_schema_mariadb as edge
+from tests.support import edge_table as edge
 from tests.support.mariadb import Capture, empty_database, read_columns
 from tests.support.postgres import database_dsn, drop_database, drop_role
 

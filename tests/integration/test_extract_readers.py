@@ -1,6 +1,6 @@
 """The two readers against a real MariaDB: the same Parquet file, value for value.
 
-The table holds every supported type at its edges (the rows of test_schema_mariadb,
+The table holds every supported type at its edges (the rows of tests/support/edge_table.py,
 plus strings that would break a naive CSV), so any difference between the server-built
 CSV lines parsed by Arrow and pymysql's rows shows up here. Also: the fallback for a
 row the server cannot build as one line, and connection handling (timeouts, a killed
@@ -23,7 +23,7 @@ from myshift.identifiers import quote_mysql_table
 from myshift.source import query_all
 
 from tests.conftest import MYSQL
-from tests.integration import test_schema_mariadb as edge
+from tests.support import edge_table as edge
 from tests.support.mariadb import connect, execute_alone, extract_to_memory
 
 DATABASE = "myshift_extract_readers"

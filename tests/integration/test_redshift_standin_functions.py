@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from myshift.local.redshift_standin import RedshiftDataStandIn
 
-from tests.integration.test_redshift_standin_rules import run
 from tests.support.postgres import database_dsn, drop_database
+from tests.support.standin import run
 
 TEST_DB = f"myshift_standin_functions_{os.getpid()}"
 

@@ -22,18 +22,12 @@ from myshift.local.redshift_standin import CALLER, RedshiftDataStandIn, StandInA
 from psycopg import sql as pgsql
 
 from tests.support.postgres import drop_database
+from tests.support.standin import LOADER, TARGET, run, wait
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TEST_DB = f"myshift_standin_rules_{os.getpid()}"
 TEST_DSN = ADMIN_DSN.rsplit("/", 1)[0] + f"/{TEST_DB}"
-# The Data API names a role's database user IAMR:<role name>; the stand-in's role folds.
-LOADER = f"Standin-Loader-{os.getpid()}"
 OTHER = f"standin-other-{os.getpid()}"
-TARGET = {
-    "WorkgroupName": "local",
-    "Database": "dev",
-    CALLER: f"arn:aws:iam::123456789012:role/{LOADER}",
-}
 AS_OTHER = {**TARGET, CALLER: f"arn:aws:iam::123456789012:role/{OTHER}"}
 
 
@@ -55,29 +49,6 @@ def standin() -> Iterator[RedshiftDataStandIn]:
     finally:
         instance.shutdown()
         _drop()
-
-
-def run(
-    standin: RedshiftDataStandIn, *sqls: str, target: dict[str, str] = TARGET
-) -> dict[str, Any]:
-    """One statement, or several as one batch (one transaction); its final description."""
-    if len(sqls) == 1:
-        submitted = standin.execute_statement({"Sql": sqls[0], **target})
-    else:
-        submitted = standin.batch_execute_statement({"Sqls": list(sqls), **target})
-    return wait(standin, submitted["Id"], target)
-
-
-def wait(
-    standin: RedshiftDataStandIn, statement_id: str, target: dict[str, str] = TARGET
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
-    while True:
-        described = standin.describe_statement({"Id": statement_id, CALLER: target[CALLER]})
-        if described["Status"] in ("FINISHED", "FAILED", "ABORTED"):
-            return described
-        assert time.monotonic() < deadline, f"statement still {described['Status']}"
-        time.sleep(0.02)
 
 
 def ok(standin: RedshiftDataStandIn, *sqls: str, target: dict[str, str] = TARGET) -> None:

@@ -9,15 +9,8 @@ import yaml
 from myshift.config import RDS_CA_BUNDLE_URL, load_pipeline, load_pipeline_file, load_pipelines
 from myshift.errors import ConfigError
 
+from tests.support.pipelines import GOOD
 from tests.support.tls_mariadb import Authority
-
-GOOD = """
-name: good
-source: {host: db, user: app, password_env: PW, tls: {mode: required}}
-target: {database: dev, schema: dw, workgroup: wg}
-tables:
-  - {name: shop.orders, cursor: updated_at, primary_key: [id]}
-"""
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

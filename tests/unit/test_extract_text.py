@@ -29,28 +29,10 @@ from myshift.schema import (
 )
 from myshift.source import OversizeRowError, classify, stream_lines
 
-from tests.unit.test_schema import info
+from tests.support.packets import EOF_PACKET, error_packet, lenenc, packet
+from tests.support.schema_rows import info
 
 # --- MySQL packets -----------------------------------------------------------------------
-
-
-def packet(seq: int, payload: bytes) -> bytes:
-    return len(payload).to_bytes(3, "little") + bytes([seq % 256]) + payload
-
-
-def lenenc(value: bytes) -> bytes:
-    if len(value) < 251:
-        return bytes([len(value)]) + value
-    if len(value) < 1 << 16:
-        return b"\xfc" + len(value).to_bytes(2, "little") + value
-    return b"\xfd" + len(value).to_bytes(3, "little") + value
-
-
-EOF_PACKET = b"\xfe\x00\x00\x02\x00"
-
-
-def error_packet(code: int, message: str) -> bytes:
-    return b"\xff" + code.to_bytes(2, "little") + b"#HY000" + message.encode()
 
 
 class Reads:

@@ -17,7 +17,7 @@ from myshift.schema import (
 from myshift.workflow import parse_cursor_timestamp
 from pydantic import ValidationError
 
-from tests.unit.test_schema import info
+from tests.support.schema_rows import info
 
 HOSTILE_COLUMNS = {
     "back`tick": "back_tick",

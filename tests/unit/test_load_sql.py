@@ -7,16 +7,8 @@ from typing import Any
 import pytest
 from myshift import load, steps
 from myshift.errors import CountMismatchError, LoadError
-from myshift.load import TargetTable
 
-TARGET = TargetTable(
-    schema="dw",
-    name="orders",
-    columns_ddl='"id" BIGINT NOT NULL, "order" VARCHAR(40), "updated_at" TIMESTAMP',
-    column_names=["id", "order", "updated_at"],
-    primary_key=["id"],
-    cursor="updated_at",
-)
+from tests.support.load_target import TARGET
 
 
 def statements(**options: Any) -> dict[str, str]:

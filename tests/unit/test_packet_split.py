@@ -23,8 +23,8 @@ from myshift.source import (
     split_rows_python,
 )
 
-from tests.unit.test_extract_text import EOF_PACKET as EOF_PAYLOAD
-from tests.unit.test_extract_text import lenenc, packet
+from tests.support.packets import EOF_PACKET as EOF_PAYLOAD
+from tests.support.packets import lenenc, packet
 
 Split = Callable[[bytes | bytearray, int, int, int], tuple[bytes, int, int, int, int]]
 

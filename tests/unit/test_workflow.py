@@ -9,7 +9,7 @@ from myshift.config import load_pipeline_file
 from myshift.errors import ConfigError, InputError
 from myshift.workflow import parse_execution_input, run_items, table_item
 
-from tests.unit.test_config import GOOD
+from tests.support.pipelines import GOOD
 
 
 @pytest.fixture()

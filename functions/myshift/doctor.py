@@ -504,57 +504,51 @@ def report(pipeline: str, run_id: str, results: Sequence[Any]) -> dict[str, Any]
 # --- what each function checks (the handlers call these) ------------------------------
 
 
-def plan_checks(
-    connect: Callable[[], pymysql.Connection],
-    state_table: Any,
-    s3: Any,
-    *,
-    pipeline: PipelineConfig,
-    bucket: str,
-    data_prefix: str,
-    run_id: str,
-    now_epoch: int,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Context:
+    """What a function's checks reach: its clients, the pipeline, where probes go."""
+
+    connect: Callable[[], pymysql.Connection]
+    state_table: Any
+    s3: Any
+    pipeline: PipelineConfig
+    bucket: str
+    data_prefix: str
+    run_id: str
+    now_epoch: int
+
+    def probe_state_table(self, function: str) -> Check:
+        return probe_state_table(
+            self.state_table, function=function, run_id=self.run_id, now_epoch=self.now_epoch
+        )
+
+    def probe_bucket(self, function: str) -> Check:
+        key = f"{doctor_prefix(self.data_prefix, self.run_id)}{function.lower()}.probe"
+        return probe_bucket_write(self.s3, bucket=self.bucket, key=key, function=function)
+
+
+def plan_checks(context: Context) -> dict[str, Any]:
     """The Plan function: the source's grants from its network, its AWS calls."""
-    function = "Plan"
-    return {
-        "checks": [
-            c.as_dict()
-            for c in (
-                *source_checks(connect, pipeline, function=function),
-                probe_state_table(
-                    state_table, function=function, run_id=run_id, now_epoch=now_epoch
-                ),
-                probe_bucket_write(
-                    s3,
-                    bucket=bucket,
-                    key=f"{doctor_prefix(data_prefix, run_id)}plan.probe",
-                    function=function,
-                ),
-            )
-        ]
-    }
+    checks = (
+        *source_checks(context.connect, context.pipeline, function="Plan"),
+        context.probe_state_table("Plan"),
+        context.probe_bucket("Plan"),
+    )
+    return {"checks": [c.as_dict() for c in checks]}
 
 
-def extract_checks(
-    connect: Callable[[], pymysql.Connection],
-    state_table: Any,
-    s3: Any,
-    *,
-    pipeline: PipelineConfig,
-    bucket: str,
-    data_prefix: str,
-    run_id: str,
-    now_epoch: int,
-) -> dict[str, Any]:
+def extract_checks(context: Context) -> dict[str, Any]:
     """The Extract function: MySQL from its network, the canary file, its AWS calls."""
-    function = "Extract"
     written, canary_file = write_canary(
-        s3, bucket=bucket, data_prefix=data_prefix, run_id=run_id, function=function
+        context.s3,
+        bucket=context.bucket,
+        data_prefix=context.data_prefix,
+        run_id=context.run_id,
+        function="Extract",
     )
     checks = (
-        *source_checks(connect, pipeline, function=function, tables=False),
-        probe_state_table(state_table, function=function, run_id=run_id, now_epoch=now_epoch),
+        *source_checks(context.connect, context.pipeline, function="Extract", tables=False),
+        context.probe_state_table("Extract"),
         written,
     )
     return {"checks": [c.as_dict() for c in checks], "canary": canary_file}

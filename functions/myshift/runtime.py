@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import boto3.session
@@ -19,6 +19,9 @@ import pymysql
 from myshift.config import PipelineConfig, SourceConfig, load_pipeline
 from myshift.errors import ConfigError
 from myshift.settings import current_settings
+
+if TYPE_CHECKING:
+    from myshift import doctor
 from myshift.source import connect
 
 # One connection per thread: a Lambda runs one invocation at a time, while the local
@@ -119,3 +122,23 @@ def mysql(source: SourceConfig, slot: int = 0) -> pymysql.Connection:
     conn = connect(source, password)
     connections[key] = conn
     return conn
+
+
+def doctor_context(event: dict[str, Any]) -> doctor.Context:
+    """What a function's `myshift doctor` checks reach (`myshift.doctor.Context`)."""
+    import time
+
+    from myshift.doctor import Context  # the doctor's modules only when it runs
+
+    pipeline_config = pipeline(event["pipeline"])
+    settings = current_settings()
+    return Context(
+        connect=lambda: mysql(pipeline_config.source),
+        state_table=state_table(),
+        s3=s3(),
+        pipeline=pipeline_config,
+        bucket=settings.bucket,
+        data_prefix=settings.data_prefix,
+        run_id=str(event["run_id"]),
+        now_epoch=int(time.time()),
+    )

@@ -924,11 +924,8 @@ def submit_verification(
     item: dict[str, Any],
 ) -> dict[str, Any]:
     """Submit the warehouse's figures per range (a batch of SELECTs)."""
-    document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
-    statement_id = load.submit(
-        redshift_data, pipeline.target, document["target_sqls"], f"myshift-verify-{item['run_id']}"
-    )
-    return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+    key = _document(data_prefix, item, "source")
+    return _submit_document(s3, redshift_data, bucket, key, "target_sqls", pipeline, item, "verify")
 
 
 def compare_verification(
@@ -1032,10 +1029,24 @@ def submit_deletes(
     item: dict[str, Any],
 ) -> dict[str, Any]:
     """Submit the removal (or marking) of the keys deleted in the source: one transaction."""
-    document = verification.get_document(s3, bucket, _document(data_prefix, item, "deletes"))
-    statement_id = load.submit(
-        redshift_data, pipeline.target, document["sqls"], f"myshift-deletes-{item['run_id']}"
-    )
+    key = _document(data_prefix, item, "deletes")
+    return _submit_document(s3, redshift_data, bucket, key, "sqls", pipeline, item, "deletes")
+
+
+def _submit_document(
+    s3: Any,
+    redshift_data: Any,
+    bucket: str,
+    key: str,
+    field: str,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
+    what: str,
+) -> dict[str, Any]:
+    """Submit, as one batch, the statements a run's document holds under `field`."""
+    document = verification.get_document(s3, bucket, key)
+    name = f"myshift-{what}-{item['run_id']}"
+    statement_id = load.submit(redshift_data, pipeline.target, document[field], name)
     return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
 
 

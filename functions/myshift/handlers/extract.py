@@ -14,16 +14,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     pipeline = runtime.pipeline(event["pipeline"])
     if event.get("action") == "doctor":
         tag(run_id=event["run_id"], action="doctor")
-        return doctor.extract_checks(
-            lambda: runtime.mysql(pipeline.source),
-            runtime.state_table(),
-            runtime.s3(),
-            pipeline=pipeline,
-            bucket=settings.bucket,
-            data_prefix=settings.data_prefix,
-            run_id=event["run_id"],
-            now_epoch=int(time.time()),
-        )
+        return doctor.extract_checks(runtime.doctor_context(event))
     table = pipeline.table(event["table"])
     chunk = event["chunk"]
     tag(run_id=event["run_id"], table=table.name, chunk=chunk["index"])

@@ -105,7 +105,8 @@ from myshift.identifiers import (
     quote_redshift_table,
 )
 from myshift.keys import Key, KeyValue
-from myshift.schema import REDSHIFT_MAX_VARBYTE, REDSHIFT_MAX_VARCHAR, Column, truncate_utf8
+from myshift.mysql_types import REDSHIFT_MAX_VARBYTE, REDSHIFT_MAX_VARCHAR, UTF8_CHARSETS, Family
+from myshift.schema import Column, truncate_utf8
 
 NULL_TEXT = "N"
 SEPARATOR = ","
@@ -116,11 +117,6 @@ GROUP_BYTES = 60_000  # the longest group text, under Redshift's 65,535-byte VAR
 HASH_HEX_DIGITS = 15  # 60 bits: STRTOL's signed 64-bit result never overflows
 MAX_REDSHIFT_SQL_BYTES = 100 * 1024  # the Data API's limit on one statement
 
-_INTEGER_TYPES = frozenset({"tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"})
-_TEXT_TYPES = frozenset(
-    {"char", "varchar", "enum", "set", "tinytext", "text", "mediumtext", "longtext", "json"}
-)
-_UTF8_CHARSETS = frozenset({"utf8mb4", "utf8mb3", "utf8", "ascii"})
 _DOUBLE_2_52 = 4503599627370496  # 2^52
 _DOUBLE_2_53 = 9007199254740992  # 2^53
 _VARBYTE = re.compile(r"^VARBYTE\((\d+)\)$")
@@ -138,30 +134,29 @@ class Field:
 # --- per-type kinds -------------------------------------------------------------------
 
 
+_KINDS = {
+    Family.INTEGER: "integer",
+    Family.BIT: "integer",
+    Family.DECIMAL: "decimal",
+    Family.FLOAT: "float",
+    Family.DATE: "date",
+    Family.DATETIME: "datetime",
+    Family.TIME: "time",
+}
+
+
 def _kind(col: Column) -> str:
     """The canonical form a column takes (see the module's table)."""
     if col.redshift_type == "BOOLEAN":
         return "boolean"
-    if col.data_type == "bit" or col.data_type in _INTEGER_TYPES:
-        return "integer"
-    if col.data_type in ("decimal", "numeric"):
-        return "decimal"
-    if col.data_type in ("float", "double"):
-        return "float"
-    if col.data_type == "date":
-        return "date"
-    if col.data_type in ("datetime", "timestamp"):
-        return "datetime"
-    if col.data_type == "time":
-        return "time"
-    if col.data_type in _TEXT_TYPES:
+    if col.family is Family.TEXT:
         return "text" if _text_limit(col) <= INLINE_TEXT_BYTES else "long_text"
-    if col.redshift_type.startswith("VARBYTE"):
+    if col.family is Family.BINARY:
         limit = _binary_limit(col)
         if limit <= INLINE_BINARY_BYTES:
             return "binary"
         return "binary_hashed" if limit <= PIECE_BYTES else "binary_pieces"
-    raise SchemaError(f"column {col.source_name!r}: no canonical text for {col.column_type!r}")
+    return _KINDS[col.family]
 
 
 def _text_limit(col: Column) -> int:
@@ -239,13 +234,13 @@ def _mysql_utf8(col: Column) -> str:
     """The column's value as its UTF-8 bytes (binary: no collation mixes, no charset)."""
     quoted = quote_mysql(col.source_name)
     # The extractor's own conversion (schema.csv_field_sql): UTF-8 columns as they are.
-    utf8 = quoted if col.charset in _UTF8_CHARSETS else f"CONVERT({quoted} USING utf8mb4)"
+    utf8 = quoted if col.charset in UTF8_CHARSETS else f"CONVERT({quoted} USING utf8mb4)"
     return f"CAST({utf8} AS BINARY)"
 
 
 def _mysql_utf8_length(col: Column) -> str:
     """UTF-8 bytes of the value: LENGTH counts the column charset's, UTF-8's for UTF-8."""
-    if col.charset in _UTF8_CHARSETS:
+    if col.charset in UTF8_CHARSETS:
         return f"LENGTH({quote_mysql(col.source_name)})"
     return f"LENGTH({_mysql_utf8(col)})"
 
@@ -258,7 +253,7 @@ def _mysql_cut_text(col: Column) -> str:
     quoted = quote_mysql(col.source_name)
     head_utf8 = (
         f"LEFT({quoted}, {limit})"
-        if col.charset in _UTF8_CHARSETS
+        if col.charset in UTF8_CHARSETS
         else f"CONVERT(LEFT({quoted}, {limit}) USING utf8mb4)"
     )
     head = f"CAST({head_utf8} AS BINARY)"
@@ -278,9 +273,7 @@ def _mysql_cut_text(col: Column) -> str:
 
 def _may_be_cut(col: Column) -> bool:
     """Whether a value can exceed the target's VARCHAR bytes (the extractor cuts it)."""
-    return col.data_type not in ("char", "varchar", "enum", "set") or (
-        _text_limit(col) >= REDSHIFT_MAX_VARCHAR
-    )
+    return not col.type.fits or _text_limit(col) >= REDSHIFT_MAX_VARCHAR
 
 
 def _sha(text: str) -> str:
@@ -305,12 +298,11 @@ def mysql_field(col: Column) -> str:
         expr = f"(({quoted} + 0) <> 0)"
     elif kind == "integer":
         # YEAR prints '0000' and ZEROFILL pads; BIT is a binary string: all as numbers.
-        plain = col.data_type not in ("year", "bit") and not zerofill
-        expr = quoted if plain else f"({quoted} + 0)"
+        expr = f"({quoted} + 0)" if zerofill else col.read_sql()
     elif kind == "decimal":
         expr = f"({quoted} + 0)" if zerofill else quoted
     elif kind == "float":
-        expr = _mysql_float(f"({quoted} + 0e0)")  # the stored float32 exactly (select_list)
+        expr = _mysql_float(f"({quoted} + 0e0)")  # a double: FLOAT's stored float32 exactly
     elif kind == "date":
         # `+ INTERVAL 0 DAY` is NULL for exactly the dates the extractor loads as NULL:
         # zero dates, zero months or days, impossible dates and year 0. A DATE prints
@@ -598,9 +590,6 @@ def parse_range_checksums(rows: Sequence[Sequence[Any]]) -> dict[int, RangeCheck
     return out
 
 
-_STRING_KEY_TYPES = frozenset({"char", "varchar"})
-
-
 class _Dialect:
     """How one engine writes a key column and a key value in a comparison."""
 
@@ -630,7 +619,7 @@ class _Dialect:
 
 class _MySQL(_Dialect):
     def column(self, col: Column) -> str:
-        if col.data_type in _STRING_KEY_TYPES:
+        if col.type.key_as_bytes:
             # Compared by UTF-8 bytes, as Redshift compares: a case-insensitive
             # collation would put rows into other ranges than the warehouse does.
             return _mysql_utf8(col)
@@ -638,7 +627,7 @@ class _MySQL(_Dialect):
 
     def value(self, col: Column, value: KeyValue) -> str:
         self.params.append(value)
-        return "CAST(%s AS BINARY)" if col.data_type in _STRING_KEY_TYPES else "%s"
+        return "CAST(%s AS BINARY)" if col.type.key_as_bytes else "%s"
 
 
 def _redshift_literal(value: KeyValue) -> str:

@@ -36,6 +36,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from myshift import keys
 from myshift.errors import StorageUnavailableError
 from myshift.identifiers import quote_mysql, quote_mysql_table
+from myshift.mysql_types import Family
 from myshift.schema import (
     PARQUET_COMPRESSION,
     Column,
@@ -124,7 +125,7 @@ def chunk_query(
 
 def _key_value(col: Column, value: Any) -> Any:
     """A Parquet value of a key column as pymysql would have given it."""
-    if isinstance(value, Decimal) and col.data_type in ("bigint", "bit"):
+    if isinstance(value, Decimal) and col.family in (Family.INTEGER, Family.BIT):
         return int(value)  # BIGINT UNSIGNED and BIT(64) are decimal128(20,0) in Parquet
     return value
 

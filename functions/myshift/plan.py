@@ -51,8 +51,6 @@ from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.schema import Column
 from myshift.source import classify, query_all
 
-TIME_CURSOR_TYPES = {"datetime", "timestamp", "date"}
-
 
 @dataclass(frozen=True)
 class Chunk:
@@ -206,18 +204,18 @@ def order_index(indexes: list[Index], cursor: str, primary_key: list[str]) -> st
     return None
 
 
-def freeze_bound(conn: pymysql.Connection, cursor_type: str, safety_lag_seconds: int) -> str | None:
+def freeze_bound(conn: pymysql.Connection, cursor: Column, safety_lag_seconds: int) -> str | None:
     """The newest cursor value this run may read (None when the cursor is not a time).
 
     InnoDB serves information_schema.innodb_trx from a cache refreshed at most every
     0.1 s: a transaction younger than that may be missed. Its rows are stamped after
     `NOW() - safety_lag` for any lag of a second or more (the default is 5 s).
     """
-    if cursor_type not in TIME_CURSOR_TYPES:
+    if not cursor.family.is_date:
         return None
     # TIMESTAMP values read in our UTC session are UTC; DATETIME values are whatever
     # the application wrote, normally the server's own time zone: compare like with like.
-    local_time = cursor_type != "timestamp"
+    local_time = not cursor.type.utc
     if local_time:
         query_all(conn, "SET time_zone = @@global.time_zone")
     try:
@@ -375,17 +373,6 @@ def _cut_by_seek(
             chunks.append(Chunk(len(chunks), previous, keys.to_key(last), count))
         break
     return chunks
-
-
-# Key column types whose Python values (from pymysql) order as MySQL orders them: the
-# two ends of a walk are merged by comparing keys in Python. Strings are not here
-# (collations), nor are NULL cursors.
-_ORDERED_IN_PYTHON = frozenset(
-    {
-        "tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year",
-        "decimal", "numeric", "date", "datetime", "timestamp",
-    }
-)  # fmt: skip
 
 
 @contextmanager
@@ -587,8 +574,9 @@ def cut_chunks(
 
 
 def _orders_in_python(columns: list[Column], key_cols: list[str]) -> bool:
-    types = {c.source_name: c.data_type for c in columns}
-    return all(types.get(name) in _ORDERED_IN_PYTHON for name in key_cols)
+    """Whether Python orders the key's values as MySQL does (the type table's families)."""
+    by_name = {c.source_name: c for c in columns}
+    return all(name in by_name and by_name[name].family.ordered_in_python for name in key_cols)
 
 
 def plan_table(
@@ -623,8 +611,8 @@ def plan_table(
     deduplicated by the load.)
     """
     key_cols = key_columns(columns, cursor, primary_key)
-    cursor_type = next(c.data_type for c in columns if c.source_name == cursor)
-    bound = None if full_refresh else freeze_bound(conn, cursor_type, safety_lag_seconds)
+    cursor_column = next(c for c in columns if c.source_name == cursor)
+    bound = None if full_refresh else freeze_bound(conn, cursor_column, safety_lag_seconds)
     null_rows = count_null_cursor(conn, database, table, cursor)
     if indexes is None:
         indexes = table_indexes(conn, database, table)

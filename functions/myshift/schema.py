@@ -28,6 +28,18 @@ import pyarrow.csv as pa_csv
 
 from myshift.errors import IdentifierError, SchemaError
 from myshift.identifiers import REDSHIFT_MAX_IDENTIFIER_BYTES, quote_mysql, quote_redshift
+from myshift.mysql_types import (
+    MYSQL_TYPES,
+    REDSHIFT_MAX_VARBYTE,
+    REDSHIFT_MAX_VARCHAR,
+    UTF8_CHARSETS,
+    Declared,
+    Family,
+    MySQLType,
+    Target,
+    declared_number,
+    mysql_type,
+)
 
 COLUMNS_QUERY = (
     "SELECT COLUMN_NAME AS COLUMN_NAME, DATA_TYPE AS DATA_TYPE, COLUMN_TYPE AS COLUMN_TYPE, "
@@ -41,55 +53,10 @@ COLUMNS_QUERY = (
     "ORDER BY ORDINAL_POSITION"
 )
 
-REDSHIFT_MAX_VARCHAR = 65535
-REDSHIFT_MAX_VARBYTE = 1024000
-TIME_VARCHAR_BYTES = 20  # '-838:59:59.000000' is 17
-
 # Redshift's (and PostgreSQL's) system column names: quoting does not make them usable.
 SYSTEM_COLUMN_NAMES = frozenset(
     {"oid", "tableoid", "xmin", "xmax", "cmin", "cmax", "ctid", "deletexid", "insertxid"}
 )
-
-# Most UTF-8 bytes one character of a MySQL charset can take. Only these charsets hold
-# characters outside the Basic Multilingual Plane (4 UTF-8 bytes) or only ASCII (1);
-# every other charset (utf8mb3, ucs2, latin1 = cp1252 with '€', sjis, gbk...) holds BMP
-# characters only, at most 3 UTF-8 bytes each.
-_UTF8_BYTES_PER_CHAR = {
-    "ascii": 1,
-    "binary": 1,
-    "utf8mb4": 4,
-    "utf16": 4,
-    "utf16le": 4,
-    "utf32": 4,
-    "gb18030": 4,
-}
-_DEFAULT_UTF8_BYTES_PER_CHAR = 3
-_UNKNOWN_CHARSET_UTF8_BYTES_PER_CHAR = 4  # no charset reported: assume the worst
-# Charsets whose stored bytes are the UTF-8 bytes themselves (an octet limit carries over).
-_UTF8_CHARSETS = frozenset({"utf8", "utf8mb3", "utf8mb4", "ascii"})
-# Fewest bytes MySQL stores per character (the rest: 1); turns an octet limit into characters.
-_MYSQL_MIN_BYTES_PER_CHAR = {"ucs2": 2, "utf16": 2, "utf16le": 2, "utf32": 4}
-
-_TEXT_OCTETS = {"tinytext": 255, "text": 65535, "mediumtext": 16777215, "longtext": 4294967295}
-_BLOB_TYPES = frozenset({"tinyblob", "blob", "mediumblob", "longblob"})
-# (DATA_TYPE, unsigned) -> the smallest Arrow/Redshift integer that holds every value.
-_INTEGER_MAP: dict[tuple[str, bool], tuple[pa.DataType, str, None]] = {
-    ("tinyint", False): (pa.int16(), "SMALLINT", None),  # Redshift has no 1-byte integer
-    ("tinyint", True): (pa.int16(), "SMALLINT", None),
-    ("smallint", False): (pa.int16(), "SMALLINT", None),
-    ("smallint", True): (pa.int32(), "INTEGER", None),
-    ("mediumint", False): (pa.int32(), "INTEGER", None),
-    ("mediumint", True): (pa.int32(), "INTEGER", None),
-    ("int", False): (pa.int32(), "INTEGER", None),
-    ("int", True): (pa.int64(), "BIGINT", None),
-    ("integer", False): (pa.int32(), "INTEGER", None),
-    ("integer", True): (pa.int64(), "BIGINT", None),
-    ("bigint", False): (pa.int64(), "BIGINT", None),
-    ("bigint", True): (pa.decimal128(20, 0), "DECIMAL(20,0)", None),  # up to 2**64 - 1
-}
-_DATE_TYPES = frozenset({"date", "datetime", "timestamp"})
-_TINYINT1 = re.compile(r"^tinyint\(1\)( unsigned)?( zerofill)?$")
-_PARENS_NUMBER = re.compile(r"\((\d+)")
 
 
 @dataclass(frozen=True)
@@ -112,6 +79,19 @@ class Column:
     max_bytes: int | None
     charset: str | None = None
     source_nullable: bool = True
+
+    @property
+    def type(self) -> MySQLType:
+        """The column's row in the type table."""
+        return MYSQL_TYPES[self.data_type]
+
+    @property
+    def family(self) -> Family:
+        return self.type.family
+
+    def read_sql(self) -> str:
+        """The SQL the column's value is read through (the type table's `read`)."""
+        return self.type.read.format(quote_mysql(self.source_name))
 
 
 @dataclass
@@ -210,102 +190,24 @@ def _lower_type(column_type: str) -> str:
     return "".join(p if p.startswith("'") else p.lower() for p in parts)
 
 
-def _enum_members(column_type: str) -> list[str]:
-    """The members of `enum('a','b''c')` / `set(...)`."""
-    return [m[1:-1].replace("''", "'") for m in re.findall(r"'(?:[^']|'')*'", column_type)]
-
-
-def _declared_number(column_type: str) -> int | None:
-    """The first number in parentheses: `bit(5)` -> 5, `time(3)` -> 3."""
-    found = _PARENS_NUMBER.search(column_type)
-    return int(found.group(1)) if found else None
-
-
-def _utf8_bytes_per_char(charset: str | None) -> int:
-    if not charset:
-        return _UNKNOWN_CHARSET_UTF8_BYTES_PER_CHAR
-    return _UTF8_BYTES_PER_CHAR.get(charset.lower(), _DEFAULT_UTF8_BYTES_PER_CHAR)
-
-
-def _varchar_bytes(chars: int, charset: str | None) -> int:
-    """Redshift bytes for `chars` characters of `charset`: at least 1, at most 65535."""
-    return max(1, min(REDSHIFT_MAX_VARCHAR, chars * _utf8_bytes_per_char(charset)))
-
-
-def _text_bytes(octets: int, charset: str | None) -> int:
-    """Redshift bytes for a TEXT column holding at most `octets` MySQL bytes."""
-    name = (charset or "utf8mb4").lower()
-    if name in _UTF8_CHARSETS:
-        utf8 = octets
-    else:
-        utf8 = octets // _MYSQL_MIN_BYTES_PER_CHAR.get(name, 1) * _utf8_bytes_per_char(name)
-    return max(1, min(REDSHIFT_MAX_VARCHAR, utf8))
-
-
-def _string(chars_or_bytes: int) -> tuple[pa.DataType, str, int]:
-    return pa.string(), f"VARCHAR({chars_or_bytes})", chars_or_bytes
-
-
-def _map_type(
-    row: dict[str, Any], data_type: str, column_type: str, tinyint1_as_boolean: bool
-) -> tuple[pa.DataType, str, int | None]:
-    """(arrow type, Redshift type, max bytes) of one column; SchemaError if unsupported."""
-    unsigned = " unsigned" in column_type
-    charset = _text(row.get("CHARACTER_SET_NAME")) or None
-    if (data_type, False) in _INTEGER_MAP:
-        if data_type == "tinyint" and tinyint1_as_boolean and _TINYINT1.match(column_type):
-            return pa.bool_(), "BOOLEAN", None
-        return _INTEGER_MAP[(data_type, unsigned)]
-    if data_type == "year":
-        return pa.int16(), "SMALLINT", None
-    if data_type in ("decimal", "numeric"):
-        precision = _int(row.get("NUMERIC_PRECISION")) or 10
-        scale = _int(row.get("NUMERIC_SCALE")) or 0
-        if precision <= 38:
-            return pa.decimal128(precision, scale), f"DECIMAL({precision},{scale})", None
-        return _string(precision + 2)  # sign and decimal point; the exact decimal text
-    if data_type == "float":
-        return pa.float32(), "REAL", None
-    if data_type == "double":
-        return pa.float64(), "DOUBLE PRECISION", None
-    if data_type == "bit":
-        bits = _int(row.get("NUMERIC_PRECISION")) or _declared_number(column_type) or 1
-        if bits == 1:
-            return pa.bool_(), "BOOLEAN", None
-        if bits < 64:
-            return pa.int64(), "BIGINT", None
-        return pa.decimal128(20, 0), "DECIMAL(20,0)", None
-    if data_type == "date":
-        return pa.date32(), "DATE", None
-    if data_type in ("datetime", "timestamp"):
-        return pa.timestamp("us"), "TIMESTAMP", None
-    if data_type == "time":
-        return _string(TIME_VARCHAR_BYTES)
-    if data_type in ("char", "varchar"):
-        chars = _int(row.get("CHARACTER_MAXIMUM_LENGTH"))
-        if chars is None:
-            chars = _declared_number(column_type) or 1
-        return _string(_varchar_bytes(chars, charset))
-    if data_type in ("enum", "set"):
-        chars = _int(row.get("CHARACTER_MAXIMUM_LENGTH"))
-        if chars is None:
-            members = _enum_members(column_type)
-            lengths = [len(m) for m in members] or [1]
-            chars = max(lengths) if data_type == "enum" else sum(lengths) + len(lengths) - 1
-        return _string(_varchar_bytes(chars, charset))
-    if data_type in _TEXT_OCTETS:
-        octets = _int(row.get("CHARACTER_OCTET_LENGTH")) or _TEXT_OCTETS[data_type]
-        return _string(_text_bytes(octets, charset))
-    if data_type == "json":
-        return _string(REDSHIFT_MAX_VARCHAR)
-    if data_type in ("binary", "varbinary"):
-        declared = _int(row.get("CHARACTER_MAXIMUM_LENGTH"))
-        if declared is None:
-            declared = _declared_number(column_type) or 1
-        return pa.binary(), f"VARBYTE({max(1, min(REDSHIFT_MAX_VARBYTE, declared))})", None
-    if data_type in _BLOB_TYPES:
-        return pa.binary(), f"VARBYTE({REDSHIFT_MAX_VARBYTE})", None
-    raise SchemaError(f"column {_text(row.get('COLUMN_NAME'))!r}: unsupported type {column_type!r}")
+def _target(row: dict[str, Any], data_type: str, column_type: str, tinyint1: bool) -> Target:
+    """What one column becomes, from its row in the type table; SchemaError if unmapped."""
+    row_type = mysql_type(data_type)
+    if row_type is None:
+        name = _text(row.get("COLUMN_NAME"))
+        raise SchemaError(f"column {name!r}: unsupported type {column_type!r}")
+    return row_type.target(
+        Declared(
+            data_type=data_type,
+            column_type=column_type,
+            charset=_text(row.get("CHARACTER_SET_NAME")) or None,
+            char_length=_int(row.get("CHARACTER_MAXIMUM_LENGTH")),
+            octet_length=_int(row.get("CHARACTER_OCTET_LENGTH")),
+            precision=_int(row.get("NUMERIC_PRECISION")),
+            scale=_int(row.get("NUMERIC_SCALE")),
+            tinyint1_as_boolean=tinyint1,
+        )
+    )
 
 
 def columns_from_information_schema(
@@ -325,9 +227,7 @@ def columns_from_information_schema(
     for name, row in zip(names, rows, strict=True):
         data_type = _text(row["DATA_TYPE"]).lower()
         column_type = _lower_type(_text(row.get("COLUMN_TYPE")) or data_type)
-        arrow_type, redshift_type, max_bytes = _map_type(
-            row, data_type, column_type, tinyint1_as_boolean
-        )
+        target = _target(row, data_type, column_type, tinyint1_as_boolean)
         source_nullable = _text(row.get("IS_NULLABLE")).upper() != "NO"
         columns.append(
             Column(
@@ -335,10 +235,10 @@ def columns_from_information_schema(
                 target_name=targets[name],
                 data_type=data_type,
                 column_type=column_type,
-                nullable=source_nullable or data_type in _DATE_TYPES,
-                arrow_type=arrow_type,
-                redshift_type=redshift_type,
-                max_bytes=max_bytes,
+                nullable=source_nullable or MYSQL_TYPES[data_type].family.is_date,
+                arrow_type=target.arrow,
+                redshift_type=target.redshift,
+                max_bytes=target.max_bytes,
                 charset=(_text(row.get("CHARACTER_SET_NAME")) or "").lower() or None,
                 source_nullable=source_nullable,
             )
@@ -380,16 +280,12 @@ def redshift_columns_ddl(columns: list[Column]) -> str:
 
 
 def select_list(columns: list[Column]) -> str:
-    """The MySQL SELECT list, in column order.
-
-    FLOAT is read as `(col + 0e0)`: MySQL sends a FLOAT as text with 6 significant digits
-    (123456789 arrives as 123457000), while the sum is a DOUBLE holding the stored float32
-    exactly. Everything else is read as it is.
-    """
+    """The MySQL SELECT list, in column order, each column read as the type table says."""
     parts = []
     for c in columns:
+        read = c.read_sql()
         quoted = quote_mysql(c.source_name)
-        parts.append(f"({quoted} + 0e0) AS {quoted}" if c.data_type == "float" else quoted)
+        parts.append(quoted if read == quoted else f"{read} AS {quoted}")
     return ", ".join(parts)
 
 
@@ -466,7 +362,7 @@ def _convert_date(col: Column, values: Sequence[Any], report: ConversionReport) 
 
 
 def _convert_time(col: Column, values: Sequence[Any], report: ConversionReport) -> pa.Array:
-    precision = _declared_number(col.column_type) or 0
+    precision = declared_number(col.column_type) or 0
     return _convert_string(
         col,
         [format_time(v, precision) if isinstance(v, timedelta) else v for v in values],
@@ -517,22 +413,17 @@ def _convert_plain(col: Column, values: Sequence[Any], report: ConversionReport)
 _Converter = Callable[[Column, Sequence[Any], ConversionReport], pa.Array]
 
 
-def _converter(col: Column) -> _Converter:
-    if col.data_type == "bit":
-        return _convert_bit
-    if (col.data_type, False) in _INTEGER_MAP:
-        return _convert_integer
-    if col.data_type in ("decimal", "numeric"):
-        return _convert_decimal
-    if col.data_type in _DATE_TYPES:
-        return _convert_date
-    if col.data_type == "time":
-        return _convert_time
-    if pa.types.is_string(col.arrow_type):
-        return _convert_string
-    if pa.types.is_binary(col.arrow_type):
-        return _convert_binary
-    return _convert_plain
+_CONVERTERS: dict[Family, _Converter] = {
+    Family.INTEGER: _convert_integer,
+    Family.BIT: _convert_bit,
+    Family.DECIMAL: _convert_decimal,
+    Family.FLOAT: _convert_plain,
+    Family.DATE: _convert_date,
+    Family.DATETIME: _convert_date,
+    Family.TIME: _convert_time,
+    Family.TEXT: _convert_string,
+    Family.BINARY: _convert_binary,
+}
 
 
 def to_record_batch(
@@ -551,7 +442,7 @@ def to_record_batch(
     arrays = []
     for col, values in zip(columns, by_column, strict=True):
         try:
-            array = _converter(col)(col, values, report)
+            array = _CONVERTERS[col.family](col, values, report)
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
             raise SchemaError(
                 f"column {col.source_name!r} ({col.column_type}): cannot convert to "
@@ -604,37 +495,24 @@ _CSV_PARSE = {flag: _csv_parse_options(flag) for flag in (False, True)}
 
 def _is_text(col: Column) -> bool:
     """Character data (quoted in the CSV line); DECIMAL(p>38) and TIME are plain text."""
-    return pa.types.is_string(col.arrow_type) and col.data_type not in (
-        "decimal",
-        "numeric",
-        "time",
-    )
-
-
-# Charsets whose bytes are already UTF-8.
-_UTF8_CHARSETS = frozenset({"utf8mb4", "utf8mb3", "utf8", "ascii"})
+    return col.family is Family.TEXT
 
 
 def csv_field_sql(col: Column) -> str:
     """The SQL expression of one column's CSV field (never NULL)."""
     quoted = quote_mysql(col.source_name)
-    if col.data_type == "float":
-        expr = f"({quoted} + 0e0)"  # see select_list: the exact float32 value
-    elif col.data_type == "bit":
-        expr = f"({quoted} + 0)"
-    elif col.data_type == "time":
+    expr = col.read_sql()
+    if col.family is Family.TIME:
         # The server prints TIME(p) with p decimals; format_time's form has 0 or 6.
-        precision = _declared_number(col.column_type) or 0
+        precision = declared_number(col.column_type) or 0
         expr = quoted if precision in (0, 6) else f"CONCAT({quoted}, '{'0' * (6 - precision)}')"
-    elif pa.types.is_binary(col.arrow_type):
+    elif col.family is Family.BINARY:
         expr = f"CONCAT('x', HEX({quoted}))"  # 'x': an empty value is not an empty field
-    elif _is_text(col):
+    elif col.family is Family.TEXT:
         # Binary, so the server neither converts the bytes again nor refuses the 0xFF;
         # UTF-8 already (or ASCII) needs no CONVERT, which costs server CPU on every row.
-        utf8 = quoted if col.charset in _UTF8_CHARSETS else f"CONVERT({quoted} USING utf8mb4)"
+        utf8 = quoted if col.charset in UTF8_CHARSETS else f"CONVERT({quoted} USING utf8mb4)"
         expr = f"CONCAT(X'FF', CAST({utf8} AS BINARY), X'FF')"
-    else:
-        expr = quoted
     # A NOT NULL column needs no IFNULL. Made nullable during the run, a NULL would make
     # CONCAT_WS drop the field: the row then has a field too few and fails the parse.
     return f"IFNULL({expr}, '')" if col.source_nullable else expr
@@ -647,15 +525,15 @@ def csv_line_sql(columns: list[Column]) -> str:
 
 def _csv_type(col: Column, dates_as_text: bool) -> pa.DataType:
     """The type Arrow's CSV reader parses a column's field into."""
-    if col.data_type in _DATE_TYPES:
+    if col.family.is_date:
         # Zero dates fail the direct parse: that batch is parsed again with them as text.
         return pa.string() if dates_as_text else col.arrow_type
-    if col.data_type == "time":
+    if col.family is Family.TIME:
         return pa.string()
     if pa.types.is_boolean(col.arrow_type):
         return pa.int64()  # TINYINT(1) as boolean holds 2 and 13; BIT(1) is 0 or 1
-    if col.data_type == "float":
-        return pa.float64()
+    if col.family is Family.FLOAT:
+        return pa.float64()  # read as a double (the type table's `read`)
     if pa.types.is_binary(col.arrow_type):
         return pa.string()  # 'x' + hex digits
     return col.arrow_type
@@ -696,7 +574,7 @@ def _from_text_dates(col: Column, values: pa.ChunkedArray, report: ConversionRep
 
 
 def _parse_datetime(col: Column, text: str) -> Any:
-    if col.data_type == "date":
+    if col.family is Family.DATE:
         return date.fromisoformat(text)
     return datetime.fromisoformat(text)
 
@@ -743,7 +621,7 @@ def _unhex(values: pa.ChunkedArray) -> pa.Array:
 
 
 def _from_text(col: Column, values: pa.ChunkedArray, report: ConversionReport) -> Any:
-    if col.data_type in _DATE_TYPES:
+    if col.family.is_date:
         return values if values.type == col.arrow_type else _from_text_dates(col, values, report)
     if pa.types.is_boolean(col.arrow_type):
         return pc.not_equal(values, 0)
@@ -804,7 +682,7 @@ def _parse_fast(data: bytes | bytearray, columns: list[Column], rows: int) -> pa
     if parsed.num_rows != rows:
         return None
     for col, values in zip(columns, parsed.columns, strict=True):
-        if col.data_type in _DATE_TYPES and _below_year_one(values):
+        if col.family.is_date and _below_year_one(values):
             return None
     return parsed
 

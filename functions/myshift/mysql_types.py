@@ -515,6 +515,25 @@ MYSQL_TYPES: dict[str, MySQLType] = {
             ),
         ),
     ),
+    # MariaDB 10.7+: loaded as its 36-character text; MariaDB orders UUIDs by their time
+    # fields, so as a key it is compared by its text's bytes, as Redshift compares it.
+    "uuid": MySQLType(
+        Family.TEXT,
+        lambda _: _string(36),
+        (
+            CanaryColumn(
+                "c_uuid",
+                "uuid",
+                (
+                    "00000000-0000-0000-0000-000000000000",
+                    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+                    "123e4567-e89b-12d3-a456-426614174000",
+                ),
+            ),
+        ),
+        fits=True,
+        key_as_bytes=True,
+    ),
     "binary": MySQLType(
         Family.BINARY,
         _binary,

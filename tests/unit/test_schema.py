@@ -173,7 +173,7 @@ def test_tinyint1_as_boolean_only_when_configured() -> None:
 
 @pytest.mark.parametrize(
     ("data_type", "column_type"),
-    [("geometry", "geometry"), ("point", "point"), ("polygon", "polygon"), ("uuid", "uuid")],
+    [("geometry", "geometry"), ("point", "point"), ("polygon", "polygon"), ("inet6", "inet6")],
 )
 def test_unsupported_type_names_column_and_type(data_type: str, column_type: str) -> None:
     rows = [info("id", "int"), info("shape", data_type, column_type)]

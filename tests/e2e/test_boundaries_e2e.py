@@ -15,10 +15,11 @@ from pathlib import Path
 import psycopg
 import pymysql
 import pytest
+from myshift import state
 from myshift.local.engine import LocalEngine
 
 from tests.conftest import MYSQL
-from tests.e2e.conftest import run
+from tests.e2e.conftest import run, run_id_of
 
 PIPELINE = "e2e_bounds"
 DATABASE = "myshift_e2e_bounds"
@@ -33,6 +34,8 @@ TABLES = {
         "unique_key: [code]",
     ),
     "nulls_counted": ("id INT NOT NULL PRIMARY KEY, v INT", "primary_key: [id]"),
+    # MariaDB orders UUIDs by their time fields, Redshift by their text.
+    "by_uuid": ("id UUID NOT NULL PRIMARY KEY, v INT", "primary_key: [id]"),
     "nulls_loaded": (
         "id INT NOT NULL PRIMARY KEY, v INT",
         "primary_key: [id], load_null_cursor: true",
@@ -42,6 +45,11 @@ TABLES = {
 
 def qualified(name: str) -> str:
     return f"{DATABASE}.{name}"
+
+
+def uuid_of(i: int) -> str:
+    """UUIDs whose text order is not MariaDB's order (it compares the last group first)."""
+    return f"{(i * 2654435761) % 2**32:08x}-0000-1000-8000-{(39 - i) * 7919:012x}"
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +77,10 @@ def source(pipelines_dir: Path, engine: LocalEngine) -> Iterator[pymysql.Connect
                     for i in range(1, 51)
                 ],
             )
+        cur.executemany(
+            f"INSERT INTO {qualified('by_uuid')} (id, v, updated_at) VALUES (%s, %s, %s)",
+            [(uuid_of(i), i, BASE + dt.timedelta(seconds=i // 3)) for i in range(40)],
+        )
     lines = [
         f"name: {PIPELINE}",
         f"source: {{host: {MYSQL['host']}, port: {MYSQL['port']}, user: {MYSQL['user']}, "
@@ -169,3 +181,20 @@ def test_load_null_cursor_loads_each_row_exactly_once(
         warehouse_dsn, f"SELECT count(*) FROM {SCHEMA}.nulls_loaded WHERE updated_at IS NULL"
     )
     assert nulls == [(12,)]
+
+
+def test_a_uuid_key_syncs_and_verifies(
+    source: pymysql.Connection, engine: LocalEngine, warehouse_dsn: str
+) -> None:
+    description = sync(engine, "by_uuid")
+    assert description["status"] == "SUCCEEDED", description.get("cause")
+    record = state.get_run(
+        engine.client_table(), PIPELINE, qualified("by_uuid"), run_id_of(description)
+    )
+    assert record is not None
+    verification = record["verification"]
+    assert verification["status"] == "verified" and verification["verified_rows"] == 40, (
+        verification
+    )
+    rows = warehouse(warehouse_dsn, f"SELECT id, v FROM {SCHEMA}.by_uuid ORDER BY v")
+    assert rows == [(uuid_of(i), i) for i in range(40)]

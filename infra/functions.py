@@ -3,36 +3,40 @@
 Each function has its own role and log group, and its permissions are exactly what its
 code calls (`FunctionSpec.state_actions`, `data_actions`): the state table's item
 actions it uses, the object actions under the data prefix it uses, the MySQL secret
-for the functions that read MySQL, the Redshift Data API for the one that talks to
-Redshift. The local engine runs every function with its role from this template and
-IAM enforcement on, so a call the table below does not grant fails the local run.
+for the functions that read MySQL (`infra.secrets`), the Redshift Data API for the one
+that talks to Redshift (`infra.warehouse_access`); the functions that read MySQL run in
+the pipelines' VPC (`infra.network`). The local engine runs every function with its
+role from this template and IAM enforcement on, so a call the table below does not
+grant fails the local run.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import (
     Acknowledgment,
-    ArnFormat,
     Duration,
     RemovalPolicy,
     Stack,
     Validations,
 )
 from aws_cdk import aws_dynamodb as dynamodb
-from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
-from myshift.config import PipelineConfig, VpcConfig
+from myshift.config import PipelineConfig
 from myshift.handlers.observability import DEFAULT_NAMESPACE
 from myshift.settings import ENVIRONMENT_VARIABLES
+
+from infra.nag import nag_attr
+from infra.network import SourceNetwork, pipelines_vpc
+from infra.secrets import acknowledge_secrets_key, secret_resources, secrets_key_statement
+from infra.warehouse_access import WarehouseAccessPolicy, warehouse_role_name
 
 # Where the code asset puts the pipeline files (LAMBDA_TASK_ROOT is /var/task).
 PIPELINES_DIR_IN_LAMBDA = "/var/task/pipelines"
@@ -313,357 +317,6 @@ class Functions(Construct):
         }
 
 
-def warehouse_role_name(stack_name: str) -> str:
-    """The role that runs every Redshift statement (the load function's): `<stack>-load`,
-    in lower case.
-
-    Redshift folds identifiers to lower case, quoted ones too (unless
-    enable_case_sensitive_identifier is set), so a DBA's `GRANT ... TO "IAMR:Myshift-load"`
-    names `iamr:myshift-load`; AWS does not document whether the Data API folds the role
-    name when it derives the user. A lower-case role name is the same user either way.
-    """
-    return f"{stack_name}-load".lower()
-
-
-def warehouse_database_user(stack_name: str) -> str:
-    """The database user the Data API maps the load role to, with temporary credentials
-    (Redshift Serverless, or a cluster without db_user): `IAMR:<role name>`."""
-    return f"IAMR:{warehouse_role_name(stack_name)}"
-
-
-def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
-    """The one VPC placement of the pipelines that give one (None: no VPC).
-
-    A Lambda function sits in one set of subnets, and plan/extract serve every
-    pipeline of the stack: pipelines in different VPCs need separate stacks (stages,
-    each with its own `pipelines/<stage>/`). A pipeline without `vpc` is reached from
-    the others' subnets (or, when none has one, from outside any VPC).
-    """
-    placements: dict[tuple[tuple[str, ...], ...], list[str]] = {}
-    configs: dict[tuple[tuple[str, ...], ...], VpcConfig] = {}
-    for name, pipeline in sorted(pipelines.items()):
-        if pipeline.vpc is not None:
-            vpc = pipeline.vpc
-            key = (
-                tuple(sorted(vpc.subnet_ids)),
-                tuple(sorted(vpc.security_group_ids)),
-                (str(vpc.create_endpoints), vpc.vpc_id or "", *sorted(vpc.route_table_ids)),
-            )
-            placements.setdefault(key, []).append(name)
-            configs.setdefault(key, vpc)
-    if len(placements) > 1:
-        groups = "; ".join(
-            f"{', '.join(names)}: subnets {', '.join(subnets)}, security groups {', '.join(sgs)}"
-            + (f", endpoints in {endpoints[1]}" if endpoints[0] == "True" else "")
-            for (subnets, sgs, endpoints), names in sorted(placements.items(), key=lambda kv: kv[1])
-        )
-        raise ValueError(
-            "pipelines name different vpc settings, but one stack places its functions in "
-            f"one VPC ({groups}). Give them the same vpc block, or deploy them as separate "
-            "stages (pipelines/<stage>/*.yml, -c stage=<stage>)."
-        )
-    if not placements:
-        return None
-    key = next(iter(placements))
-    return configs[key].model_copy(
-        update={"subnet_ids": list(key[0]), "security_group_ids": list(key[1])}
-    )
-
-
-class SourceNetwork(Construct):
-    """The pipelines' subnets and security groups (imported, not managed here) and the
-    network-interface permissions a function in them needs.
-
-    The roles are our own (no AWSLambdaBasicExecutionRole), so CDK does not add
-    AWSLambdaVPCAccessExecutionRole: this policy is its scoped equivalent (its log
-    permissions are already granted per log group).
-    """
-
-    def __init__(self, scope: Construct, construct_id: str, *, vpc: VpcConfig) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        self.subnets = [
-            ec2.Subnet.from_subnet_id(self, f"Subnet{i}", subnet_id)
-            for i, subnet_id in enumerate(vpc.subnet_ids)
-        ]
-        self.security_groups = [
-            ec2.SecurityGroup.from_security_group_id(self, f"SecurityGroup{i}", group_id)
-            for i, group_id in enumerate(vpc.security_group_ids)
-        ]
-
-        def ec2_arn(resource: str, name: str) -> str:
-            return stack.format_arn(
-                service="ec2",
-                resource=resource,
-                resource_name=name,
-                arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-            )
-
-        interfaces = ec2_arn("network-interface", "*")
-        self.policy = iam.ManagedPolicy(
-            self,
-            "NetworkInterfaces",
-            description="myshift: network interfaces in the pipelines' subnets (VPC access)",
-            statements=[
-                iam.PolicyStatement(
-                    sid="CreateInterfacesInThePipelineSubnets",
-                    actions=["ec2:CreateNetworkInterface"],
-                    resources=[
-                        *(ec2_arn("subnet", s.subnet_id) for s in self.subnets),
-                        *(
-                            ec2_arn("security-group", g.security_group_id)
-                            for g in self.security_groups
-                        ),
-                        interfaces,
-                    ],
-                ),
-                iam.PolicyStatement(
-                    sid="ManageInterfaces",
-                    actions=[
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:AssignPrivateIpAddresses",
-                        "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    resources=[interfaces],
-                ),
-                iam.PolicyStatement(
-                    sid="DescribeNetwork",
-                    actions=["ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets"],
-                    resources=["*"],
-                ),
-            ],
-        )
-        Validations.of(self.policy).acknowledge(
-            Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::{_nag_arn(stack, interfaces)}]",
-                reason="Lambda creates and deletes the functions' network interfaces; their "
-                "ids are not known at deploy time. Creation is limited to the pipeline "
-                "file's subnets and security groups; this account and region only.",
-            ),
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="ec2:DescribeNetworkInterfaces and ec2:DescribeSubnets support no "
-                "resource-level permissions (Lambda's VPC access needs both).",
-            ),
-        )
-
-        if vpc.create_endpoints:
-            self._endpoints(vpc)
-
-    def _endpoints(self, vpc: VpcConfig) -> None:
-        """What the functions in the subnets reach without a NAT: S3 and DynamoDB
-        (gateway endpoints on the subnets' route tables) and Secrets Manager (an
-        interface endpoint with private DNS, so the SDK's usual hostname resolves to
-        it; HTTPS from the functions' security groups only)."""
-        stack = Stack.of(self)
-        assert vpc.vpc_id is not None
-
-        def service(name: str) -> str:
-            return f"com.amazonaws.{stack.region}.{name}"
-
-        for name in ("s3", "dynamodb"):
-            ec2.CfnVPCEndpoint(
-                self,
-                f"{name.capitalize()}Endpoint",
-                vpc_id=vpc.vpc_id,
-                service_name=service(name),
-                vpc_endpoint_type="Gateway",
-                route_table_ids=list(vpc.route_table_ids),
-            )
-        group = ec2.CfnSecurityGroup(
-            self,
-            "EndpointSecurityGroup",
-            vpc_id=vpc.vpc_id,
-            group_description="myshift: HTTPS to the Secrets Manager endpoint from the functions",
-            security_group_ingress=[
-                ec2.CfnSecurityGroup.IngressProperty(
-                    ip_protocol="tcp",
-                    from_port=443,
-                    to_port=443,
-                    source_security_group_id=g.security_group_id,
-                    description="myshift functions",
-                )
-                for g in self.security_groups
-            ],
-        )
-        ec2.CfnVPCEndpoint(
-            self,
-            "SecretsManagerEndpoint",
-            vpc_id=vpc.vpc_id,
-            service_name=service("secretsmanager"),
-            vpc_endpoint_type="Interface",
-            subnet_ids=[s.subnet_id for s in self.subnets],
-            security_group_ids=[group.attr_group_id],
-            private_dns_enabled=True,
-        )
-
-    def place(self, function: lambda_.Function, role: iam.Role) -> None:
-        """Run `function` in the subnets with the security groups; grant the ENI policy.
-
-        Set on the CloudFormation resource: the L2 `vpc=` wants an IVpc (a VPC id the
-        pipeline file does not give) only to select subnets we already name.
-        """
-        role.add_managed_policy(self.policy)
-        cfn = function.node.default_child
-        assert isinstance(cfn, lambda_.CfnFunction)
-        cfn.vpc_config = lambda_.CfnFunction.VpcConfigProperty(
-            subnet_ids=[s.subnet_id for s in self.subnets],
-            security_group_ids=[g.security_group_id for g in self.security_groups],
-        )
-
-
-class WarehouseAccessPolicy(Construct):
-    """Redshift Data API access, scoped to the warehouses the pipelines name."""
-
-    def __init__(
-        self, scope: Construct, construct_id: str, *, pipelines: Mapping[str, PipelineConfig]
-    ) -> None:
-        super().__init__(scope, construct_id)
-        stack = Stack.of(self)
-        targets = [p.target for p in pipelines.values()]
-        statements: list[iam.PolicyStatement] = []
-        acknowledgments: list[Acknowledgment] = []
-
-        def cluster_arn(resource: str, name: str) -> str:
-            return stack.format_arn(
-                service="redshift",
-                resource=resource,
-                resource_name=name,
-                arn_format=ArnFormat.COLON_RESOURCE_NAME,
-            )
-
-        # Redshift Serverless ARNs carry the workgroup *id* while the pipeline files
-        # name the workgroup: this account's and region's workgroups is the narrowest
-        # resource a name allows.
-        workgroups = sorted({t.workgroup for t in targets if t.workgroup})
-        clusters = sorted({t.cluster_identifier for t in targets if t.cluster_identifier})
-        workgroup_arn = stack.format_arn(
-            service="redshift-serverless",
-            resource="workgroup",
-            resource_name="*",
-            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
-        )
-        execute_resources = [cluster_arn("cluster", c) for c in clusters]
-        if workgroups:
-            execute_resources.append(workgroup_arn)
-        if not execute_resources:
-            execute_resources = ["*"]
-        statements.append(
-            iam.PolicyStatement(
-                sid="SubmitStatements",
-                actions=["redshift-data:BatchExecuteStatement", "redshift-data:ExecuteStatement"],
-                resources=execute_resources,
-            )
-        )
-        # Describe/Get/Cancel take a statement id, not a resource: IAM cannot scope them.
-        statements.append(
-            iam.PolicyStatement(
-                sid="FollowStatements",
-                actions=[
-                    "redshift-data:DescribeStatement",
-                    "redshift-data:GetStatementResult",
-                    "redshift-data:CancelStatement",
-                ],
-                resources=["*"],
-            )
-        )
-        acknowledgments.append(
-            Acknowledgment(
-                id="AwsSolutions-IAM5[Resource::*]",
-                reason="redshift-data Describe/GetStatementResult/CancelStatement support no "
-                "resource-level permissions (they take a statement id); only the load "
-                "function, which runs the statements, follows them."
-                + (
-                    ""
-                    if execute_resources != ["*"]
-                    else " Execute/BatchExecuteStatement are also '*': no pipeline file names "
-                    "a workgroup or cluster_identifier (a local-only target); name one to "
-                    "scope them."
-                ),
-            )
-        )
-        if workgroups:
-            acknowledgments.append(
-                Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{_nag_arn(stack, workgroup_arn)}]",
-                    reason="Redshift Serverless workgroup ARNs end in the workgroup id, which "
-                    f"the pipeline files do not know (they name {', '.join(workgroups)}); "
-                    "scoped to this account and region.",
-                )
-            )
-
-        # Temporary credentials, when a target names no secret.
-        if any(t.workgroup and not t.secret_arn for t in targets):
-            statements.append(
-                iam.PolicyStatement(
-                    sid="ServerlessCredentials",
-                    actions=["redshift-serverless:GetCredentials"],
-                    resources=[workgroup_arn],
-                )
-            )
-        for target in targets:
-            if not target.cluster_identifier or target.secret_arn:
-                continue
-            cluster = target.cluster_identifier
-            dbname = cluster_arn("dbname", f"{cluster}/{target.database}")
-            if target.db_user:
-                statements.append(
-                    iam.PolicyStatement(
-                        actions=["redshift:GetClusterCredentials"],
-                        resources=[cluster_arn("dbuser", f"{cluster}/{target.db_user}"), dbname],
-                    )
-                )
-            else:
-                # No DbUser: the Data API maps the IAM role to a database user.
-                statements.append(
-                    iam.PolicyStatement(
-                        actions=["redshift:GetClusterCredentialsWithIAM"], resources=[dbname]
-                    )
-                )
-        target_secrets = secret_resources(t.secret_arn for t in targets if t.secret_arn)
-        if target_secrets:
-            statements.append(
-                iam.PolicyStatement(
-                    sid="WarehouseSecrets",
-                    actions=["secretsmanager:GetSecretValue"],
-                    resources=target_secrets,
-                )
-            )
-            statements.append(secrets_key_statement(target_secrets))
-
-        self.policy = iam.ManagedPolicy(
-            self,
-            "Policy",
-            description="myshift: Redshift Data API for the pipelines' warehouses",
-            statements=statements,
-        )
-        Validations.of(self.policy).acknowledge(*acknowledgments)
-        if target_secrets:
-            acknowledge_secrets_key(self.policy)
-
-
-def _nag_arn(stack: Stack, arn: str) -> str:
-    """An ARN as cdk-nag prints it in a finding id (pseudo parameters in <...>)."""
-    rendered = stack.resolve(arn)
-    if isinstance(rendered, str):
-        return rendered
-    parts: list[str] = []
-    for part in rendered["Fn::Join"][1]:
-        if isinstance(part, str):
-            parts.append(part)
-        elif "Ref" in part:
-            parts.append(f"<{part['Ref']}>")
-        else:
-            raise ValueError(f"cannot render {part!r} for a cdk-nag finding id")
-    return "".join(parts)
-
-
-def _nag_attr(stack: Stack, resource: Construct, suffix: str = "") -> str:
-    """`Resource::<LogicalId.Arn><suffix>`, the way cdk-nag names a grant's resource."""
-    logical_id = stack.get_logical_id(resource.node.default_child)  # type: ignore[arg-type]
-    return f"Resource::<{logical_id}.Arn>{suffix}"
-
-
 def grant_data_access(
     role: iam.Role,
     spec: FunctionSpec,
@@ -743,7 +396,7 @@ def _acknowledge_function(
     if any(action != _LIST for action in spec.data_actions):
         Validations.of(role).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[{_nag_attr(stack, bucket, f'/{settings.data_prefix}/*')}]",
+                id=f"AwsSolutions-IAM5[{nag_attr(stack, bucket, f'/{settings.data_prefix}/*')}]",
                 reason=grant_reason,
             )
         )
@@ -752,7 +405,7 @@ def _acknowledge_function(
             *(
                 Acknowledgment(
                     id="AwsSolutions-IAM5["
-                    + _nag_attr(stack, bucket, f"/{settings.data_prefix}/{documents}/*")
+                    + nag_attr(stack, bucket, f"/{settings.data_prefix}/{documents}/*")
                     + "]",
                     reason="Deletes a run's own documents (verification, reconciliation) "
                     "once it ended; their keys are per pipeline/table/run. Data files are "
@@ -770,61 +423,6 @@ def _acknowledge_function(
     )
 
 
-# A complete secret ARN ends in "-" and six random characters.
-_SECRET_SUFFIX = re.compile(r"-[A-Za-z0-9]{6}$")
-
-
-def secret_resources(arns: Iterable[str]) -> list[str]:
-    """IAM resources for the secrets named in pipeline files.
-
-    A partial ARN (no random suffix) would never match the secret's real ARN, so it
-    gets the documented `-??????` form: exactly six more characters, not a wildcard.
-    """
-    resources = set()
-    for arn in arns:
-        resources.add(arn if _SECRET_SUFFIX.search(arn) else f"{arn}-??????")
-    return sorted(resources)
-
-
-def secrets_key_statement(secrets: list[str]) -> iam.PolicyStatement:
-    """kms:Decrypt of the named secrets' values under a customer managed key.
-
-    Secrets Manager decrypts with the caller's permission; a secret under the account's
-    `aws/secretsmanager` key needs nothing more, one under a customer managed key needs
-    kms:Decrypt. The key is the secret owner's choice, so the statement names the
-    secrets instead, as AWS's own AWSSecretsManagerClientReadOnlyAccess does: through
-    Secrets Manager only, for these secrets' ARNs in the encryption context.
-    """
-    return iam.PolicyStatement(
-        sid="DecryptTheSecrets",
-        actions=["kms:Decrypt"],
-        resources=["arn:aws:kms:*:*:key/*"],
-        conditions={
-            "StringLike": {
-                "kms:ViaService": "secretsmanager.*.amazonaws.com",
-                "kms:EncryptionContext:SecretARN": secrets,
-            }
-        },
-    )
-
-
-def acknowledge_secrets_key(policy: Construct) -> None:
-    """cdk-nag's finding on `secrets_key_statement`'s key wildcard, with the reason."""
-    Validations.of(policy).acknowledge(
-        Acknowledgment(
-            id="AwsSolutions-IAM5[Resource::arn:aws:kms:*:*:key/*]",
-            reason="The KMS key of a secret is its owner's choice and unknown here; "
-            "kms:Decrypt is limited to Secrets Manager (kms:ViaService) decrypting the "
-            "named secrets (kms:EncryptionContext:SecretARN).",
-        )
-    )
-
-
 def _require_dir(path: Path, hint: str) -> None:
     if not path.is_dir():
         raise FileNotFoundError(f"{path} does not exist: {hint}")
-
-
-def pipeline_copy_roles(pipelines: Iterable[PipelineConfig]) -> list[str]:
-    """The Redshift COPY roles named in the pipeline files."""
-    return sorted({p.target.copy_role_arn for p in pipelines if p.target.copy_role_arn})

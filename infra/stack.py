@@ -14,18 +14,12 @@ from constructs import Construct, Node
 from myshift.config import PipelineConfig
 
 from infra import LOCAL_STAGE, REPO_ROOT
-from infra.functions import (
-    ARCHITECTURES,
-    RUNTIMES,
-    Functions,
-    FunctionSettings,
-    warehouse_database_user,
-)
-from infra.functions import pipeline_copy_roles as copy_roles
+from infra.functions import ARCHITECTURES, RUNTIMES, Functions, FunctionSettings
 from infra.monitoring import Monitoring
 from infra.schedules import Schedules
 from infra.state import StateTable
 from infra.storage import Storage
+from infra.warehouse_access import pipeline_copy_roles, warehouse_database_user
 from infra.workflow import Workflow
 
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
@@ -211,7 +205,7 @@ class MyshiftStack(Stack):
         # COPY reads the files as the pipeline's copy_role_arn, else the stage's, else a
         # role this stack creates (only when some pipeline needs it).
         storage.grant_copy_read(
-            [*copy_roles(pipelines.values()), *filter(None, [settings.copy_role_arn])],
+            [*pipeline_copy_roles(pipelines.values()), *filter(None, [settings.copy_role_arn])],
             settings.data_prefix,
         )
         default_copy_role = settings.copy_role_arn or None

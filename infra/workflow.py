@@ -21,7 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from myshift.settings import map_results_prefix
 
-from infra.functions import _nag_arn
+from infra.nag import nag_arn
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -157,7 +157,7 @@ class Workflow(Construct):
             ),
             *(
                 Acknowledgment(
-                    id=f"AwsSolutions-IAM5[Resource::{_nag_arn(stack, arn)}]",
+                    id=f"AwsSolutions-IAM5[Resource::{nag_arn(stack, arn)}]",
                     reason="Distributed Map child executions of this stack's own state "
                     "machine; its name is generated, so it is matched by the stack prefix.",
                 )

@@ -24,9 +24,10 @@ from myshift.errors import transient_error_names
 from myshift.settings import ENVIRONMENT_VARIABLES, Settings
 
 import app as app_module
-from infra.functions import FUNCTIONS, secret_resources
+from infra.functions import FUNCTIONS
 from infra.packaging import check_layer, layer_build_file, layer_build_info
 from infra.schedules import S3CLEAN_EVENT
+from infra.secrets import secret_resources
 from infra.workflow import definition_placeholders
 from tests.infra.conftest import ALARMS
 from tests.support.synth import (

@@ -45,6 +45,7 @@ from myshift.local.redshift_standin import CALLER, StandInAdminError
 from myshift.local.stack import (
     LocalStack,
     deployable_pipelines,
+    function_variable,
     provision,
     synthesized_template,
     update_policies,
@@ -490,13 +491,13 @@ class LocalEngine:
         return f"http://127.0.0.1:{self.port}"
 
     def function_environment(self) -> dict[str, str]:
-        """The engine's values of the variables the stack sets for every function."""
+        """The engine's values of the variables the stack sets for every function (the
+        others, the data prefix among them, are the template's)."""
         values = {
             "bucket": self.bucket,
             "state_table": self.state_table,
             "pipelines_dir": str(self.pipelines_dir),
             "poll_seconds": str(self.poll_seconds),
-            "data_prefix": "data",
             "inline_map_max_chunks": str(self.inline_map_max_chunks),
         }
         return {ENVIRONMENT_VARIABLES[k]: v for k, v in values.items()}
@@ -534,6 +535,8 @@ class LocalEngine:
         # Synthesized before anything starts: a stack the app refuses stops here.
         self._deployed = deployable_pipelines(self.pipelines_dir)[1]
         template = synthesized_template(self.pipelines_dir)
+        # The operator's prefix is the functions': their policies are scoped to it.
+        data_prefix = ENVIRONMENT_VARIABLES["data_prefix"]
         # Until the operator user exists, moto takes any key (no enforcement yet).
         self._set_environment(
             {
@@ -544,6 +547,7 @@ class LocalEngine:
                 "MOTO_PORT": str(self.port),  # moto's Step Functions calls back here
                 "AWS_ENDPOINT_URL": self.endpoint_url,
                 **self.function_environment(),
+                data_prefix: function_variable(template, data_prefix),
             }
         )
         from myshift.settings import current_settings
@@ -789,12 +793,13 @@ class LocalEngine:
         for function in self.stack.functions.values():
             lambda_client.create_function(
                 FunctionName=function.name,
-                Runtime="python3.12",
+                Runtime=function.runtime,
                 Role=function.role_arn,
                 Handler=function.handler,
                 Code={"ZipFile": _dummy_zip()},
                 Environment={"Variables": function.environment},
-                Timeout=900,
+                Timeout=function.timeout_seconds,
+                MemorySize=function.memory_mb,
             )
         arns = {
             name: self.client("stepfunctions").create_state_machine(

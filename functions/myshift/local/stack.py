@@ -6,7 +6,7 @@ the content of everything the template depends on), resolves the template's
 intrinsic functions to the engine's names and ARNs, and creates from it:
 
 - every IAM role with its trust policy, inline policies and managed policies;
-- every Lambda function with its handler, role and environment;
+- every Lambda function with its handler, role, environment, runtime, timeout and memory;
 - the state machine with its role and definition substitutions.
 
 Each function then runs with its role's credentials and the state machine with its
@@ -256,6 +256,9 @@ class LocalFunction:
     handler: str
     role_arn: str
     environment: dict[str, str]
+    runtime: str  # the template's Runtime, Timeout and MemorySize (infra.functions.FUNCTIONS)
+    timeout_seconds: int
+    memory_mb: int
 
 
 @dataclass(frozen=True)
@@ -289,6 +292,18 @@ class LocalStack:
 def function_name(handler: str) -> str:
     """The engine's name for the function of `myshift.handlers.<module>.handler`."""
     return "myshift-" + handler.split(".")[-2].replace("_", "-")
+
+
+def function_variable(template: dict[str, Any], name: str) -> str:
+    """The value the stack gives every function for the environment variable `name`
+    (a literal in the template, the same for all of them)."""
+    values = {
+        (resource["Properties"].get("Environment") or {}).get("Variables", {}).get(name)
+        for resource in _by_type(template, "AWS::Lambda::Function").values()
+    }
+    if len(values) != 1 or not isinstance(next(iter(values)), str):
+        raise ConfigError(f"local engine: the stack's functions do not share one {name}")
+    return str(values.pop())
 
 
 def _by_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
@@ -375,6 +390,9 @@ def provision(
             handler=handler,
             role_arn=props["Role"],
             environment=environment(variables),
+            runtime=props["Runtime"],
+            timeout_seconds=int(props["Timeout"]),
+            memory_mb=int(props["MemorySize"]),
         )
     machines: dict[str, LocalStateMachine] = {}
     for machine_id, machine in _by_type(template, "AWS::StepFunctions::StateMachine").items():

@@ -162,11 +162,11 @@ def target_name_map(
         claim(source, target)
     result: dict[str, str] = {}
     for source in source_names:
-        target = existing.get(source)
-        if target is None:
-            target = sanitize_column_name(source)
-            claim(source, target)
-        result[source] = target
+        kept = existing.get(source)
+        if kept is None:
+            kept = sanitize_column_name(source)
+            claim(source, kept)
+        result[source] = kept
     return result
 
 

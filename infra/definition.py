@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from myshift.payloads import Statement
+
 from infra import REPO_ROOT
 
 DEFINITION_FILE = REPO_ROOT / "statemachines" / "sync.asl.json"
@@ -121,19 +123,8 @@ STORAGE = ("StorageUnavailableError",)
 SOURCE_AND_STORAGE = ("SourceUnavailableError", "StorageUnavailableError")
 
 
-# A submitted statement as the workflow carries it (`myshift.steps.submitted`).
-STATEMENT_FIELDS = (
-    "statement_id",
-    "expected_rows",
-    "manifest_key",
-    "attempt",
-    "names",
-    "status",
-    "counts",
-    "polls",
-    "poll_seconds",
-    "wait_seconds",
-)
+# A submitted statement as the workflow carries it (`myshift.payloads.Statement`).
+STATEMENT_FIELDS = tuple(Statement.model_fields)
 
 
 def follow_statement(

@@ -615,8 +615,10 @@ def submit_warehouse_checks(
         return {"checks": [c.as_dict() for c in checks], "privileges": None, "canary": None}
     return {
         "checks": [c.as_dict() for c in checks],
-        "privileges": submitted(privileges, poll_seconds=poll_seconds),
-        "canary": None if copy is None else submitted(copy, poll_seconds=poll_seconds, names=names),
+        "privileges": submitted(privileges, poll_seconds=poll_seconds).dump(),
+        "canary": (
+            None if copy is None else submitted(copy, poll_seconds=poll_seconds, names=names).dump()
+        ),
     }
 
 

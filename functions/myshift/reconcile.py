@@ -565,7 +565,7 @@ def submit_checksums(step: Step) -> dict[str, Any]:
 
 
 def _submitted(statement_id: str | None, item: dict[str, Any]) -> dict[str, Any]:
-    return steps.submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+    return steps.submitted(statement_id, poll_seconds=int(item["poll_seconds"])).dump()
 
 
 def compare_checksums(step: Step) -> dict[str, Any]:
@@ -719,7 +719,9 @@ def summarize(step: Step) -> dict[str, Any]:
 def commit_fix_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
     """The fix's files `extracted` (the sync's load takes them); the watermark unchanged:
     the rows read again are the rows the warehouse already should hold."""
-    files = steps.recorded_files(state_table, item)
+    files = steps.recorded_files(
+        state_table, item["pipeline"], item["table"], item["run_id"], int(item["chunk_count"])
+    )
     state.mark_files(state_table, files, "extracted", extracted_at=now)
     _record(state_table, item, {"rows_read_again": sum(int(f["rows"]) for f in files)})
     return {k: v for k, v in item.items() if k not in ("plan_key",)}

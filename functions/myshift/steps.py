@@ -7,12 +7,13 @@ commit the load, record an empty run or a failure.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NoReturn
 
 from myshift import evolve, keys, load, state, verification
 from myshift.config import PipelineConfig
 from myshift.errors import (
     CountMismatchError,
+    InputError,
     LoadError,
     RunFailedError,
     SchemaError,
@@ -22,6 +23,23 @@ from myshift.errors import (
     WarehouseUnavailableError,
 )
 from myshift.extract import table_prefix
+from myshift.payloads import (
+    AltersPlan,
+    ChunkResult,
+    ChunkTask,
+    CollectedKeys,
+    FailedTable,
+    LoadCounts,
+    LoadRequest,
+    Run,
+    RunOutcome,
+    Statement,
+    TableItem,
+    TableRun,
+    TableSummary,
+    Verified,
+    VerifyDecision,
+)
 from myshift.workflow import table_item
 
 
@@ -52,7 +70,7 @@ PLAN_FACTS = (
 def publish_plan(
     s3: Any,
     state_table: Any,
-    item: dict[str, Any],
+    item: TableRun,
     *,
     schema: dict[str, Any],
     bucket: str,
@@ -60,26 +78,28 @@ def publish_plan(
     inline_max_chunks: int,
     now: str,
     now_epoch: int,
-) -> dict[str, Any]:
+) -> TableRun:
     """Record the plan and keep the payload small.
 
     The schema (about 190 bytes a column) goes to the run's PLAN item, never into the
     payload; a chunk list over `inline_max_chunks` chunks or INLINE_CHUNKS_MAX_BYTES
     goes to S3 for the Distributed Map. The run record says the table is extracting.
     """
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    pipeline, table, run_id = item.pipeline, item.table, item.run_id
     state.put_plan(state_table, pipeline, table, run_id, {"schema": schema}, now_epoch)
-    chunks = json.dumps(item["chunks"]).encode()
-    distributed = item["chunk_count"] > inline_max_chunks or len(chunks) > INLINE_CHUNKS_MAX_BYTES
-    published = {**item, "distributed": distributed}
+    chunks = json.dumps([chunk.dump() for chunk in item.chunks or []]).encode()
+    count = int(item.chunk_count or 0)
+    distributed = count > inline_max_chunks or len(chunks) > INLINE_CHUNKS_MAX_BYTES
+    changes: dict[str, Any] = {"distributed": distributed}
     if distributed:
         key = f"{table_prefix(data_prefix, pipeline, table)}run={run_id}/plan.json"
         try:
             s3.put_object(Bucket=bucket, Key=key, Body=chunks)
         except Exception as exc:
             raise StorageUnavailableError(f"S3 put of {key}: {exc}".splitlines()[0]) from None
-        published.update(chunks=[], plan_key=key)
-    facts = {k: published[k] for k in PLAN_FACTS if published.get(k) is not None}
+        changes.update(chunks=[], plan_key=key)
+    published = item.after("plan", **changes)
+    facts = published.model_dump(mode="json", include=set(PLAN_FACTS), exclude_none=True)
     state.put_run(
         state_table,
         pipeline,
@@ -99,17 +119,17 @@ def publish_plan(
     return published
 
 
-def planned_schema(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
+def planned_schema(state_table: Any, item: TableRun) -> dict[str, Any]:
     """The schema the run's plan recorded (the files' layout, the name map, the key)."""
-    plan = state.get_plan(state_table, item["pipeline"], item["table"], item["run_id"])
+    plan = state.get_plan(state_table, item.pipeline, item.table, item.run_id)
     if plan is None or "schema" not in plan:
-        raise StateConflictError(f"{item['table']}: run {item['run_id']} recorded no plan")
+        raise StateConflictError(f"{item.table}: run {item.run_id} recorded no plan")
     return dict(plan["schema"])
 
 
 def record_chunk(
-    state_table: Any, event: dict[str, Any], result: dict[str, Any], now: str
-) -> dict[str, Any]:
+    state_table: Any, task: ChunkTask, result: dict[str, Any], now: str
+) -> ChunkResult:
     """Record one extracted chunk's file as `written` (one item per file, idempotent).
 
     The run's commit turns its files into `extracted` once every chunk is in, so the
@@ -118,15 +138,15 @@ def record_chunk(
     last_key = result.get("last_key")
     state.put_files(
         state_table,
-        event["pipeline"],
-        event["table"],
+        task.pipeline,
+        task.table,
         [
             {
-                "sk": state.file_sort_key(event["run_id"], int(result["index"])),
+                "sk": state.file_sort_key(task.run_id, int(result["index"])),
                 "s3_key": result["s3_key"],
                 "rows": int(result["rows"]),
                 "bytes": int(result["bytes"]),
-                "run_id": event["run_id"],
+                "run_id": task.run_id,
                 "chunk": int(result["index"]),
                 "status": "written",
                 "extracted_at": now,
@@ -137,28 +157,29 @@ def record_chunk(
             }
         ],
     )
-    return {"index": result["index"], "rows": result["rows"], "bytes": result["bytes"]}
+    return ChunkResult(index=result["index"], rows=result["rows"], bytes=result["bytes"])
 
 
-def recorded_files(state_table: Any, item: dict[str, Any]) -> list[dict[str, Any]]:
+def recorded_files(
+    state_table: Any, pipeline: str, table: str, run_id: str, chunk_count: int
+) -> list[dict[str, Any]]:
     """The files of the run's chunks: every planned chunk must have recorded its file."""
-    table = item["table"]
-    files = state.list_files(state_table, item["pipeline"], table, run_id=item["run_id"])
-    missing = sorted(set(range(int(item["chunk_count"]))) - {int(f["chunk"]) for f in files})
+    files = state.list_files(state_table, pipeline, table, run_id=run_id)
+    missing = sorted(set(range(chunk_count)) - {int(f["chunk"]) for f in files})
     if missing:
         raise CountMismatchError(f"{table}: chunks {missing[:20]} recorded no file")
     return files
 
 
-def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+def commit_extraction(state_table: Any, item: TableRun, now: str) -> TableRun:
     """Mark the run's files extracted and advance the MySQL side of the watermark.
 
     Every planned chunk must have recorded its file. Counts are absolute for this
     run. The watermark lands on the plan's upper key: the last chunk's upper key.
     """
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    pipeline, table, run_id = item.pipeline, item.table, item.run_id
     planned_layout = planned_schema(state_table, item)
-    files = recorded_files(state_table, item)
+    files = recorded_files(state_table, pipeline, table, run_id, int(item.chunk_count or 0))
     planned = len(planned_layout["layout"])
     changed = sorted(int(f["chunk"]) for f in files if int(f.get("columns", planned)) != planned)
     if changed:  # a column was added in MySQL after the plan: files of two layouts
@@ -172,8 +193,8 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
     schema.update(planned_layout)  # the files' layout, the name map, the key
     state.put_schema(state_table, pipeline, table, schema)
     rows = sum(int(f["rows"]) for f in files)
-    upper = item["upper_key"]
-    if item.get("write_mode") == "replace":
+    upper = item.upper_key
+    if item.write_mode == "replace":
         # A full refresh's last chunk is open-ended: it may have read past the planned
         # key (rows written during the run); the watermark is what was really read.
         last = max(files, key=lambda f: int(f["chunk"]), default={}).get("last_key")
@@ -190,7 +211,7 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
             "last_mysql_extraction_time": now,
             "mysql_status": "success",
             "mysql_rows_extracted": rows,
-            "backup_strategy": item.get("strategy", "sequential"),
+            "backup_strategy": item.strategy,
             "last_run_id": run_id,
         },
     )
@@ -206,29 +227,28 @@ def commit_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[
         "bytes_extracted": sum(int(f["bytes"]) for f in files),
         "conversion_report": report,
         # Rows skipped (or, with load_null_cursor, included) for a NULL cursor: reported.
-        "null_cursor_rows": int(item.get("null_cursor_rows") or 0),
+        "null_cursor_rows": int(item.null_cursor_rows or 0),
     }
     state.update_run(
         state_table, pipeline, table, run_id, {"status": "extracted", "phase": "loading", **summary}
     )
-    keep = {k: v for k, v in item.items() if k not in ("chunks", "extracted")}
-    return {**keep, **summary}
+    return item.after("commit_extraction", **summary)
 
 
-def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: dict[str, Any]) -> dict:
+def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: Run) -> Statement:
     """Submit the schema/ledger DDL of a run (none for backup-only runs).
 
     `attempt` counts submissions: the workflow submits a failed prepare again (a
     concurrent execution creating the same schema fails ours once) a few times.
     """
-    attempt = int((run.get("prepare") or {}).get("attempt") or 0) + 1
-    if run["mode"] == "backup_only":
-        return submitted(None, attempt=attempt, poll_seconds=int(run["poll_seconds"]))
+    attempt = int((run.prepare.attempt if run.prepare else None) or 0) + 1
+    if run.mode == "backup_only":
+        return submitted(None, attempt=attempt, poll_seconds=run.poll_seconds)
     sqls = load.prepare_statements(pipeline.target.schema_name)
     statement_id = load.submit(
-        redshift_data, pipeline.target, sqls, f"myshift-prepare-{run['run_id']}-{attempt}"
+        redshift_data, pipeline.target, sqls, f"myshift-prepare-{run.run_id}-{attempt}"
     )
-    return submitted(statement_id, attempt=attempt, poll_seconds=int(run["poll_seconds"]))
+    return submitted(statement_id, attempt=attempt, poll_seconds=run.poll_seconds)
 
 
 # Polls of a statement: `poll_seconds` apart for the first FAST_POLLS, then twice as
@@ -255,29 +275,29 @@ def submitted(
     manifest_key: str | None = None,
     attempt: int | None = None,
     names: list[str] | None = None,
-) -> dict[str, Any]:
+) -> Statement:
     """A submitted statement, as the workflow carries and follows it (one shape).
 
     `expected_rows` is set for a load: the follow step checks the staged count with it,
     reading its statements' results by their `names`.
     """
-    return {
-        "statement_id": statement_id,
-        "expected_rows": expected_rows,
-        "manifest_key": manifest_key,
-        "attempt": attempt,
-        "names": names,
-        "status": "SUBMITTED",
-        "counts": None,
-        "polls": 0,
-        "poll_seconds": poll_seconds,
-        "wait_seconds": poll_seconds,
-    }
+    return Statement(
+        statement_id=statement_id,
+        expected_rows=expected_rows,
+        manifest_key=manifest_key,
+        attempt=attempt,
+        names=names,
+        status="SUBMITTED",
+        counts=None,
+        polls=0,
+        poll_seconds=poll_seconds,
+        wait_seconds=poll_seconds,
+    )
 
 
 def follow_statement(
-    redshift_data: Any, statement: dict[str, Any], *, raise_on_failure: bool = True
-) -> dict[str, Any]:
+    redshift_data: Any, statement: Statement, *, raise_on_failure: bool = True
+) -> Statement:
     """The statement with its status now (and the wait before the next poll).
 
     Called by the identity that submitted it (the Data API allows nobody else). A
@@ -285,22 +305,30 @@ def follow_statement(
     CountMismatchError); a failed or aborted statement raises the database's error
     unless `raise_on_failure` is off (the warehouse preparation submits again).
     """
-    description = load.describe(redshift_data, statement["statement_id"])
+    description = load.describe(redshift_data, _statement_id(statement))
     status = str(description.get("Status"))
     counts = None
     if status in ("FAILED", "ABORTED") and raise_on_failure:
         raise load.failure_of(description)
-    if status == "FINISHED" and statement.get("expected_rows") is not None:
-        expected = int(statement["expected_rows"])
-        counts = load.verified_counts(description, expected, statement["names"]).as_dict()
-    polls = int(statement.get("polls") or 0) + 1
-    return {
-        **statement,
-        "status": status,
-        "counts": counts,
-        "polls": polls,
-        "wait_seconds": next_wait(polls, int(statement["poll_seconds"])),
-    }
+    if status == "FINISHED" and statement.expected_rows is not None:
+        verified = load.verified_counts(description, statement.expected_rows, statement.names or [])
+        counts = LoadCounts(**verified.as_dict())
+    polls = statement.polls + 1
+    return statement.model_copy(
+        update={
+            "status": status,
+            "counts": counts,
+            "polls": polls,
+            "wait_seconds": next_wait(polls, statement.poll_seconds),
+        }
+    )
+
+
+def _statement_id(statement: Statement | None) -> str:
+    """The Data API id of a submitted statement (InputError when there is none)."""
+    if statement is None or statement.statement_id is None:
+        raise InputError("the payload names no submitted statement")
+    return statement.statement_id
 
 
 def manifest_key(data_prefix: str, pipeline: str, table: str, run_id: str) -> str:
@@ -316,10 +344,10 @@ def start_load(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
+    item: LoadRequest,
     now: str,
     copy_role_arn: str | None = None,
-) -> dict[str, Any]:
+) -> Statement:
     """Submit the load of every extracted, not yet loaded file of the table.
 
     COPY reads S3 as the pipeline's `target.copy_role_arn`, else as `copy_role_arn`
@@ -329,9 +357,9 @@ def start_load(
     extraction order; the merge keeps the newest version of each key. A load an
     earlier run submitted and never committed is settled first (`settle_earlier_load`).
     """
-    table = pipeline.table(item["table"])
+    table = pipeline.table(item.table)
     own = state.get_load(state_table, pipeline.name, table.name)
-    if own is not None and own["run_id"] == item["run_id"]:
+    if own is not None and own["run_id"] == item.run_id:
         # This run submitted already and lost the reply (a retried step): follow that
         # statement rather than submitting the same files twice.
         return submitted(
@@ -339,12 +367,12 @@ def start_load(
             expected_rows=int(own["expected_rows"]),
             manifest_key=own["manifest_key"],
             names=list(own["names"]),
-            poll_seconds=int(item["poll_seconds"]),
+            poll_seconds=item.poll_seconds,
         )
     settle_earlier_load(state_table, s3, redshift_data, bucket, pipeline.name, table.name, now)
     pending = pending_files(state_table, pipeline.name, table.name, item)
     if not pending:
-        return submitted(None, poll_seconds=int(item["poll_seconds"]))
+        return submitted(None, poll_seconds=item.poll_seconds)
     schema = state.get_schema(state_table, pipeline.name, table.name)
     if schema is None or not schema.get("layout"):
         raise LoadError(f"{table.name}: no stored schema; plan the table first")
@@ -353,7 +381,7 @@ def start_load(
     if widens or len(adds) > load.MAX_ADDED_COLUMNS_IN_LOAD:
         # The AlterColumns step runs these first; a retry after a failure gets here.
         raise LoadError(f"{table.name}: columns still to alter before loading")
-    key = manifest_key(data_prefix, pipeline.name, table.name, item["run_id"])
+    key = manifest_key(data_prefix, pipeline.name, table.name, item.run_id)
     load.put_manifest(s3, bucket, key, pending)
     expected = sum(int(f["rows"]) for f in pending)
     load_key = load.load_id([f["s3_key"] for f in pending])
@@ -363,7 +391,7 @@ def start_load(
         copy_role_arn=load.copy_role(pipeline.target, copy_role_arn),
         expected_rows=expected,
         load_key=load_key,
-        run_id=item["run_id"],
+        run_id=item.run_id,
         file_count=len(pending),
         write_mode=table.write_mode,
         add_columns=adds,
@@ -371,7 +399,7 @@ def start_load(
     )
     names = [s.name for s in statements]
     statement_id = load.submit(
-        redshift_data, pipeline.target, [s.sql for s in statements], f"myshift-{item['run_id']}"
+        redshift_data, pipeline.target, [s.sql for s in statements], f"myshift-{item.run_id}"
     )
     state.put_load(
         state_table,
@@ -380,7 +408,7 @@ def start_load(
         {
             "statement_id": statement_id,
             "load_id": load_key,
-            "run_id": item["run_id"],
+            "run_id": item.run_id,
             "manifest_key": key,
             "expected_rows": expected,
             "names": names,
@@ -393,7 +421,7 @@ def start_load(
         expected_rows=expected,
         manifest_key=key,
         names=names,
-        poll_seconds=int(item["poll_seconds"]),
+        poll_seconds=item.poll_seconds,
     )
 
 
@@ -465,9 +493,7 @@ def target_table(schema: dict[str, Any], target_schema: str, mysql_table: str) -
     )
 
 
-def column_alters(
-    state_table: Any, pipeline: PipelineConfig, item: dict[str, Any]
-) -> dict[str, Any]:
+def column_alters(state_table: Any, pipeline: PipelineConfig, item: TableRun) -> AltersPlan:
     """What runs before the load's transaction, each entry one submission.
 
     - VARCHAR widenings, one statement each (Redshift runs ALTER COLUMN TYPE only
@@ -477,10 +503,10 @@ def column_alters(
     - new columns, when more are new than fit the load's batch: batches of at most 40
       ADD COLUMN statements (the Data API's limit), each one transaction.
     """
-    schema = state.get_schema(state_table, pipeline.name, item["table"]) or {}
+    schema = state.get_schema(state_table, pipeline.name, item.table) or {}
     if not schema.get("layout"):
-        return {"alter_statements": []}
-    target = target_table(schema, pipeline.target.schema_name, item["table"].split(".")[1])
+        return AltersPlan(alter_statements=[])
+    target = target_table(schema, pipeline.target.schema_name, item.table.split(".")[1])
     adds, widens = evolve.pending_changes(schema["layout"], schema.get("table"))
     batches: list[list[str]] = []
     keys = set(target.primary_key)
@@ -491,13 +517,13 @@ def column_alters(
         sqls = [load.add_column_sql(target.qualified, c) for c in adds]
         step = load.MAX_BATCH_STATEMENTS
         batches += [sqls[i : i + step] for i in range(0, len(sqls), step)]
-    return {"alter_statements": batches}
+    return AltersPlan(alter_statements=batches)
 
 
-def commit_alters(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
+def commit_alters(state_table: Any, item: TableRun) -> TableRun:
     """After the alters ran: the Redshift table has the layout's VARCHAR sizes, no
     declared key if it had to go, and the columns added before the load."""
-    schema = state.get_schema(state_table, item["pipeline"], item["table"]) or {}
+    schema = state.get_schema(state_table, item.pipeline, item.table) or {}
     if schema.get("table"):
         layout = {c["target"]: c for c in schema["layout"]}
         adds, widens = evolve.pending_changes(schema["layout"], schema["table"])
@@ -514,13 +540,13 @@ def commit_alters(state_table: Any, item: dict[str, Any]) -> dict[str, Any]:
         if any(c["target"] in keys for c in widens):
             schema["key_declared"] = False
         schema["table"] = table
-        state.put_schema(state_table, item["pipeline"], item["table"], schema)
-    return {k: v for k, v in item.items() if k != "alters"}
+        state.put_schema(state_table, item.pipeline, item.table, schema)
+    return item.after("commit_alters")
 
 
 def submit_statement(
     redshift_data: Any, pipeline: PipelineConfig, sqls: list[str], name: str, poll_seconds: int
-) -> dict:
+) -> Statement:
     """An alter: one statement on its own (not in a transaction block: ALTER COLUMN
     TYPE), or a batch (one transaction: ADD COLUMNs)."""
     if len(sqls) == 1:
@@ -531,7 +557,7 @@ def submit_statement(
 
 
 def pending_files(
-    state_table: Any, pipeline: str, table: str, item: dict[str, Any]
+    state_table: Any, pipeline: str, table: str, item: LoadRequest
 ) -> list[dict[str, Any]]:
     """Files to load: extracted and not yet loaded, in extraction order.
 
@@ -540,14 +566,14 @@ def pending_files(
     cursor is after it).
     """
     files = state.list_files(state_table, pipeline, table, status="extracted")
-    if item.get("write_mode") == "replace":
+    if item.write_mode == "replace":
         # The newest full extraction: this run's, or for a redshift_only run the last
         # run that extracted (its files are the table as a whole).
-        run_id = item["run_id"]
-        if item.get("mode") == "redshift_only":
+        run_id: str | None = item.run_id
+        if item.mode == "redshift_only":
             run_id = state.get_watermark(state_table, pipeline, table).get("last_run_id")
         return [f for f in files if f["run_id"] == run_id]
-    if item.get("mode") == "redshift_only":
+    if item.mode == "redshift_only":
         start = state.get_watermark(state_table, pipeline, table).get("redshift_from_timestamp")
         if start:
             files = [f for f in files if str(f.get("max_cursor") or "") > str(start)]
@@ -605,84 +631,55 @@ def record_loaded(
     state.delete_load(state_table, pipeline, table)
 
 
-def commit_load(
-    state_table: Any, s3: Any, *, bucket: str, item: dict[str, Any], now: str
-) -> dict[str, Any]:
+def commit_load(state_table: Any, s3: Any, *, bucket: str, item: TableRun, now: str) -> TableRun:
     """After the load finished: mark its files loaded, advance the watermark.
 
     The counts come from the follow step, which checked them (staged = extracted).
+    The item passes on the load's outcome as the run record has it, not the load.
     """
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    counts = load.LoadCounts(**item["load"]["counts"])
-    files = files_in_manifest(
-        state_table, s3, bucket, pipeline, table, item["load"]["manifest_key"]
-    )
+    pipeline, table, run_id = item.pipeline, item.table, item.run_id
+    statement_id = _statement_id(item.load)
+    if item.load is None or item.load.counts is None or item.load.manifest_key is None:
+        raise InputError(f"{table}: the load of run {run_id} has no checked counts")
+    counts = load.LoadCounts(**item.load.counts.model_dump())
+    files = files_in_manifest(state_table, s3, bucket, pipeline, table, item.load.manifest_key)
     columns = len((state.get_schema(state_table, pipeline, table) or {}).get("layout") or [])
     record_loaded(state_table, pipeline, table, files, counts, now, run_id, columns)
-    record = state.update_run(
-        state_table,
-        pipeline,
-        table,
-        run_id,
-        {
-            "status": "succeeded",
-            "phase": "committed",  # "done" once the lock is released
-            "statement_id": item["load"]["statement_id"],
-            "files_loaded": len(files),
-            "rows_loaded": counts.rows_staged,
-            "rows_inserted": counts.rows_inserted,
-            "rows_replaced": counts.rows_replaced,
-            "already_loaded": counts.already_loaded,
-            "finished_at": now,
-        },
-    )
-    return {**{k: v for k, v in item.items() if k != "load"}, **record}
-
-
-def raise_failure(redshift_data: Any, statement: dict[str, Any]) -> None:
-    """Raise the database's error of a failed statement (this identity submitted it)."""
-    raise load.failure_of(load.describe(redshift_data, statement["statement_id"]))
-
-
-# What a table's child execution returns (its full record stays in DynamoDB).
-SUMMARY_FIELDS = (
-    "pipeline",
-    "table",
-    "run_id",
-    "status",
-    "rows_extracted",
-    "files_extracted",
-    "rows_loaded",
-    "files_loaded",
-    "error",
-    "cause",
-    "verification",
-)
-
-
-def table_summary(record: dict[str, Any]) -> dict[str, Any]:
-    """The small summary of a table's run: a few fields, the cause cut to 500 chars."""
-    summary = {k: record[k] for k in SUMMARY_FIELDS if record.get(k) is not None}
-    if "cause" in summary:
-        summary["cause"] = str(summary["cause"])[:500]
-    return summary
-
-
-def record_empty_run(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
-    """A run that found nothing new: recorded, watermark unchanged."""
-    run = state.get_run(state_table, item["pipeline"], item["table"], item["run_id"]) or {}
-    record = {
-        **{k: v for k, v in item.items() if k != "chunks"},
-        "started_at": run.get("started_at", now),
+    outcome = {
         "status": "succeeded",
         "phase": "committed",  # "done" once the lock is released
-        "rows_extracted": 0,
-        "files_extracted": 0,
-        "files_loaded": 0,
-        "rows_loaded": 0,
+        "statement_id": statement_id,
+        "files_loaded": len(files),
+        "rows_loaded": counts.rows_staged,
+        "rows_inserted": counts.rows_inserted,
+        "rows_replaced": counts.rows_replaced,
+        "already_loaded": counts.already_loaded,
         "finished_at": now,
     }
-    state.put_run(state_table, item["pipeline"], item["table"], item["run_id"], record)
+    state.update_run(state_table, pipeline, table, run_id, outcome)
+    return item.after("commit_load", **outcome)
+
+
+def raise_failure(redshift_data: Any, statement: Statement) -> NoReturn:
+    """Raise the database's error of a failed statement (this identity submitted it)."""
+    raise load.failure_of(load.describe(redshift_data, _statement_id(statement)))
+
+
+def record_empty_run(state_table: Any, item: TableRun, now: str) -> TableRun:
+    """A run that found nothing new: recorded, watermark unchanged."""
+    run = state.get_run(state_table, item.pipeline, item.table, item.run_id) or {}
+    record = item.after(
+        "record_empty_run",
+        started_at=run.get("started_at", now),
+        status="succeeded",
+        phase="committed",  # "done" once the lock is released
+        rows_extracted=0,
+        files_extracted=0,
+        files_loaded=0,
+        rows_loaded=0,
+        finished_at=now,
+    )
+    state.put_run(state_table, item.pipeline, item.table, item.run_id, record.dump())
     return record
 
 
@@ -699,7 +696,7 @@ def failure_message(error: dict[str, Any]) -> tuple[str, str]:
     return error_type, cause.replace("\n", " ")[:2000]
 
 
-def failed_side(item: dict[str, Any], run: dict[str, Any], watermark: dict[str, Any]) -> str | None:
+def failed_side(item: TableItem, run: dict[str, Any], watermark: dict[str, Any]) -> str | None:
     """The watermark status a failed table run turns to "failed", or None.
 
     None when the run had committed all its work before the failure (a lost lock
@@ -707,23 +704,23 @@ def failed_side(item: dict[str, Any], run: dict[str, Any], watermark: dict[str, 
     watermark already tells the truth. A `redshift_only` run never extracts, so its
     failure is always the load's; otherwise the extraction's commit decides.
     """
-    mode = item.get("mode", "full")
+    mode = item.mode
     if run.get("status") == "succeeded":
         return None
     if mode == "redshift_only":
         return "redshift_status"
     extracted = (
-        watermark.get("last_run_id") == item["run_id"] and watermark["mysql_status"] == "success"
+        watermark.get("last_run_id") == item.run_id and watermark["mysql_status"] == "success"
     )
     if not extracted:
         return "mysql_status"
     return None if mode == "backup_only" else "redshift_status"
 
 
-def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+def record_failure(state_table: Any, item: FailedTable, now: str) -> TableSummary:
     """Record a failed run of a table: run history and the watermark's status."""
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
-    error_type, message = failure_message(item.get("error", {}))
+    pipeline, table, run_id = item.pipeline, item.table, item.run_id
+    error_type, message = failure_message(item.error.dump())
     run = state.get_run(state_table, pipeline, table, run_id) or {}
     watermark = state.get_watermark(state_table, pipeline, table)
     side = failed_side(item, run, watermark)
@@ -744,12 +741,12 @@ def record_failure(state_table: Any, item: dict[str, Any], now: str) -> dict[str
         },
     )
     state.release_lock(state_table, pipeline, table, run_id)
-    return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
+    return TableSummary.of({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
 def acquire_lock(
-    state_table: Any, pipeline: PipelineConfig, item: dict[str, Any], now_epoch: int
-) -> dict[str, Any]:
+    state_table: Any, pipeline: PipelineConfig, item: TableItem, now_epoch: int
+) -> TableRun:
     """Take the table's lock for this execution (at once, never waiting).
 
     Returns the table's item completed from the pipeline file (write mode, lease...).
@@ -758,48 +755,48 @@ def acquire_lock(
     why: this run leaves the table alone and ends it as skipped (`record_skipped`), not
     as a failure, so the failure alarms stay quiet.
     """
-    item = table_item(pipeline, item)
+    locked = TableRun.model_validate(table_item(pipeline, item.dump()))
     try:
         state.acquire_lock(
             state_table,
-            item["pipeline"],
-            item["table"],
-            item["run_id"],
+            locked.pipeline,
+            locked.table,
+            locked.run_id,
             now_epoch,
-            int(item["lock_lease_seconds"]),
+            locked.lock_lease_seconds,
         )
     except TableLockedError as exc:
-        return {**item, "skipped": str(exc)}
-    return item
+        return locked.after("acquire_lock", skipped=str(exc))
+    return locked
 
 
-def record_skipped(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+def record_skipped(state_table: Any, item: TableRun, now: str) -> TableSummary:
     """A table whose lock another run holds: recorded as skipped; its watermark and its
     lock are the other run's and stay as they are."""
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    pipeline, table, run_id = item.pipeline, item.table, item.run_id
     record = state.update_run(
         state_table,
         pipeline,
         table,
         run_id,
-        {"status": "skipped", "phase": "done", "cause": item["skipped"], "finished_at": now},
+        {"status": "skipped", "phase": "done", "cause": item.skipped, "finished_at": now},
     )
-    return table_summary({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
+    return TableSummary.of({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
-def release_lock(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+def release_lock(state_table: Any, item: TableRun, now: str) -> TableSummary:
     """End a table's successful run: its record says succeeded, the lock is released.
 
     Returns the table's small summary (the child execution's output).
     """
-    pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
+    pipeline, table, run_id = item.pipeline, item.table, item.run_id
     released = state.release_lock(state_table, pipeline, table, run_id)
     changes: dict[str, Any] = {"phase": "done", "lock_released": released}
     run = state.get_run(state_table, pipeline, table, run_id) or {}
     if run.get("status") != "succeeded":  # a backup-only run ends after its extraction
         changes.update(status="succeeded", finished_at=now)
-    return table_summary(
-        {**item, **state.update_run(state_table, pipeline, table, run_id, changes)}
+    return TableSummary.of(
+        {**item.dump(), **state.update_run(state_table, pipeline, table, run_id, changes)}
     )
 
 
@@ -808,7 +805,7 @@ def release_lock(state_table: Any, item: dict[str, Any], now: str) -> dict[str, 
 MAX_FAILURES_NAMED = 20
 
 
-def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
+def summarize_run(state_table: Any, run: Run) -> RunOutcome:
     """The run's outcome from every table's run record.
 
     RunFailedError names the failed tables and their causes. A table whose record did
@@ -816,8 +813,8 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
     its own Catch: its child execution failed (see the Map Run), its lock may be held
     until the lease ends.
     """
-    names: list[str] = list(run["tables"])
-    records = state.get_runs(state_table, run["pipeline"], names, run["run_id"])
+    names = run.tables
+    records = state.get_runs(state_table, run.pipeline, names, run.run_id)
     failed: list[tuple[str, str]] = []
     skipped: list[str] = []
     totals = {"rows_extracted": 0, "rows_loaded": 0}
@@ -847,29 +844,25 @@ def summarize_run(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
         more = len(failed) - MAX_FAILURES_NAMED
         tail = f"; and {more} more (see `myshift runs show`)" if more > 0 else ""
         raise RunFailedError(f"{len(failed)} of {len(names)} tables failed: {named}{tail}")
-    return {
+    return RunOutcome(
         # Skipped: every table was another run's (an overlapping schedule), nothing failed.
-        "status": "skipped" if names and len(skipped) == len(names) else "succeeded",
-        "run_id": run["run_id"],
-        "tables": len(names),
-        "tables_skipped": len(skipped),
+        status="skipped" if names and len(skipped) == len(names) else "succeeded",
+        run_id=run.run_id,
+        tables=len(names),
+        tables_skipped=len(skipped),
         **totals,
-    }
+    )
 
 
 # --- verification (see myshift.verification) ---------------------------------------------
 
 
-def _document(data_prefix: str, item: dict[str, Any], name: str) -> str:
-    return verification.document_key(
-        data_prefix, item["pipeline"], item["table"], item["run_id"], name
-    )
+def _document(data_prefix: str, item: TableRun, name: str) -> str:
+    return verification.document_key(data_prefix, item.pipeline, item.table, item.run_id, name)
 
 
-def _record_verification(state_table: Any, item: dict[str, Any], record: dict[str, Any]) -> None:
-    state.update_run(
-        state_table, item["pipeline"], item["table"], item["run_id"], {"verification": record}
-    )
+def _record_verification(state_table: Any, item: TableRun, record: dict[str, Any]) -> None:
+    state.update_run(state_table, item.pipeline, item.table, item.run_id, {"verification": record})
 
 
 def verify_source(
@@ -880,15 +873,15 @@ def verify_source(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+    item: TableRun,
+) -> VerifyDecision:
     """The source's side of the verification, to S3; `{"verify": False}` when there is
     nothing to verify (recorded as skipped, with the reason)."""
-    table = pipeline.table(item["table"])
+    table = pipeline.table(item.table)
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
     watermark = state.get_watermark(state_table, pipeline.name, table.name)
     reason = None
-    if item.get("mode") == "backup_only":
+    if item.mode == "backup_only":
         reason = "backup only: nothing was loaded"
     elif table.write_mode == "append":
         reason = "append keeps every version of a row"
@@ -900,7 +893,7 @@ def verify_source(
         _record_verification(
             state_table, item, verification.skipped(reason, table.deletes).as_dict()
         )
-        return {"verify": False}
+        return VerifyDecision(verify=False)
     document = verification.source_document(
         conn,
         table,
@@ -911,7 +904,7 @@ def verify_source(
     )
     document["watermark"] = watermark["last_key"]
     verification.put_document(s3, bucket, _document(data_prefix, item, "source"), document)
-    return {"verify": True}
+    return VerifyDecision(verify=True)
 
 
 def submit_verification(
@@ -921,8 +914,8 @@ def submit_verification(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+    item: TableRun,
+) -> Statement:
     """Submit the warehouse's figures per range (a batch of SELECTs)."""
     key = _document(data_prefix, item, "source")
     return _submit_document(s3, redshift_data, bucket, key, "target_sqls", pipeline, item, "verify")
@@ -935,20 +928,20 @@ def compare_verification(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+    item: TableRun,
+) -> Statement:
     """Compare the ranges' figures; submit the listing of the keys of those that differ."""
     document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
-    results = load.batch_rows(redshift_data, item["verify_statement"]["statement_id"])
+    results = load.batch_rows(redshift_data, _statement_id(item.verify_statement))
     ranges = verification.compare_ranges(document, results)
     statements, ranges["covered"] = verification.narrowing_statements(document, ranges["narrow"])
     verification.put_document(s3, bucket, _document(data_prefix, item, "ranges"), ranges)
     if not statements:
-        return submitted(None, poll_seconds=int(item["poll_seconds"]))
+        return submitted(None, poll_seconds=item.poll_seconds)
     statement_id = load.submit(
-        redshift_data, pipeline.target, statements, f"myshift-narrow-{item['run_id']}"
+        redshift_data, pipeline.target, statements, f"myshift-narrow-{item.run_id}"
     )
-    return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+    return submitted(statement_id, poll_seconds=item.poll_seconds)
 
 
 def collect_narrowed(
@@ -958,13 +951,13 @@ def collect_narrowed(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+    item: TableRun,
+) -> CollectedKeys:
     """The warehouse's keys of the differing ranges, to S3 (only this identity reads them)."""
-    parts = load.batch_rows(redshift_data, item["keys_statement"]["statement_id"])
+    parts = load.batch_rows(redshift_data, _statement_id(item.keys_statement))
     rows = [row for part in parts for row in part]
     verification.put_document(s3, bucket, _document(data_prefix, item, "target-keys"), rows)
-    return {"rows": len(rows)}
+    return CollectedKeys(rows=len(rows))
 
 
 def finish_verification(
@@ -975,11 +968,11 @@ def finish_verification(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> tuple[verification.Verification, dict[str, Any]]:
+    item: TableRun,
+) -> tuple[verification.Verification, Verified]:
     """Narrow the differing ranges against the source, record the outcome; the deletes
     statements to S3 when the table's policy removes or marks deleted rows."""
-    table = pipeline.table(item["table"])
+    table = pipeline.table(item.table)
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
     document = verification.get_document(s3, bucket, _document(data_prefix, item, "source"))
     ranges = verification.get_document(s3, bucket, _document(data_prefix, item, "ranges"))
@@ -999,7 +992,7 @@ def finish_verification(
         )
         counts, deleted = verification.classify(source, target)
     result = verification.outcome(document, ranges, counts, deletes=table.deletes)
-    answer: dict[str, Any] = {"deletes": 0}
+    answer = Verified(deletes=0)
     if deleted and table.deletes != "keep":
         key = _document(data_prefix, item, "deletes")
         columns = verification.compared_columns(conn, table, schema["name_map"])
@@ -1009,11 +1002,11 @@ def finish_verification(
             target_schema=pipeline.target.schema_name,
             keys_=deleted,
             load_key=load.load_id([key]),
-            run_id=item["run_id"],
+            run_id=item.run_id,
             add_soft_column=not schema.get("soft_delete_column"),
         )
         verification.put_document(s3, bucket, key, {"sqls": sqls, "keys": covered})
-        answer = {"deletes": covered}
+        answer = Verified(deletes=covered)
     _record_verification(state_table, item, result.as_dict())
     verification.delete_documents(s3, bucket, documents)
     return result, answer
@@ -1026,8 +1019,8 @@ def submit_deletes(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+    item: TableRun,
+) -> Statement:
     """Submit the removal (or marking) of the keys deleted in the source: one transaction."""
     key = _document(data_prefix, item, "deletes")
     return _submit_document(s3, redshift_data, bucket, key, "sqls", pipeline, item, "deletes")
@@ -1040,14 +1033,14 @@ def _submit_document(
     key: str,
     field: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
+    item: TableRun,
     what: str,
-) -> dict[str, Any]:
+) -> Statement:
     """Submit, as one batch, the statements a run's document holds under `field`."""
     document = verification.get_document(s3, bucket, key)
-    name = f"myshift-{what}-{item['run_id']}"
+    name = f"myshift-{what}-{item.run_id}"
     statement_id = load.submit(redshift_data, pipeline.target, document[field], name)
-    return submitted(statement_id, poll_seconds=int(item["poll_seconds"]))
+    return submitted(statement_id, poll_seconds=item.poll_seconds)
 
 
 def commit_deletes(
@@ -1057,13 +1050,13 @@ def commit_deletes(
     bucket: str,
     data_prefix: str,
     pipeline: PipelineConfig,
-    item: dict[str, Any],
-) -> dict[str, Any]:
+    item: TableRun,
+) -> TableRun:
     """The deletes committed: counted in the run's verification; a soft table has its
     `_myshift_deleted_at` column from now on."""
-    table = pipeline.table(item["table"])
-    run = state.get_run(state_table, pipeline.name, table.name, item["run_id"]) or {}
-    applied = int(item["verified"]["deletes"])
+    table = pipeline.table(item.table)
+    run = state.get_run(state_table, pipeline.name, table.name, item.run_id) or {}
+    applied = item.verified.deletes if item.verified else 0
     record = {**(run.get("verification") or {}), "deletes_applied": applied}
     _record_verification(state_table, item, record)
     if table.deletes == "soft":
@@ -1073,4 +1066,4 @@ def commit_deletes(
                 state_table, pipeline.name, table.name, {**schema, "soft_delete_column": True}
             )
     verification.delete_documents(s3, bucket, [_document(data_prefix, item, "deletes")])
-    return {k: v for k, v in item.items() if not k.endswith("_statement")}
+    return item.after("commit_deletes")

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, m
 
 from myshift.config import PipelineConfig, TableConfig
 from myshift.errors import InputError
+from myshift.payloads import Run, validation_message
 
 RUN_ID = re.compile(r"^[A-Za-z0-9_-]{1,80}$")
 
@@ -50,10 +51,7 @@ def parse_execution_input(raw: Any) -> ExecutionInput:
     try:
         return ExecutionInput.model_validate(raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise InputError(f"execution input{' ' + where if where else ''}: {message}") from None
+        raise InputError(validation_message(exc, "execution input")) from None
 
 
 def refuse_partial_refresh(tables: list[TableConfig], max_chunks: int | None, mode: str) -> None:
@@ -89,7 +87,7 @@ def tables_at_once(pipeline: PipelineConfig, tables: int) -> int:
 
 def run_items(
     request: ExecutionInput, pipeline: PipelineConfig, run_id: str, poll_seconds: int
-) -> dict[str, Any]:
+) -> Run:
     """The run as the state machine maps over it: run-wide values and the table names.
 
     Each table's item is built by the Distributed Map's ItemSelector from these values
@@ -100,16 +98,16 @@ def run_items(
     names = request.tables or [t.name for t in pipeline.tables]
     tables = [pipeline.table(name) for name in names]  # ConfigError for an unknown table
     refuse_partial_refresh(tables, request.max_chunks, request.mode)
-    return {
-        "pipeline": pipeline.name,
-        "run_id": run_id,
-        "mode": request.mode,
-        "limit": request.limit or pipeline.chunk_rows,
-        "max_chunks": request.max_chunks,
-        "poll_seconds": poll_seconds,
-        "max_concurrent_tables": tables_at_once(pipeline, len(names)),
-        "tables": names,
-    }
+    return Run(
+        pipeline=pipeline.name,
+        run_id=run_id,
+        mode=request.mode,
+        limit=request.limit or pipeline.chunk_rows,
+        max_chunks=request.max_chunks,
+        poll_seconds=poll_seconds,
+        max_concurrent_tables=tables_at_once(pipeline, len(names)),
+        tables=names,
+    )
 
 
 def table_item(pipeline: PipelineConfig, item: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 from myshift import state, steps
 from myshift.local import sample
 from myshift.local.engine import Fault, LocalEngine
+from myshift.payloads import ChunkTask
 
 from tests.conftest import MYSQL
 from tests.e2e.conftest import DATABASE, pipeline_yaml, run
@@ -50,7 +51,8 @@ def test_ten_thousand_chunks_stay_within_payload_and_history_limits(
             "last_key": event["chunk"]["upper"],
             "report": {},
         }
-        return steps.record_chunk(table_state, event, result, state.utc_now())
+        task = ChunkTask.model_validate(event)
+        return steps.record_chunk(table_state, task, result, state.utc_now()).dump()
 
     stub = engine.inject_fault(Fault("myshift-extract", None, times=CHUNKS, result=stub_extract))
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from myshift.payloads import TableItem
 from myshift.steps import failed_side, failure_message
 
 RUN = "run-2"
@@ -28,7 +29,10 @@ EXTRACTED_BY_AN_EARLIER_RUN = {"last_run_id": "run-1", "mysql_status": "success"
     ],
 )
 def test_failed_side(mode: str, run: dict, watermark: dict, side: str | None) -> None:
-    item = {"pipeline": "p", "table": "db.t", "run_id": RUN, "mode": mode}
+    item = TableItem.model_validate(
+        {"pipeline": "p", "table": "db.t", "run_id": RUN, "mode": mode}
+        | {"limit": 10, "max_chunks": None, "poll_seconds": 1}
+    )
     assert failed_side(item, run, watermark) == side
 
 

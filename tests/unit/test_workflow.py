@@ -21,9 +21,9 @@ def pipeline(tmp_path: Path):
 
 def test_defaults_expand_to_all_tables(pipeline) -> None:
     plan = run_items(parse_execution_input({"pipeline": "good"}), pipeline, "run-1", 5)
-    assert plan["tables"] == ["shop.orders", "shop.items"]  # names only: a small payload
-    assert plan["limit"] == 250_000 and plan["max_chunks"] is None
-    assert plan["max_concurrent_tables"] == 1
+    assert plan.tables == ["shop.orders", "shop.items"]  # names only: a small payload
+    assert plan.limit == 250_000 and plan.max_chunks is None
+    assert plan.max_concurrent_tables == 1
 
 
 def test_a_table_item_is_completed_from_the_pipeline_file(pipeline) -> None:
@@ -100,7 +100,5 @@ def test_max_chunks_is_refused_when_a_replace_table_runs(with_replace, tables) -
 )
 def test_what_a_replace_table_allows(with_replace, raw: dict) -> None:
     plan = run_items(parse_execution_input(raw), with_replace, "run-1", 5)
-    modes = {
-        name: table_item(with_replace, {"table": name})["write_mode"] for name in plan["tables"]
-    }
+    modes = {name: table_item(with_replace, {"table": name})["write_mode"] for name in plan.tables}
     assert modes.get("shop.snapshot", "replace") == "replace"

@@ -5,6 +5,7 @@ from typing import Any
 
 from myshift import catalog, doctor, extract, plan, runtime, state, steps
 from myshift.handlers.observability import instrumented, logger, record_chunk_metrics, tag
+from myshift.payloads import ChunkTask, parse
 from myshift.settings import current_settings
 
 
@@ -15,38 +16,34 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("action") == "doctor":
         tag(run_id=event["run_id"], action="doctor")
         return doctor.extract_checks(runtime.doctor_context(event))
-    table = pipeline.table(event["table"])
-    chunk = event["chunk"]
-    tag(run_id=event["run_id"], table=table.name, chunk=chunk["index"])
+    task = parse(ChunkTask, event, "Extract event")
+    table = pipeline.table(task.table)
+    chunk = task.chunk
+    tag(run_id=task.run_id, table=table.name, chunk=chunk.index)
     conn = runtime.mysql(pipeline.source)
     started = time.monotonic()
-    planned = event.get("column_count")
     columns, _ = catalog.table_columns(
-        conn,
-        runtime.state_table(),
-        pipeline.name,
-        table,
-        planned_count=None if planned is None else int(planned),
+        conn, runtime.state_table(), pipeline.name, table, planned_count=task.column_count
     )
     result = extract.extract_chunk(
         conn,
         runtime.s3(),
         bucket=settings.bucket,
         s3_key=extract.chunk_object_key(
-            settings.data_prefix, pipeline.name, table.name, event["run_id"], chunk["index"]
+            settings.data_prefix, pipeline.name, table.name, task.run_id, chunk.index
         ),
-        index=chunk["index"],
+        index=chunk.index,
         database=table.database,
         table=table.table,
         columns=columns,
         key_cols=plan.key_columns(columns, table.cursor, table.primary_key),
-        lower=chunk.get("lower"),
-        upper=chunk.get("upper"),
+        lower=chunk.lower,
+        upper=chunk.upper,
         reader=table.reader,
         include_null_cursor=table.load_null_cursor,
-        order_index=event.get("order_index"),
+        order_index=task.order_index,
         # A reconciliation's fix names the rows to read again by their primary key.
-        named=(table.primary_key, chunk["keys"]) if "keys" in chunk else None,
+        named=(table.primary_key, chunk.keys) if chunk.keys is not None else None,
     )
     logger.info("extracted", extra={"rows": result.rows, "bytes": result.bytes})
     record_chunk_metrics(
@@ -58,4 +55,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     # The file's column count: files of an older layout load with FILLRECORD.
     written = {**result.as_dict(), "columns": len(columns)}
-    return steps.record_chunk(runtime.state_table(), event, written, state.utc_now())
+    return steps.record_chunk(runtime.state_table(), task, written, state.utc_now()).dump()

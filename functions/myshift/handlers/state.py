@@ -13,6 +13,7 @@ from myshift.handlers.observability import (
     record_skipped,
     tag,
 )
+from myshift.payloads import FailedTable, Run, TableItem, TableRun, parse
 from myshift.settings import current_settings
 
 
@@ -26,50 +27,58 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if action == "doctor_report":
         return doctor.report(event["pipeline"], event["run_id"], event["results"])
     if action == "summarize_run":
-        outcome = steps.summarize_run(table, event["run"])
-        if outcome["tables_skipped"]:
-            record_skipped(event["run"]["pipeline"], outcome)
-        return outcome
+        run = parse(Run, event.get("run"), "State summarize_run event run")
+        outcome = steps.summarize_run(table, run)
+        if outcome.tables_skipped:
+            record_skipped(run.pipeline, outcome.dump())
+        return outcome.dump()
     if action == "reconcile_report":
         return reconcile.report(table, event["run"])
-    item = event["table"]
-    tag(run_id=item["run_id"], table=item["table"], action=action)
+    if isinstance(action, str) and action.startswith("reconcile_"):
+        item = event["table"]
+        tag(run_id=item["run_id"], table=item["table"], action=action)
+        return _reconcile(action, table, item, state.utc_now())
+    what = f"State {action} event table"
     now = state.utc_now()
     if action == "acquire_lock":
-        return steps.acquire_lock(table, runtime.pipeline(item["pipeline"]), item, int(time.time()))
-    if action == "release_lock":
-        return steps.release_lock(table, item, now)
-    if action == "commit_extraction":
-        return steps.commit_extraction(table, item, now)
+        locking = parse(TableItem, event.get("table"), what)
+        tag(run_id=locking.run_id, table=locking.table, action=action)
+        pipeline = runtime.pipeline(locking.pipeline)
+        return steps.acquire_lock(table, pipeline, locking, int(time.time())).dump()
+    if action == "record_failure":
+        failed = parse(FailedTable, event.get("table"), what)
+        tag(run_id=failed.run_id, table=failed.table, action=action)
+        return steps.record_failure(table, failed, now).dump()
+    item = parse(TableRun, event.get("table"), what)
+    tag(run_id=item.run_id, table=item.table, action=action)
     if action == "commit_load":
-        summary = steps.commit_load(
+        lag = freshness_lag_seconds(item.dump(), now)
+        committed = steps.commit_load(
             table, runtime.s3(), bucket=current_settings().bucket, item=item, now=now
         )
-        record_load_metrics(
-            item["pipeline"], item["table"], rows_loaded=int(summary["rows_loaded"])
-        )
-        record_freshness(item["pipeline"], item["table"], freshness_lag_seconds(item, now))
-        return summary
-    if action == "commit_alters":
-        return steps.commit_alters(table, item)
+        record_load_metrics(item.pipeline, item.table, rows_loaded=int(committed.rows_loaded or 0))
+        record_freshness(item.pipeline, item.table, lag)
+        return committed.dump()
     if action == "record_empty_run":
-        record_freshness(item["pipeline"], item["table"], freshness_lag_seconds(item, now))
-        return steps.record_empty_run(table, item, now)
-    if action == "record_skipped":
-        return steps.record_skipped(table, item, now)
+        record_freshness(item.pipeline, item.table, freshness_lag_seconds(item.dump(), now))
+        return steps.record_empty_run(table, item, now).dump()
     if action == "commit_deletes":
         return steps.commit_deletes(
             table,
             runtime.s3(),
             bucket=current_settings().bucket,
             data_prefix=current_settings().data_prefix,
-            pipeline=runtime.pipeline(item["pipeline"]),
+            pipeline=runtime.pipeline(item.pipeline),
             item=item,
-        )
-    if action == "record_failure":
-        return steps.record_failure(table, item, now)
-    if isinstance(action, str) and action.startswith("reconcile_"):
-        return _reconcile(action, table, item, now)
+        ).dump()
+    if action == "commit_alters":
+        return steps.commit_alters(table, item).dump()
+    if action == "release_lock":
+        return steps.release_lock(table, item, now).dump()
+    if action == "commit_extraction":
+        return steps.commit_extraction(table, item, now).dump()
+    if action == "record_skipped":
+        return steps.record_skipped(table, item, now).dump()
     raise InputError(f"unknown state action {action!r}")
 
 

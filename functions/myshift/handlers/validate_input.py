@@ -18,4 +18,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     request = parse_execution_input(event.get("input"))
     pipeline = runtime.pipeline(request.pipeline)
-    return run_items(request, pipeline, event["execution_name"], poll_seconds)
+    return run_items(request, pipeline, event["execution_name"], poll_seconds).dump()

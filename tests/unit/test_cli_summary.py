@@ -70,3 +70,23 @@ def test_one_table_has_no_totals_row() -> None:
     lines = rendered([verified("db.only", 7)])
     assert not any("total" in line for line in lines)
     assert sum("db.only" in line for line in lines) == 1
+
+
+def reconciled(table: str, status: str, **figures: int) -> dict:
+    return {"table": table, "status": status, "ranges": 3, "verified_rows": 1_000, **figures}
+
+
+def test_reconcile_prints_a_row_per_table_with_the_totals_last() -> None:
+    from myshift.cli.reconcile import outcome_table
+
+    records = [reconciled(f"settlement.table_{i:02d}", "equal") for i in range(29)]
+    records.append(reconciled("settlement.broken", "differs", missing_rows=2, differing_rows=1))
+    out = io.StringIO()
+    Console(file=out, width=100, color_system=None).print(outcome_table("r", records), crop=False)
+    lines = [line for line in out.getvalue().splitlines() if line.strip()]
+    assert len([line for line in lines if "settlement." in line]) == 30
+    broken = next(line for line in lines if "settlement.broken" in line).split()
+    assert broken[:3] == ["settlement.broken", "differs", "3"] and broken[-1] == "no"
+    total = lines[-1].split()
+    assert total[:4] == ["total", "(30)", "29", "equal"] and "30,000" in total
+    assert total[-3:] == ["29", "of", "30"]

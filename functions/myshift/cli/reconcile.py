@@ -59,33 +59,49 @@ def outcomes(
     return found
 
 
-def _number(record: dict[str, Any], field: str) -> str:
-    value = record.get(field)
-    return "-" if value is None else f"{int(value):,}"
+# (column, record field): what each table's row shows, after its name and status.
+FIGURES = (
+    ("ranges", "ranges"),
+    ("equal", "verified_rows"),
+    ("newer", "newer_rows"),
+    ("missing", "missing_rows"),
+    ("differing", "differing_rows"),
+    ("dup", "duplicated_rows"),
+    ("deleted", "deleted_in_source"),
+    ("unnamed", "ranges_left"),
+    ("fixed", "rows_fixed"),
+    ("deletes", "deletes_applied"),
+)
+
+
+def outcome_table(title: str, records: list[dict[str, Any]]) -> Table:
+    """One row per table, totals last: rows equal, newer than the watermark (not a
+    difference), missing / differing / duplicated in the warehouse, deleted in source,
+    ranges left unnamed, rows fixed and deletes applied by `--fix`."""
+    numbers: list[list[int | None]] = [
+        [None if r.get(field) is None else int(r[field]) for _, field in FIGURES] for r in records
+    ]
+    cells = [
+        [
+            r["table"],
+            f"[{_STYLE.get(r['status'], 'bold red')}]{r['status']}[/]",
+            *["-" if v is None else f"{v:,}" for v in figures],
+            "[green]yes[/green]" if r["status"] in _DONE else "[red]no[/red]",
+        ]
+        for r, figures in zip(records, numbers, strict=True)
+    ]
+    footer = (
+        f"total ({len(records)})",
+        f"{sum(r['status'] in ('equal', 'fixed') for r in records)} equal",
+        f"{sum(r['status'] in _DONE for r in records)} of {len(records)}",
+    )
+    columns = ("table", "status", *(column for column, _ in FIGURES), "done")
+    return sync_run.per_table_view(title, columns, cells, numbers, footer)
 
 
 def print_outcomes(name: str, records: list[dict[str, Any]], elapsed: float) -> None:
-    """One column per table, one row per figure; the first named keys below."""
-    view = Table(title=f"reconcile {name} in {elapsed:.1f}s")
-    view.add_column("")
-    for record in records:
-        view.add_column(record["table"], justify="right")
-    rows = [
-        ("status", [f"[{_STYLE.get(r['status'], 'bold red')}]{r['status']}[/]" for r in records]),
-        ("ranges", [_number(r, "ranges") for r in records]),
-        ("rows equal", [_number(r, "verified_rows") for r in records]),
-        ("newer than watermark", [_number(r, "newer_rows") for r in records]),
-        ("missing in warehouse", [_number(r, "missing_rows") for r in records]),
-        ("differing", [_number(r, "differing_rows") for r in records]),
-        ("duplicated", [_number(r, "duplicated_rows") for r in records]),
-        ("deleted in source", [_number(r, "deleted_in_source") for r in records]),
-        ("ranges left unnamed", [_number(r, "ranges_left") for r in records]),
-        ("rows fixed", [_number(r, "rows_fixed") for r in records]),
-        ("deletes applied", [_number(r, "deletes_applied") for r in records]),
-    ]
-    for label, values in rows:
-        view.add_row(label, *values)
-    console.print(view)
+    """The outcome table (`outcome_table`); the first named keys of each table below."""
+    console.print(outcome_table(f"reconcile {name} in {elapsed:.1f}s", records), crop=False)
     for record in records:
         reason = record.get("reason") or record.get("cause")
         if reason:

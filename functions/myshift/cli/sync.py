@@ -210,35 +210,61 @@ SUMMARY_COLUMNS = (
 )
 
 
-def summary_table(title: str, summaries: list[TableSummary]) -> Group:
-    """A run's outcome, one row per table (30 tables are 30 lines), totals last, then a
-    line for each table with something to say (`_notes`).
+def per_table_view(
+    title: str,
+    columns: tuple[str, ...],
+    cells: list[list[str]],
+    numbers: list[list[int | None]],
+    footer: tuple[str, str, str],
+) -> Table:
+    """One row per table (30 tables are 30 lines), totals last when there are several.
 
-    `extracted`, `files`, `loaded`: what this run moved; `source` / `target`: MySQL's rows
-    up to the watermark and Redshift's, as the run's verification counted them; `dup
-    keys`: keys held more than once in Redshift; `match`: verified (or nothing to verify)."""
+    `columns` are the table's name, its status, one column per figure of `numbers`, then
+    a verdict; `footer` is (table, status, verdict) of the totals row, whose figures are
+    the column sums.
+    """
     view = Table(
         title=title,
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         collapse_padding=True,
-        show_footer=len(summaries) > 1,
+        show_footer=len(cells) > 1,
     )
-    numbers = [
-        [s.rows_extracted, s.files, s.rows_loaded, s.source_rows, s.target_rows, s.duplicate_keys]
-        for s in summaries
-    ]
+    figures = len(columns) - 3
     totals = [
         _number(sum(v for v in column if v is not None))
         if any(v is not None for v in column)
         else "-"
         for column in zip(*numbers, strict=True)
-    ] or ["-"] * 6
-    footer = [
-        f"total ({len(summaries)})",
-        f"{sum(s.status == 'succeeded' for s in summaries)} succeeded",
-        *totals,
-        f"{sum(s.match for s in summaries)} of {len(summaries)}",
+    ] or ["-"] * figures
+    footer_cells = [footer[0], footer[1], *totals, footer[2]]
+    for index, column in enumerate(columns):
+        # Every name and figure whole, on one line (a narrow terminal wraps the line).
+        widest = max(
+            len(column), *(Text.from_markup(row[index]).cell_len for row in [*cells, footer_cells])
+        )
+        view.add_column(
+            column,
+            footer=footer_cells[index],
+            justify="left" if index < 2 or index == len(columns) - 1 else "right",
+            no_wrap=True,
+            min_width=widest,
+        )
+    for row in cells:
+        view.add_row(*row)
+    return view
+
+
+def summary_table(title: str, summaries: list[TableSummary]) -> Group:
+    """A run's outcome, one row per table, totals last (`per_table_view`), then a line
+    for each table with something to say (`_notes`).
+
+    `extracted`, `files`, `loaded`: what this run moved; `source` / `target`: MySQL's rows
+    up to the watermark and Redshift's, as the run's verification counted them; `dup
+    keys`: keys held more than once in Redshift; `match`: verified (or nothing to verify)."""
+    numbers = [
+        [s.rows_extracted, s.files, s.rows_loaded, s.source_rows, s.target_rows, s.duplicate_keys]
+        for s in summaries
     ]
     cells = [
         [
@@ -249,19 +275,11 @@ def summary_table(title: str, summaries: list[TableSummary]) -> Group:
         ]
         for s, figures in zip(summaries, numbers, strict=True)
     ]
-    for index, column in enumerate(SUMMARY_COLUMNS):
-        # Every name and figure whole, on one line (a narrow terminal wraps the line).
-        widest = max(
-            len(column), *(Text.from_markup(row[index]).cell_len for row in [*cells, footer])
-        )
-        view.add_column(
-            column,
-            footer=footer[index],
-            justify="left" if column in ("table", "status", "match") else "right",
-            no_wrap=True,
-            min_width=widest,
-        )
-    for row in cells:
-        view.add_row(*row)
+    footer = (
+        f"total ({len(summaries)})",
+        f"{sum(s.status == 'succeeded' for s in summaries)} succeeded",
+        f"{sum(s.match for s in summaries)} of {len(summaries)}",
+    )
+    view = per_table_view(title, SUMMARY_COLUMNS, cells, numbers, footer)
     notes = [f"{s.table}: {_notes(s)}" for s in summaries if _notes(s)]
     return Group(view, *notes)

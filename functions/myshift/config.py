@@ -31,17 +31,13 @@ from myshift.errors import ConfigError
 from myshift.identifiers import validate_identifier
 
 PIPELINE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-# Defaults measured with `make bench` (bench/extract.py: 1,000,000 rows of a 12-column
-# settlement table, 2 CPUs shared). 250,000-row chunks (4 files, not 14 of 75,000): fewer
-# Lambda invocations, DynamoDB items and state transitions per row (transitions are most
-# of a run's bill, README "What a run costs"), and no more memory: rows are read and
-# written a batch at a time (peak RSS 170 MB for a 75,000-row chunk, 178 MB for 750,000).
-# A chunk's Parquet file does grow (about 15 MB per 250,000 such rows) and is written to
-# the extract function's /tmp (512 MB) before upload: lower chunk_rows for wide rows.
+# Defaults measured with `make bench` (bench/cli_sync.py, bench/extract.py: 1,000,000 rows
+# of a 12-column settlement table, 2 CPUs shared). Rows per chunk: none set here; unless
+# the file says `chunk_rows` (or a run `limit`), each run's plan sizes the chunks from the
+# table's size and row width (`plan.choose_chunk_rows`).
 # Two chunks at a time: `myshift --local sync` as a user runs it took 7.4-8.6 s with 2 and
 # 10.4-15.2 s with 4 (the engine keeps as many warm workers as CPUs: a third and fourth
 # chunk wait for cold ones), and each chunk is one more connection to the source.
-DEFAULT_CHUNK_ROWS = 250_000
 DEFAULT_MAX_CONCURRENT_CHUNKS = 2
 
 
@@ -520,7 +516,8 @@ class PipelineConfig(_Strict):
     # EventBridge schedule of a content reconciliation of every table (`myshift
     # reconcile`, report only, no fix); none by default: it reads every row of the source.
     reconcile_schedule: str | None = None
-    chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] = DEFAULT_CHUNK_ROWS
+    # None: sized from the table at each run's plan (plan.choose_chunk_rows).
+    chunk_rows: Annotated[int, Field(ge=1, le=10_000_000)] | None = None
     max_concurrent_chunks: Annotated[int, Field(ge=1, le=40)] = DEFAULT_MAX_CONCURRENT_CHUNKS
     safety_lag_seconds: Annotated[int, Field(ge=0, le=86_400)] = 5
     lock_lease_seconds: Annotated[int, Field(ge=10, le=86_400)] = 3 * 3600

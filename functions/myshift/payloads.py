@@ -119,7 +119,7 @@ class Run(Payload):
     pipeline: str
     run_id: str
     mode: Mode
-    limit: int
+    limit: int | None  # None: the plan sizes the chunks from the table
     max_chunks: int | None
     poll_seconds: int
     max_concurrent_tables: int
@@ -148,7 +148,7 @@ class TableItem(Payload):
     table: str
     run_id: str
     mode: Mode
-    limit: int
+    limit: int | None  # None: the plan sizes the chunks from the table
     max_chunks: int | None
     poll_seconds: int
 
@@ -215,6 +215,10 @@ class TableRun(TableItem):
     upper_key: Key | None = None
     bound: Any = None
     chunk_count: int | None = None
+    # Rows per chunk: the run's limit or the file's chunk_rows ("setting"), else sized
+    # from the table ("table", `myshift.plan.choose_chunk_rows`).
+    chunk_rows: int | None = None
+    chunk_rows_from: Literal["setting", "table"] | None = None
     planned_rows: int | None = None
     null_cursor_rows: int | None = None
     load_null_cursor: bool | None = None

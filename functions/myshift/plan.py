@@ -95,6 +95,61 @@ class TablePlan:
         }
 
 
+# Chunk sizing when neither the run (`limit`) nor the pipeline file (`chunk_rows`) sets
+# the rows per chunk (`choose_chunk_rows`, measured with `make bench`, bench/cli_sync.py):
+# - enough chunks for every concurrent extraction to have CHUNK_WAVES of them, no more:
+#   each chunk costs an invocation, state transitions, DynamoDB items and a file, and a
+#   chunk's memory does not grow with its rows (rows are read a batch at a time);
+# - at most CHUNK_MAX_SOURCE_BYTES of source rows (InnoDB's AVG_ROW_LENGTH) a chunk: its
+#   Parquet file is written to the extract function's /tmp (512 MB) before upload, and
+#   is no larger than the rows it holds even when their values do not compress;
+# - at least CHUNK_MIN_ROWS rows (below that a chunk's fixed cost dominates), unless the
+#   byte limit says fewer; at most CHUNK_MAX_ROWS (the largest chunk_rows a file may set).
+# A table without statistics (TABLE_ROWS 0: empty, or never analyzed) gets
+# CHUNK_ROWS_UNKNOWN_SIZE. The estimate is the whole table's: an incremental run that
+# reads a few new rows reads them in one chunk, as it did with fixed chunk_rows.
+CHUNK_WAVES = 1
+CHUNK_MAX_SOURCE_BYTES = 256 * 1024 * 1024
+CHUNK_MIN_ROWS = 50_000
+CHUNK_MAX_ROWS = 10_000_000
+CHUNK_ROWS_UNKNOWN_SIZE = 250_000
+CHUNK_ROWS_ROUNDING = 1_000
+TABLE_SIZE_QUERY = (
+    "SELECT TABLE_ROWS, AVG_ROW_LENGTH, DATA_LENGTH FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+)
+
+
+@dataclass(frozen=True)
+class TableSize:
+    """The server's estimate of a table's size (information_schema.TABLES)."""
+
+    rows: int
+    avg_row_bytes: int
+
+
+def table_size(conn: pymysql.Connection, database: str, table: str) -> TableSize:
+    """TABLE_ROWS and AVG_ROW_LENGTH (or DATA_LENGTH / TABLE_ROWS); zeros when unknown."""
+    found = query_all(conn, TABLE_SIZE_QUERY, (database, table))
+    if not found:
+        return TableSize(0, 0)
+    rows, avg, data = (int(value or 0) for value in found[0])
+    return TableSize(rows, avg or (data // rows if rows else 0))
+
+
+def choose_chunk_rows(size: TableSize, concurrency: int) -> int:
+    """Rows per chunk for a table of `size` extracted `concurrency` chunks at a time
+    (the rule is above CHUNK_WAVES)."""
+    if size.rows <= 0:
+        return CHUNK_ROWS_UNKNOWN_SIZE
+    by_bytes = max(1, CHUNK_MAX_SOURCE_BYTES // max(size.avg_row_bytes, 1))
+    chunks = max(1, concurrency) * CHUNK_WAVES
+    to_fill = -(-size.rows // chunks)  # ceil: never one chunk more than wanted
+    to_fill = -(-to_fill // CHUNK_ROWS_ROUNDING) * CHUNK_ROWS_ROUNDING
+    chosen = max(min(to_fill, by_bytes), min(CHUNK_MIN_ROWS, by_bytes))
+    return min(chosen, CHUNK_MAX_ROWS)
+
+
 def key_columns(columns: list[Column], cursor: str, primary_key: list[str]) -> list[str]:
     """The order key's columns, checked against the table's columns."""
     names = {c.source_name for c in columns}

@@ -58,6 +58,8 @@ PLAN_FACTS = (
     "mode",
     "write_mode",
     "chunk_count",
+    "chunk_rows",
+    "chunk_rows_from",
     "planned_rows",
     "read_from_start",
     "added_columns",

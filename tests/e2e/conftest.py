@@ -44,12 +44,13 @@ def pipeline_yaml(
     *,
     schema: str,
     strategy: str = "sequential",
-    chunk_rows: int = 500,
+    chunk_rows: int | None = 500,
     extra: str = "",
     table_options: str = "",
 ) -> str:
     """A pipeline file for the test MariaDB and the stand-in warehouse (`table_options`:
-    more settings of every table, e.g. `verify_range_rows: 200`)."""
+    more settings of every table, e.g. `verify_range_rows: 200`; `chunk_rows` None: no
+    chunk_rows line, the plan sizes the chunks from the table)."""
     lines = [
         f"name: {name}",
         "source:",
@@ -59,7 +60,7 @@ def pipeline_yaml(
         "  password_env: MYSQL_PASSWORD",
         f"target: {{database: dev, schema: {schema}, workgroup: local}}",
         f"strategy: {strategy}",
-        f"chunk_rows: {chunk_rows}",
+        *([] if chunk_rows is None else [f"chunk_rows: {chunk_rows}"]),
         "max_concurrent_chunks: 2",
         "safety_lag_seconds: 0",
         "tables:",

@@ -28,7 +28,8 @@ def test_repository_pipelines_load() -> None:
 def test_good_file_defaults(tmp_path: Path) -> None:
     pipeline = load_pipeline_file(write(tmp_path, "good", GOOD))
     assert pipeline.strategy == "sequential"
-    assert pipeline.chunk_rows == 250_000 and pipeline.max_concurrent_chunks == 2
+    # No chunk_rows: each run sizes its chunks from the table (plan.choose_chunk_rows).
+    assert pipeline.chunk_rows is None and pipeline.max_concurrent_chunks == 2
     assert pipeline.safety_lag_for(pipeline.tables[0]) == 5
     assert pipeline.tables[0].database == "shop" and pipeline.tables[0].table == "orders"
 

@@ -22,7 +22,8 @@ def pipeline(tmp_path: Path):
 def test_defaults_expand_to_all_tables(pipeline) -> None:
     plan = run_items(parse_execution_input({"pipeline": "good"}), pipeline, "run-1", 5)
     assert plan.tables == ["shop.orders", "shop.items"]  # names only: a small payload
-    assert plan.limit == 250_000 and plan.max_chunks is None
+    # No limit and no chunk_rows: the plan sizes the chunks from the table.
+    assert plan.limit is None and plan.max_chunks is None
     assert plan.max_concurrent_tables == 1
 
 

@@ -120,6 +120,9 @@ class TableSummary:
     verification: dict[str, Any] | None = None
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # Rows per chunk of this run, and whether a setting or the table's size chose it.
+    chunk_rows: int | None = None
+    chunk_rows_from: str | None = None
 
     @property
     def match(self) -> bool:
@@ -151,6 +154,8 @@ def verified_summaries(
             files=int(result.get("files_extracted", 0)),
             rows_loaded=int(result.get("rows_loaded", 0)),
             verification=checked,
+            chunk_rows=None if result.get("chunk_rows") is None else int(result["chunk_rows"]),
+            chunk_rows_from=result.get("chunk_rows_from"),
         )
         if checked and checked.get("status") != "skipped":
             summary.source_rows = int(checked.get("source_rows", 0))

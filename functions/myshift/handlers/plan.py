@@ -1,6 +1,7 @@
 """Lambda: plan one table's run (watermark, frozen bound, chunks)."""
 
 import time
+from dataclasses import asdict
 from typing import Any
 
 from myshift import catalog, doctor, evolve, plan, reconcile, runtime, state, steps
@@ -60,6 +61,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("reading the whole table", extra={"added": evolution.added_names})
     # In the run's output: why a merge table's run reads every row.
     added: dict[str, Any] = {"added_columns": evolution.added_names} if evolution.added else {}
+    # The run's `limit`, else the file's chunk_rows, else sized from the table.
+    sizing: dict[str, Any] = {"chunk_rows": item.limit, "chunk_rows_from": "setting"}
+    if sizing["chunk_rows"] is None:
+        size = plan.table_size(conn, table.database, table.table)
+        sizing = {
+            "chunk_rows": plan.choose_chunk_rows(size, pipeline.max_concurrent_chunks),
+            "chunk_rows_from": "table",
+        }
+        logger.info("sized the chunks from the table", extra={**asdict(size), **sizing})
     table_plan = plan.plan_table(
         conn,
         database=table.database,
@@ -68,7 +78,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cursor=table.cursor,
         primary_key=table.primary_key,
         lower=None if from_start else watermark["last_key"],
-        limit=item.limit,
+        limit=sizing["chunk_rows"],
         max_chunks=item.max_chunks,
         safety_lag_seconds=pipeline.safety_lag_for(table),
         load_null_cursor=table.load_null_cursor,
@@ -85,6 +95,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "plan",
         **table_plan.as_dict(),
         **added,
+        **sizing,
         read_from_start=from_start,
         # Every chunk writes this many columns, whatever MySQL gains meanwhile.
         column_count=len(schema["layout"]),

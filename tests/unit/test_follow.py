@@ -23,3 +23,13 @@ def test_a_day_long_statement_is_polled_a_few_hundred_times_per_hour() -> None:
         waited += next_wait(polls, 5)
         polls += 1
     assert polls < 1_500  # 9 history events a poll: well inside 25,000 per table
+
+
+def test_the_cli_polls_a_run_soon_after_its_start_then_every_poll_seconds() -> None:
+    from myshift.cli.sync import FIRST_POLL_SECONDS, poll_intervals
+
+    sleeps = list(itertools.islice(poll_intervals(1.0), 30))
+    assert sleeps[0] == FIRST_POLL_SECONDS  # a run with nothing new is seen to end soon
+    assert all(a <= b for a, b in itertools.pairwise(sleeps))
+    assert sleeps[-1] == 1.0 and max(sleeps) == 1.0  # then no more polls than before
+    assert next(poll_intervals(0.05)) == 0.05  # never above the interval asked for

@@ -7,6 +7,7 @@ configuration or environment (one line on stderr says what).
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -21,8 +22,6 @@ from rich.table import Table
 
 from myshift.cli import sync as sync_run
 from myshift.cli.common import console
-from myshift.cli.doctor import doctor
-from myshift.cli.reconcile import reconcile
 from myshift.cli.resources import (
     Resources,
     local_pipelines_dir,
@@ -32,9 +31,6 @@ from myshift.cli.resources import (
     stack_resources,
     state_dir,
 )
-from myshift.cli.runs import runs
-from myshift.cli.s3clean import s3clean
-from myshift.cli.watermark import watermark, watermark_count
 from myshift.config import PipelineConfig, load_pipeline, stage_pipelines_dir
 from myshift.errors import MyshiftError
 from myshift.workflow import parse_execution_input, refuse_partial_refresh
@@ -74,8 +70,30 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+# Commands imported when used (`module:attribute`): `sync pipeline` does not pay for
+# pyarrow (reconcile), paramiko (watermark's SSH tunnel) and the rest at each start.
+LAZY_COMMANDS = {
+    "doctor": "myshift.cli.doctor:doctor",
+    "reconcile": "myshift.cli.reconcile:reconcile",
+    "runs": "myshift.cli.runs:runs",
+    "s3clean": "myshift.cli.s3clean:s3clean",
+    "watermark": "myshift.cli.watermark:watermark",
+    "watermark-count": "myshift.cli.watermark:watermark_count",
+}
+
+
 class _Group(click.Group):
-    """Turns myshift errors into one line and exit code 2."""
+    """Turns myshift errors into one line and exit code 2; imports LAZY_COMMANDS when
+    one of them is called (or listed by --help)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS and cmd_name not in self.commands:
+            module, attribute = LAZY_COMMANDS[cmd_name].split(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -353,14 +371,6 @@ def _print_summary(
     if description["status"] != "SUCCEEDED":
         error = description.get("error", "")
         click.echo(f"run failed: {error}: {sync_run.readable_cause(description)}", err=True)
-
-
-cli.add_command(watermark)
-cli.add_command(watermark_count)
-cli.add_command(runs)
-cli.add_command(s3clean)
-cli.add_command(doctor)
-cli.add_command(reconcile)
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,22 @@ def start(resources: Resources, execution_input: dict[str, Any], name: str) -> s
     return str(response["executionArn"])
 
 
+# The CLI's polls of a run: soon after the start, then less and less often up to
+# `poll_seconds`. A run that moves nothing ends in a fraction of a second on the local
+# engine; a fixed 1-second poll made its user wait the rest of that second.
+FIRST_POLL_SECONDS = 0.1
+POLL_GROWTH = 1.5
+
+
+def poll_intervals(poll_seconds: float) -> Iterator[float]:
+    """The sleeps between polls: FIRST_POLL_SECONDS growing by POLL_GROWTH to
+    `poll_seconds`, then `poll_seconds` (6 polls in the first 2 s at the default 1 s)."""
+    interval = min(FIRST_POLL_SECONDS, poll_seconds)
+    while True:
+        yield interval
+        interval = min(poll_seconds, interval * POLL_GROWTH)
+
+
 def wait(
     resources: Resources,
     execution_arn: str,
@@ -55,7 +72,7 @@ def wait(
     returns describe_execution's answer."""
     sfn = resources.client("stepfunctions")
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
-    while True:
+    for interval in poll_intervals(poll_seconds):
         description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
         if on_poll:
             on_poll(description)
@@ -63,7 +80,8 @@ def wait(
             return description
         if deadline is not None and time.monotonic() > deadline:
             return description
-        time.sleep(poll_seconds)
+        time.sleep(interval)
+    raise AssertionError("unreachable: poll_intervals never ends")
 
 
 @dataclass

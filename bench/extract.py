@@ -18,11 +18,10 @@ the same machine load:
   250,000 rows extracted at once, and again with the former default 75,000-row chunks; the
   CPU time of the engine process (moto), of the Lambda workers and of the MySQL
   server; the same run with 10-row chunks (the orchestration alone) and with other
-  concurrencies;
-- the CLI as a user runs it (`myshift local up`, then `myshift --local sync pipeline
-  --backup-only` as a process of its own) with a pipeline file that leaves chunk_rows
-  and max_concurrent_chunks to their defaults, and the same command once more with
-  nothing new: the fixed cost of a run.
+  concurrencies.
+
+The CLI as a user runs it, with a pipeline's defaults and with this tuned setting, and the
+fixed cost of a run: `bench/cli_sync.py`.
 
 Figures only, no pass/fail. Options: `--rows N` (another table size), `--recreate`,
 `--quick` (one run of each, no pymysql reference). MySQL at MYSHIFT_BENCH_MYSQL_HOST /
@@ -295,8 +294,8 @@ TINY = "settlement_tiny"  # 140 rows in 14 chunks of 10: the orchestration alone
 # reader waits for the server, another's Parquet work keeps a core busy.
 CONCURRENCY = 4
 # Rows per chunk in the headline run: one chunk per concurrent extraction (measured:
-# 4 chunks of 250,000 beat 14 of 75,000, the former pipeline default, also shown). Both
-# are the pipeline defaults now (myshift.config), which the CLI line measures.
+# 4 chunks of 250,000 beat 14 of 75,000, a former pipeline default, also shown).
+# bench/cli_sync.py runs it through the CLI beside the pipeline defaults.
 CHUNK_ROWS = 250_000
 
 
@@ -371,68 +370,6 @@ def child_state_machine(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         engine.stop()
         shutil.rmtree(pipelines, ignore_errors=True)
-
-
-DEFAULTS_YAML = """
-name: {name}
-source: {{host: {host}, port: {port}, user: {user}, password_env: MYSQL_PASSWORD}}
-target: {{database: dev, schema: bench_dw, workgroup: local}}
-safety_lag_seconds: 0
-tables:
-  - {{name: {database}.{table}, cursor: updated_at, primary_key: [id]}}
-"""
-
-
-def cli_with_defaults() -> dict[str, Any]:
-    """The command a user runs, timed as they would time it: `myshift local up` with a
-    pipeline file that leaves chunk_rows and max_concurrent_chunks to their defaults, then
-    `myshift --local --json sync pipeline -p bench --backup-only` (a process of its own:
-    imports, the run, the summary) once over the whole table and once more with nothing
-    new (the fixed cost of a run). The engine's and the Lambdas' logs go to its log file."""
-    from myshift.local.engine import DEFAULT_WAREHOUSE_DSN
-
-    pipelines = Path(tempfile.mkdtemp(prefix="myshift-bench-"))
-    state_dir = Path(tempfile.mkdtemp(prefix="myshift-bench-state-"))
-    (pipelines / f"{PIPELINE}.yml").write_text(
-        DEFAULTS_YAML.format(name=PIPELINE, database=DATABASE, table=TABLE, **MYSQL)
-    )
-    env = {
-        **os.environ,
-        "MYSQL_PASSWORD": PASSWORD,
-        "MYSHIFT_PIPELINES_DIR": str(pipelines),
-        "MYSHIFT_STATE_DIR": str(state_dir),
-        "MYSHIFT_LOCAL_WAREHOUSE_DSN": DEFAULT_WAREHOUSE_DSN.rsplit("/", 1)[0]
-        + "/myshift_bench_warehouse",
-    }
-    myshift = [sys.executable, "-m", "myshift"]
-
-    def timed(*args: str) -> tuple[float, dict[str, Any]]:
-        started = time.perf_counter()
-        done = subprocess.run(
-            [*myshift, "--local", "--json", *args], capture_output=True, text=True, env=env
-        )
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            raise SystemExit(f"bench: myshift {' '.join(args)} failed: {done.stderr[-2000:]}")
-        return seconds, json.loads(done.stdout)
-
-    subprocess.run([*myshift, "local", "up"], check=True, env=env, stdout=subprocess.DEVNULL)
-    try:
-        sync = ("sync", "pipeline", "-p", PIPELINE, "--backup-only")
-        seconds, report = timed(*sync)
-        idle_seconds, idle = timed(*sync)
-    finally:
-        subprocess.run([*myshift, "local", "down"], env=env, stdout=subprocess.DEVNULL)
-        shutil.rmtree(pipelines, ignore_errors=True)
-    table = report["tables"][0]
-    return {
-        "seconds": seconds,
-        "rows": table["rows_extracted"],
-        "files": table["files"],
-        "idle_seconds": idle_seconds,
-        "idle_rows": idle["tables"][0]["rows_extracted"],
-        "log": str(state_dir / "local.log"),
-    }
 
 
 def in_child(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -564,21 +501,6 @@ def main() -> None:
     print(
         f"    peak RSS: engine process {last['peak_rss_mb']:.0f} MB, largest Lambda worker "
         f"{last['workers_peak_rss_mb']:.0f} MB"
-    )
-    from myshift.config import DEFAULT_CHUNK_ROWS, DEFAULT_MAX_CONCURRENT_CHUNKS
-
-    user = cli_with_defaults()
-    again = native_seconds(sql)
-    print(
-        f"the CLI as a user runs it, pipeline defaults (chunk_rows {DEFAULT_CHUNK_ROWS:,}, "
-        f"max_concurrent_chunks {DEFAULT_MAX_CONCURRENT_CHUNKS}): `myshift --local sync "
-        f"pipeline --backup-only` {user['seconds']:.2f} s for {user['rows']:,} rows in "
-        f"{user['files']} files, {user['rows'] / user['seconds']:,.0f} rows/s, ratio "
-        f"{user['seconds'] / again:.2f}x native ({again:.2f} s next to it)"
-    )
-    print(
-        f"    fixed cost per run (the same command, nothing new: {user['idle_rows']} rows): "
-        f"{user['idle_seconds']:.2f} s; engine and Lambda logs: {user['log']}"
     )
     if args.quick:
         return

@@ -34,6 +34,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from myshift import keys
+from myshift.clients import S3Client
 from myshift.errors import StorageUnavailableError
 from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.mysql_types import Family
@@ -233,7 +234,7 @@ def parquet_writer(path: str, columns: list[Column]) -> pq.ParquetWriter:
     )
 
 
-def upload(s3: Any, path: str, bucket: str, s3_key: str) -> None:
+def upload(s3: S3Client, path: str, bucket: str, s3_key: str) -> None:
     """Upload a written file; S3 errors are StorageUnavailableError (transient)."""
     try:
         s3.upload_file(path, bucket, s3_key)
@@ -241,7 +242,9 @@ def upload(s3: Any, path: str, bucket: str, s3_key: str) -> None:
         raise StorageUnavailableError(f"S3 upload of {s3_key}: {exc}".splitlines()[0]) from None
 
 
-def write_table(s3: Any, *, bucket: str, s3_key: str, columns: list[Column], table: Any) -> int:
+def write_table(
+    s3: S3Client, *, bucket: str, s3_key: str, columns: list[Column], table: Any
+) -> int:
     """Write rows already converted (`schema.to_record_batch`) as one file; its size."""
     with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:
         path = os.path.join(workdir, "file.parquet")
@@ -283,7 +286,7 @@ def _write_parquet(
 
 def extract_chunk(
     conn: pymysql.Connection,
-    s3: Any,
+    s3: S3Client,
     *,
     bucket: str,
     s3_key: str,

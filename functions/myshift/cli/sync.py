@@ -6,7 +6,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from rich import box
 from rich.console import Group
@@ -56,7 +56,8 @@ def wait(
     sfn = resources.client("stepfunctions")
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     while True:
-        description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        # The CLI reads the answer as a plain dict (readable_cause, the summaries).
+        description = cast(dict[str, Any], sfn.describe_execution(executionArn=execution_arn))
         if on_poll:
             on_poll(description)
         if description["status"] != "RUNNING":

@@ -23,6 +23,8 @@ from myshift.errors import ConfigError
 from myshift.settings import current_settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
     from myshift import doctor
 from myshift.source import connect
 
@@ -78,7 +80,7 @@ def redshift_data() -> RedshiftDataClient:
     return _cached("redshift-data", lambda session: session.client("redshift-data"))
 
 
-def secrets() -> Any:
+def secrets() -> SecretsProvider:
     """Powertools' Secrets Manager provider (it caches values for `max_age`)."""
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
@@ -97,10 +99,13 @@ def source_password(source: SourceConfig) -> str:
     """The MySQL password: Secrets Manager in AWS (cached), else the named variable."""
     if source.secret_arn:
         secret = secrets().get(source.secret_arn, max_age=300)
+        problem = "source secret must be a string or JSON with 'password'"
+        if not isinstance(secret, str):  # SecretBinary: str() of bytes is no password
+            raise ConfigError(problem)
         try:
-            value = json.loads(secret)["password"] if str(secret).startswith("{") else secret
+            value = json.loads(secret)["password"] if secret.startswith("{") else secret
         except (ValueError, KeyError):
-            raise ConfigError("source secret must be a string or JSON with 'password'") from None
+            raise ConfigError(problem) from None
         return str(value)
     return source.password()
 

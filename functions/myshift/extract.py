@@ -20,7 +20,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -144,7 +144,9 @@ class _Failed:
 _END = object()
 
 
-def _prefetched(lines: Iterator[Any], depth: int = 1) -> Generator[Any, None, None]:
+def _prefetched(
+    lines: Generator[tuple[bytes, int], None, None], depth: int = 1
+) -> Generator[Any, None, None]:
     """`lines` read on a thread of its own, at most `depth` batches ahead.
 
     The next batch comes off the socket while this one is parsed and written (Arrow
@@ -166,7 +168,7 @@ def _prefetched(lines: Iterator[Any], depth: int = 1) -> Generator[Any, None, No
             batches.put(_Failed(exc))
             return
         finally:
-            lines.close()  # type: ignore[attr-defined]
+            lines.close()
         batches.put(_END)
 
     reader = threading.Thread(target=read, name="myshift-reader", daemon=True)

@@ -14,13 +14,14 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from infra import LOCAL_STAGE
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 
 
-def local_template(pipelines_dir: Path) -> dict:
+def local_template(pipelines_dir: Path) -> dict[str, Any]:
     """The template of the local stage's stack for the pipelines in `pipelines_dir`."""
     import app as app_module  # the repository root is on sys.path (python -m)
 
@@ -41,7 +42,10 @@ def local_template(pipelines_dir: Path) -> dict:
         )
         assembly = cdk_app.synth()
         artifact = assembly.get_stack_artifact(stack.artifact_id)
-        return json.loads(Path(artifact.template_full_path).read_text(encoding="utf-8"))
+        template: dict[str, Any] = json.loads(
+            Path(artifact.template_full_path).read_text(encoding="utf-8")
+        )
+        return template
 
 
 def main(argv: list[str]) -> int:

@@ -6,8 +6,8 @@ resource as cdk-nag prints it rather than as the template holds it.
 
 from __future__ import annotations
 
-from aws_cdk import Stack
-from constructs import Construct
+from aws_cdk import CfnElement, Stack
+from constructs import IConstruct
 
 
 def nag_arn(stack: Stack, arn: str) -> str:
@@ -26,7 +26,14 @@ def nag_arn(stack: Stack, arn: str) -> str:
     return "".join(parts)
 
 
-def nag_attr(stack: Stack, resource: Construct, suffix: str = "") -> str:
+def logical_id(stack: Stack, resource: IConstruct) -> str:
+    """The logical id of the CloudFormation resource a construct wraps (its default child)."""
+    child = resource.node.default_child
+    if not isinstance(child, CfnElement):  # an imported bucket, say: nothing in the template
+        raise TypeError(f"{resource.node.path} has no CloudFormation resource of its own")
+    return stack.get_logical_id(child)
+
+
+def nag_attr(stack: Stack, resource: IConstruct, suffix: str = "") -> str:
     """`Resource::<LogicalId.Arn><suffix>`, the way cdk-nag names a grant's resource."""
-    logical_id = stack.get_logical_id(resource.node.default_child)  # type: ignore[arg-type]
-    return f"Resource::<{logical_id}.Arn>{suffix}"
+    return f"Resource::<{logical_id(stack, resource)}.Arn>{suffix}"

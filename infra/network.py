@@ -17,6 +17,10 @@ from myshift.config import PipelineConfig, VpcConfig
 
 from infra.nag import nag_arn
 
+# Where a pipeline's functions run: (subnets, security groups, (create endpoints, vpc id,
+# route tables...)).
+Placement = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
 
 def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
     """The one VPC placement of the pipelines that give one (None: no VPC).
@@ -26,8 +30,8 @@ def pipelines_vpc(pipelines: Mapping[str, PipelineConfig]) -> VpcConfig | None:
     each with its own `pipelines/<stage>/`). A pipeline without `vpc` is reached from
     the others' subnets (or, when none has one, from outside any VPC).
     """
-    placements: dict[tuple[tuple[str, ...], ...], list[str]] = {}
-    configs: dict[tuple[tuple[str, ...], ...], VpcConfig] = {}
+    placements: dict[Placement, list[str]] = {}
+    configs: dict[Placement, VpcConfig] = {}
     for name, pipeline in sorted(pipelines.items()):
         if pipeline.vpc is not None:
             vpc = pipeline.vpc

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Stack, Validations
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 from myshift.settings import MAP_RESULTS_DAYS, map_results_prefix
+
+from infra.nag import logical_id
 
 
 class Storage(Construct):
@@ -25,7 +28,7 @@ class Storage(Construct):
         data_prefix: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        common = {
+        common: dict[str, Any] = {
             "encryption": s3.BucketEncryption.S3_MANAGED,
             "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
             "enforce_ssl": True,
@@ -126,10 +129,10 @@ class Storage(Construct):
         for statement in self._read_statements(data_prefix):
             role.add_to_policy(statement)
         stack = Stack.of(self)
-        logical_id = stack.get_logical_id(self.bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_id = logical_id(stack, self.bucket)
         Validations.of(role).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{data_prefix}/*]",
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{data_prefix}/*]",
                 reason="COPY reads the manifests and Parquet files of every pipeline/table/run "
                 "under the data prefix; their keys are not known at deploy time.",
             )

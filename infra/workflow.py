@@ -21,7 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 from myshift.settings import map_results_prefix
 
-from infra.nag import nag_arn
+from infra.nag import logical_id, nag_arn
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
@@ -148,10 +148,10 @@ class Workflow(Construct):
                 resources=children,
             )
         )
-        logical_id = stack.get_logical_id(bucket.node.default_child)  # type: ignore[arg-type]
+        bucket_id = logical_id(stack, bucket)
         Validations.of(self.state_machine).acknowledge(
             Acknowledgment(
-                id=f"AwsSolutions-IAM5[Resource::<{logical_id}.Arn>/{data_prefix}/*]",
+                id=f"AwsSolutions-IAM5[Resource::<{bucket_id}.Arn>/{data_prefix}/*]",
                 reason="The Distributed Map reads a run's chunk plan and writes its results "
                 "under the data prefix; keys are per pipeline/table/run.",
             ),

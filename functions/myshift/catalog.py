@@ -7,6 +7,7 @@ from typing import Any
 import pymysql
 
 from myshift import evolve, state
+from myshift.clients import StateTable
 from myshift.config import TableConfig
 from myshift.errors import SchemaError
 from myshift.schema import COLUMNS_QUERY, Column, columns_from_information_schema, target_name_map
@@ -25,7 +26,7 @@ def source_columns(
 
 
 def table_evolution(
-    conn: pymysql.Connection, state_table: Any, pipeline: str, table: TableConfig
+    conn: pymysql.Connection, state_table: StateTable, pipeline: str, table: TableConfig
 ) -> tuple[evolve.Evolution, dict[str, Any]]:
     """How the table's columns changed since its earlier files, and this run's schema record.
 
@@ -48,7 +49,7 @@ def table_evolution(
 
 def table_columns(
     conn: pymysql.Connection,
-    state_table: Any,
+    state_table: StateTable,
     pipeline: str,
     table: TableConfig,
     planned_count: int | None = None,

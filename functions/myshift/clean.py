@@ -37,6 +37,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from myshift import state
+from myshift.clients import S3Client, S3Object, StateTable
 from myshift.config import PipelineConfig
 from myshift.errors import InputError, StorageUnavailableError
 from myshift.extract import table_prefix
@@ -177,7 +178,7 @@ class TableCleanup:
         return record
 
 
-def _list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]:
+def _list_objects(s3: S3Client, bucket: str, prefix: str) -> Iterator[S3Object]:
     try:
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
             yield from page.get("Contents", [])
@@ -186,8 +187,8 @@ def _list_objects(s3: Any, bucket: str, prefix: str) -> Iterator[dict[str, Any]]
 
 
 def inventory(
-    s3: Any,
-    state_table: Any,
+    s3: S3Client,
+    state_table: StateTable,
     *,
     bucket: str,
     data_prefix: str,
@@ -246,7 +247,7 @@ def inventory(
 
 
 def _failed_runs(
-    state_table: Any, pipeline: str, table: str, items: Iterable[list[dict[str, Any]]]
+    state_table: StateTable, pipeline: str, table: str, items: Iterable[list[dict[str, Any]]]
 ) -> set[str]:
     """Ids of the runs with `written` files whose run record says failed."""
     runs = {str(i.get("run_id")) for group in items for i in group if i.get("status") == WRITTEN}
@@ -319,7 +320,7 @@ def _batches(values: list[Any], size: int = DELETE_BATCH) -> Iterator[list[Any]]
         yield values[start : start + size]
 
 
-def _delete_items(state_table: Any, keys: Iterable[dict[str, str]]) -> int:
+def _delete_items(state_table: StateTable, keys: Iterable[dict[str, str]]) -> int:
     count = 0
     try:
         with state_table.batch_writer() as batch:
@@ -333,7 +334,9 @@ def _delete_items(state_table: Any, keys: Iterable[dict[str, str]]) -> int:
     return count
 
 
-def execute(s3: Any, state_table: Any, *, bucket: str, cleanup: TableCleanup) -> TableCleanup:
+def execute(
+    s3: S3Client, state_table: StateTable, *, bucket: str, cleanup: TableCleanup
+) -> TableCleanup:
     """Delete the selected objects, then the FILE# items of those S3 confirmed deleted.
 
     Objects go first: if the run stops half-way, what is left is an item whose object
@@ -368,8 +371,8 @@ def execute(s3: Any, state_table: Any, *, bucket: str, cleanup: TableCleanup) ->
 
 
 def clean_table(
-    s3: Any,
-    state_table: Any,
+    s3: S3Client,
+    state_table: StateTable,
     *,
     bucket: str,
     data_prefix: str,
@@ -394,8 +397,8 @@ def clean_table(
 
 
 def plan_pipelines(
-    s3: Any,
-    state_table: Any,
+    s3: S3Client,
+    state_table: StateTable,
     *,
     bucket: str,
     data_prefix: str,
@@ -425,7 +428,7 @@ def plan_pipelines(
 
 
 def execute_all(
-    s3: Any, state_table: Any, *, bucket: str, cleanups: Iterable[TableCleanup]
+    s3: S3Client, state_table: StateTable, *, bucket: str, cleanups: Iterable[TableCleanup]
 ) -> list[TableCleanup]:
     """`execute` each planned clean-up in turn (several tables)."""
     return [execute(s3, state_table, bucket=bucket, cleanup=c) for c in cleanups]
@@ -450,8 +453,8 @@ def totals(cleanups: Iterable[TableCleanup]) -> dict[str, Any]:
 
 
 def scheduled_clean(
-    s3: Any,
-    state_table: Any,
+    s3: S3Client,
+    state_table: StateTable,
     *,
     bucket: str,
     data_prefix: str,

@@ -30,6 +30,7 @@ import pymysql
 from botocore.exceptions import BotoCoreError, ClientError
 
 from myshift import canary, checksum, load
+from myshift.clients import RedshiftDataClient, S3Client, StateTable
 from myshift.config import PipelineConfig
 from myshift.errors import MyshiftError
 from myshift.extract import write_table
@@ -83,7 +84,7 @@ def doctor_prefix(data_prefix: str, run_id: str) -> str:
 # --- AWS calls each function makes ----------------------------------------------------
 
 
-def probe_state_table(table: Any, *, function: str, run_id: str, now_epoch: int) -> Check:
+def probe_state_table(table: StateTable, *, function: str, run_id: str, now_epoch: int) -> Check:
     """Write and read an item of the state table, as the function's role."""
     key = {"pk": f"DOCTOR#{run_id}", "sk": function}
     what = f"{function}: DynamoDB state table read/write"
@@ -102,7 +103,7 @@ def probe_state_table(table: Any, *, function: str, run_id: str, now_epoch: int)
     return Check(what, "pass", f"table {table.name}", by=function)
 
 
-def probe_bucket_write(s3: Any, *, bucket: str, key: str, function: str) -> Check:
+def probe_bucket_write(s3: S3Client, *, bucket: str, key: str, function: str) -> Check:
     """Put an object under the doctor's prefix, as the function's role."""
     what = f"{function}: S3 write to the data bucket"
     try:
@@ -241,7 +242,7 @@ def _grant_checks(conn: pymysql.Connection, pipeline: PipelineConfig, function: 
 
 
 def write_canary(
-    s3: Any, *, bucket: str, data_prefix: str, run_id: str, function: str
+    s3: S3Client, *, bucket: str, data_prefix: str, run_id: str, function: str
 ) -> tuple[Check, dict[str, Any] | None]:
     """The canary file and its manifest; the check and what the load needs of them."""
     prefix = doctor_prefix(data_prefix, run_id)
@@ -509,8 +510,8 @@ class Context:
     """What a function's checks reach: its clients, the pipeline, where probes go."""
 
     connect: Callable[[], pymysql.Connection]
-    state_table: Any
-    s3: Any
+    state_table: StateTable
+    s3: S3Client
     pipeline: PipelineConfig
     bucket: str
     data_prefix: str
@@ -555,9 +556,9 @@ def extract_checks(context: Context) -> dict[str, Any]:
 
 
 def submit_warehouse_checks(
-    redshift_data: Any,
-    state_table: Any,
-    s3: Any,
+    redshift_data: RedshiftDataClient,
+    state_table: StateTable,
+    s3: S3Client,
     *,
     pipeline: PipelineConfig,
     canary_file: dict[str, Any] | None,
@@ -623,7 +624,7 @@ def submit_warehouse_checks(
 
 
 def warehouse_results(
-    redshift_data: Any,
+    redshift_data: RedshiftDataClient,
     *,
     pipeline: PipelineConfig,
     statements: dict[str, Any],
@@ -667,7 +668,7 @@ def warehouse_results(
     return {"checks": [c.as_dict() for c in checks]}
 
 
-def state_checks(state_table: Any, *, run_id: str, now_epoch: int) -> dict[str, Any]:
+def state_checks(state_table: StateTable, *, run_id: str, now_epoch: int) -> dict[str, Any]:
     """The State function: its AWS calls."""
     check = probe_state_table(state_table, function="State", run_id=run_id, now_epoch=now_epoch)
     return {"checks": [check.as_dict()]}

@@ -20,7 +20,7 @@ import os
 import queue
 import tempfile
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from contextlib import closing
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +34,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import BotoCoreError, ClientError
 
 from myshift import keys
+from myshift.clients import S3Client
 from myshift.errors import StorageUnavailableError
 from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.mysql_types import Family
@@ -143,7 +144,9 @@ class _Failed:
 _END = object()
 
 
-def _prefetched(lines: Iterator[Any], depth: int = 1) -> Generator[Any, None, None]:
+def _prefetched(
+    lines: Generator[tuple[bytes, int], None, None], depth: int = 1
+) -> Generator[Any, None, None]:
     """`lines` read on a thread of its own, at most `depth` batches ahead.
 
     The next batch comes off the socket while this one is parsed and written (Arrow
@@ -165,7 +168,7 @@ def _prefetched(lines: Iterator[Any], depth: int = 1) -> Generator[Any, None, No
             batches.put(_Failed(exc))
             return
         finally:
-            lines.close()  # type: ignore[attr-defined]
+            lines.close()
         batches.put(_END)
 
     reader = threading.Thread(target=read, name="myshift-reader", daemon=True)
@@ -233,7 +236,7 @@ def parquet_writer(path: str, columns: list[Column]) -> pq.ParquetWriter:
     )
 
 
-def upload(s3: Any, path: str, bucket: str, s3_key: str) -> None:
+def upload(s3: S3Client, path: str, bucket: str, s3_key: str) -> None:
     """Upload a written file; S3 errors are StorageUnavailableError (transient)."""
     try:
         s3.upload_file(path, bucket, s3_key)
@@ -241,7 +244,9 @@ def upload(s3: Any, path: str, bucket: str, s3_key: str) -> None:
         raise StorageUnavailableError(f"S3 upload of {s3_key}: {exc}".splitlines()[0]) from None
 
 
-def write_table(s3: Any, *, bucket: str, s3_key: str, columns: list[Column], table: Any) -> int:
+def write_table(
+    s3: S3Client, *, bucket: str, s3_key: str, columns: list[Column], table: Any
+) -> int:
     """Write rows already converted (`schema.to_record_batch`) as one file; its size."""
     with tempfile.TemporaryDirectory(prefix="myshift-") as workdir:
         path = os.path.join(workdir, "file.parquet")
@@ -283,7 +288,7 @@ def _write_parquet(
 
 def extract_chunk(
     conn: pymysql.Connection,
-    s3: Any,
+    s3: S3Client,
     *,
     bucket: str,
     s3_key: str,

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from myshift.clients import RedshiftDataClient, S3Client
 from myshift.config import TargetConfig
 from myshift.errors import CountMismatchError, LoadError, WarehouseUnavailableError
 from myshift.identifiers import quote_redshift, quote_redshift_table, sql_string
@@ -62,7 +64,7 @@ def manifest(bucket: str, files: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def put_manifest(s3: Any, bucket: str, key: str, files: list[dict[str, Any]]) -> None:
+def put_manifest(s3: S3Client, bucket: str, key: str, files: list[dict[str, Any]]) -> None:
     """Write the manifest object."""
     body = json.dumps(manifest(bucket, files)).encode()
     try:
@@ -302,7 +304,9 @@ def client_token(name: str, sqls: list[str]) -> str:
     return digest.hexdigest()  # 64 characters: the API's maximum
 
 
-def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str) -> str:
+def submit(
+    redshift_data: RedshiftDataClient, target: TargetConfig, sqls: list[str], name: str
+) -> str:
     """Submit a batch (one transaction); returns the statement id."""
     return _submitted(
         redshift_data.batch_execute_statement,
@@ -314,7 +318,9 @@ def submit(redshift_data: Any, target: TargetConfig, sqls: list[str], name: str)
     )
 
 
-def submit_single(redshift_data: Any, target: TargetConfig, sql: str, name: str) -> str:
+def submit_single(
+    redshift_data: RedshiftDataClient, target: TargetConfig, sql: str, name: str
+) -> str:
     """Submit one statement outside any transaction block; returns the statement id."""
     return _submitted(
         redshift_data.execute_statement,
@@ -326,7 +332,7 @@ def submit_single(redshift_data: Any, target: TargetConfig, sql: str, name: str)
     )
 
 
-def describe(redshift_data: Any, statement_id: str) -> dict[str, Any]:
+def describe(redshift_data: RedshiftDataClient, statement_id: str) -> dict[str, Any]:
     """DescribeStatement, with transport errors classified."""
     try:
         return dict(redshift_data.describe_statement(Id=statement_id))
@@ -392,14 +398,14 @@ def verified_counts(
     return counts
 
 
-def field_value(field: dict[str, Any]) -> Any:
+def field_value(field: Mapping[str, Any]) -> Any:
     """A Data API typed value (`{"longValue": 1}`, `{"isNull": true}`, ...) as Python."""
     if field.get("isNull"):
         return None
     return next(iter(field.values()))
 
 
-def statement_rows(redshift_data: Any, statement_id: str) -> list[list[Any]]:
+def statement_rows(redshift_data: RedshiftDataClient, statement_id: str) -> list[list[Any]]:
     """Every row of a finished statement's result (GetStatementResult, page by page).
 
     Only the identity that ran the statement may read it (see `follow_statement`).
@@ -417,7 +423,7 @@ def statement_rows(redshift_data: Any, statement_id: str) -> list[list[Any]]:
         raise WarehouseUnavailableError(f"Redshift Data API: {exc}".splitlines()[0]) from None
 
 
-def batch_rows(redshift_data: Any, statement_id: str) -> list[list[list[Any]]]:
+def batch_rows(redshift_data: RedshiftDataClient, statement_id: str) -> list[list[list[Any]]]:
     """The rows of each sub-statement of a finished batch of SELECTs, in order."""
     description = describe(redshift_data, statement_id)
     if description.get("Status") != "FINISHED":

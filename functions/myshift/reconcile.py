@@ -47,13 +47,14 @@ import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pymysql
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
 from myshift import checksum, evolve, keys, load, state, steps, verification
 from myshift.catalog import source_columns
+from myshift.clients import RedshiftDataClient, S3Client, StateTable
 from myshift.config import PipelineConfig, TableConfig
 from myshift.errors import InputError, LoadError, StorageUnavailableError
 from myshift.identifiers import quote_mysql, quote_mysql_table, quote_redshift
@@ -132,7 +133,7 @@ def _item_document(data_prefix: str, item: dict[str, Any], name: str) -> str:
     return document_key(data_prefix, item, f"item-{int(item['item']['item']):05d}/{name}")
 
 
-def delete_prefix(s3: Any, bucket: str, prefix: str) -> int:
+def delete_prefix(s3: S3Client, bucket: str, prefix: str) -> int:
     """Remove every object under `prefix`; how many."""
     removed = 0
     try:
@@ -437,19 +438,40 @@ def item_ranges(
 # --- the steps (one handler call each) -------------------------------------------------------
 
 
+_Given = TypeVar("_Given")
+
+
+def _given(value: _Given | None, what: str) -> _Given:
+    if value is None:
+        raise TypeError(f"this reconcile step needs {what}, which its function did not pass")
+    return value
+
+
 @dataclass(frozen=True)
 class Step:
     """What a step of the Plan or the Load function gets: its clients (MySQL for Plan, the
     Data API for Load), where the documents live, the pipeline and the table's item."""
 
-    s3: Any
+    s3: S3Client
     bucket: str
     data_prefix: str
     pipeline: PipelineConfig
     item: dict[str, Any]
-    state_table: Any = None
-    conn: Any = None
-    redshift_data: Any = None
+    state_table: StateTable | None = None
+    conn: pymysql.Connection | None = None
+    redshift_data: RedshiftDataClient | None = None
+
+    def mysql(self) -> pymysql.Connection:
+        """The MySQL connection (a Plan function's step)."""
+        return _given(self.conn, "a MySQL connection")
+
+    def table_state(self) -> StateTable:
+        """The state table (a Plan function's step)."""
+        return _given(self.state_table, "the state table")
+
+    def warehouse(self) -> RedshiftDataClient:
+        """The Data API client (a Load function's step)."""
+        return _given(self.redshift_data, "the Redshift Data API client")
 
     def document(self, name: str) -> Any:
         """One of the item's documents (S3)."""
@@ -462,14 +484,21 @@ class Step:
         verification.put_document(self.s3, self.bucket, key, document)
 
 
-def _record(state_table: Any, item: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+def _record(
+    state_table: StateTable, item: dict[str, Any], changes: dict[str, Any]
+) -> dict[str, Any]:
     return state.update_run(
         state_table, item["pipeline"], item["table"], item["run_id"], changes, prefix=RECORD
     )
 
 
 def acquire_lock(
-    state_table: Any, pipeline: PipelineConfig, item: dict[str, Any], *, now: str, now_epoch: int
+    state_table: StateTable,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
+    *,
+    now: str,
+    now_epoch: int,
 ) -> dict[str, Any]:
     """Take the table's lock, as a sync does: no sync changes the table meanwhile (a
     locked table fails with TableLockedError, recorded as skipped)."""
@@ -493,7 +522,7 @@ def acquire_lock(
 def plan(step: Step) -> dict[str, Any]:
     """The table's key ranges, as Distributed Map items on S3; `compare` False (and the
     reason recorded) when the table is not reconciled."""
-    conn, s3, state_table = step.conn, step.s3, step.state_table
+    s3, state_table = step.s3, step.table_state()
     bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     table = pipeline.table(item["table"])
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
@@ -502,7 +531,7 @@ def plan(step: Step) -> dict[str, Any]:
     if reason is not None:
         _record(state_table, item, {"status": "skipped", "reason": reason})
         return {**item, "compare": False}
-    ranges = verification.cut_ranges(conn, table, table.verify_range_rows)
+    ranges = verification.cut_ranges(step.mysql(), table, table.verify_range_rows)
     items = [
         {
             "item": number,
@@ -529,7 +558,10 @@ def plan(step: Step) -> dict[str, Any]:
 
 
 def _context(
-    conn: pymysql.Connection, state_table: Any, pipeline: PipelineConfig, item: dict[str, Any]
+    conn: pymysql.Connection,
+    state_table: StateTable,
+    pipeline: PipelineConfig,
+    item: dict[str, Any],
 ) -> tuple[TableConfig, dict[str, Any], list[Column]]:
     table = pipeline.table(item["table"])
     schema = state.get_schema(state_table, pipeline.name, table.name) or {}
@@ -538,7 +570,7 @@ def _context(
 
 def item_source(step: Step) -> dict[str, Any]:
     """An item's first level: MySQL's figures of its ranges, Redshift's statements."""
-    conn, state_table, pipeline, item = step.conn, step.state_table, step.pipeline, step.item
+    conn, state_table, pipeline, item = step.mysql(), step.table_state(), step.pipeline, step.item
     table, schema, columns = _context(conn, state_table, pipeline, item)
     ranges = [checksum.KeyRange(lower, upper) for lower, upper in item["item"]["ranges"]]
     document = level_document(
@@ -556,7 +588,7 @@ def item_source(step: Step) -> dict[str, Any]:
 
 def submit_checksums(step: Step) -> dict[str, Any]:
     """Submit the warehouse's figures of a level's ranges: one batch of aggregates."""
-    redshift_data, pipeline, item = step.redshift_data, step.pipeline, step.item
+    redshift_data, pipeline, item = step.warehouse(), step.pipeline, step.item
     level = int(item["round"]["level"])
     document = step.document(f"level-{level}")
     name = f"myshift-reconcile-{item['run_id']}-{item['table']}-{item['item']['item']}-{level}"
@@ -574,7 +606,7 @@ def compare_checksums(step: Step) -> dict[str, Any]:
     item = step.item
     level = int(item["round"]["level"])
     document = step.document(f"level-{level}")
-    results = load.batch_rows(step.redshift_data, item["checksums"]["statement_id"])
+    results = load.batch_rows(step.warehouse(), item["checksums"]["statement_id"])
     compared = compare_level(document, results, level)
     step.put(f"compared-{level}", compared)
     if not compared["split"] and not compared["leaves"]:
@@ -584,7 +616,7 @@ def compare_checksums(step: Step) -> dict[str, Any]:
 
 def split_ranges(step: Step) -> dict[str, Any]:
     """The next level: each differing range split, MySQL's figures of the parts."""
-    conn, state_table, pipeline, item = step.conn, step.state_table, step.pipeline, step.item
+    conn, state_table, pipeline, item = step.mysql(), step.table_state(), step.pipeline, step.item
     level = int(item["round"]["level"])
     compared = step.document(f"compared-{level}")
     table, schema, columns = _context(conn, state_table, pipeline, item)
@@ -606,7 +638,7 @@ def split_ranges(step: Step) -> dict[str, Any]:
 
 def list_rows(step: Step) -> dict[str, Any]:
     """The leaves' source rows (key, row hash, due), and the warehouse's listing to submit."""
-    conn, state_table, pipeline, item = step.conn, step.state_table, step.pipeline, step.item
+    conn, state_table, pipeline, item = step.mysql(), step.table_state(), step.pipeline, step.item
     level = int(item["round"]["level"])
     compared = step.document(f"compared-{level}")
     table, schema, columns = _context(conn, state_table, pipeline, item)
@@ -642,7 +674,7 @@ def list_rows(step: Step) -> dict[str, Any]:
 
 def submit_listing(step: Step) -> dict[str, Any]:
     """Submit the warehouse's listing of the leaves' rows."""
-    redshift_data, pipeline, item = step.redshift_data, step.pipeline, step.item
+    redshift_data, pipeline, item = step.warehouse(), step.pipeline, step.item
     document = step.document("rows")
     if not document["statements"]:
         return _submitted(None, item)
@@ -654,7 +686,7 @@ def submit_listing(step: Step) -> dict[str, Any]:
 
 def name_rows(step: Step) -> dict[str, Any]:
     """The leaves' keys named from both listings: the item's result."""
-    redshift_data, item = step.redshift_data, step.item
+    redshift_data, item = step.warehouse(), step.item
     document = step.document("rows")
     statement_id = item["listing"]["statement_id"]
     parts = load.batch_rows(redshift_data, statement_id) if statement_id else []
@@ -667,7 +699,7 @@ def name_rows(step: Step) -> dict[str, Any]:
 def summarize(step: Step) -> dict[str, Any]:
     """The table's outcome from its items' results, in its record; with `fix`, the
     chunks that read the named rows again (S3) and the deletes' statements."""
-    conn, s3, state_table = step.conn, step.s3, step.state_table
+    s3, state_table = step.s3, step.table_state()
     bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     table = pipeline.table(item["table"])
     results = [
@@ -698,7 +730,7 @@ def summarize(step: Step) -> dict[str, Any]:
             )
         if named["deleted"] and table.deletes != "keep":
             key = document_key(data_prefix, item, "deletes")
-            columns = compared_columns(conn, table, schema)
+            columns = compared_columns(step.mysql(), table, schema)
             sqls, covered = verification.delete_statements(
                 columns,
                 table=table,
@@ -716,7 +748,9 @@ def summarize(step: Step) -> dict[str, Any]:
     return answer
 
 
-def commit_fix_extraction(state_table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+def commit_fix_extraction(
+    state_table: StateTable, item: dict[str, Any], now: str
+) -> dict[str, Any]:
     """The fix's files `extracted` (the sync's load takes them); the watermark unchanged:
     the rows read again are the rows the warehouse already should hold."""
     files = steps.recorded_files(
@@ -728,7 +762,7 @@ def commit_fix_extraction(state_table: Any, item: dict[str, Any], now: str) -> d
 
 
 def commit_fix_load(
-    state_table: Any, s3: Any, *, bucket: str, item: dict[str, Any], now: str
+    state_table: StateTable, s3: S3Client, *, bucket: str, item: dict[str, Any], now: str
 ) -> dict[str, Any]:
     """After the fix's load committed: its files loaded (as a sync's load records them)."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
@@ -744,7 +778,7 @@ def commit_fix_load(
 
 def submit_deletes(step: Step) -> dict[str, Any]:
     """Submit the removal (or marking) of the keys deleted in the source."""
-    s3, redshift_data = step.s3, step.redshift_data
+    s3, redshift_data = step.s3, step.warehouse()
     bucket, data_prefix, pipeline, item = step.bucket, step.data_prefix, step.pipeline, step.item
     document = verification.get_document(s3, bucket, document_key(data_prefix, item, "deletes"))
     name = f"myshift-reconcile-deletes-{item['run_id']}-{item['table']}"
@@ -752,7 +786,7 @@ def submit_deletes(step: Step) -> dict[str, Any]:
 
 
 def commit_deletes(
-    state_table: Any, *, pipeline: PipelineConfig, item: dict[str, Any]
+    state_table: StateTable, *, pipeline: PipelineConfig, item: dict[str, Any]
 ) -> dict[str, Any]:
     """The deletes committed: counted; a soft table has its column from now on."""
     table = pipeline.table(item["table"])
@@ -779,7 +813,13 @@ def outcome(record: dict[str, Any]) -> str:
 
 
 def release(
-    state_table: Any, s3: Any, *, bucket: str, data_prefix: str, item: dict[str, Any], now: str
+    state_table: StateTable,
+    s3: S3Client,
+    *,
+    bucket: str,
+    data_prefix: str,
+    item: dict[str, Any],
+    now: str,
 ) -> dict[str, Any]:
     """The table's reconciliation done: lock released, documents removed, final status."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
@@ -793,7 +833,13 @@ def release(
 
 
 def record_failure(
-    state_table: Any, s3: Any, *, bucket: str, data_prefix: str, item: dict[str, Any], now: str
+    state_table: StateTable,
+    s3: S3Client,
+    *,
+    bucket: str,
+    data_prefix: str,
+    item: dict[str, Any],
+    now: str,
 ) -> dict[str, Any]:
     """A table that failed (or was locked by a run: skipped, nothing touched)."""
     pipeline, table, run_id = item["pipeline"], item["table"], item["run_id"]
@@ -808,7 +854,7 @@ def record_failure(
     return {"table": table, "status": final["status"]}
 
 
-def report(state_table: Any, run: dict[str, Any]) -> dict[str, Any]:
+def report(state_table: StateTable, run: dict[str, Any]) -> dict[str, Any]:
     """The reconciliation's small outcome (each table's record stays in DynamoDB)."""
     records = state.get_runs(
         state_table, run["pipeline"], list(run["tables"]), run["run_id"], prefix=RECORD

@@ -10,17 +10,21 @@ import hashlib
 import json
 import os
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import boto3
 import boto3.session
 import pymysql
 
+from myshift.clients import RedshiftDataClient, S3Client, StateTable
 from myshift.config import PipelineConfig, SourceConfig, load_pipeline
 from myshift.errors import ConfigError
 from myshift.settings import current_settings
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.parameters import SecretsProvider
+
     from myshift import doctor
 from myshift.source import connect
 
@@ -32,8 +36,10 @@ _local = threading.local()
 _clients: dict[tuple[str, ...], Any] = {}
 _clients_lock = threading.Lock()
 
+_Client = TypeVar("_Client")
 
-def _cached(kind: str, build: Any, *extra: str) -> Any:
+
+def _cached(kind: str, build: Callable[[boto3.session.Session], _Client], *extra: str) -> _Client:
     """One client per kind and credentials, each from a session of its own.
 
     Lambda sets the role's credentials in the function's environment, fixed for the
@@ -48,7 +54,8 @@ def _cached(kind: str, build: Any, *extra: str) -> Any:
         client = build(boto3.session.Session())
         with _clients_lock:
             client = _clients.setdefault(key, client)
-    return client
+    # One kind, one type: `key` starts with `kind`, which one `build` serves.
+    return cast(_Client, client)
 
 
 def clear_clients() -> None:
@@ -57,23 +64,23 @@ def clear_clients() -> None:
         _clients.clear()
 
 
-def s3() -> Any:
+def s3() -> S3Client:
     """The S3 client."""
     return _cached("s3", lambda session: session.client("s3"))
 
 
-def state_table() -> Any:
+def state_table() -> StateTable:
     """The DynamoDB state table."""
     name = current_settings().state_table
     return _cached("state_table", lambda session: session.resource("dynamodb").Table(name), name)
 
 
-def redshift_data() -> Any:
+def redshift_data() -> RedshiftDataClient:
     """The Redshift Data API client."""
     return _cached("redshift-data", lambda session: session.client("redshift-data"))
 
 
-def secrets() -> Any:
+def secrets() -> SecretsProvider:
     """Powertools' Secrets Manager provider (it caches values for `max_age`)."""
     from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
@@ -92,10 +99,13 @@ def source_password(source: SourceConfig) -> str:
     """The MySQL password: Secrets Manager in AWS (cached), else the named variable."""
     if source.secret_arn:
         secret = secrets().get(source.secret_arn, max_age=300)
+        problem = "source secret must be a string or JSON with 'password'"
+        if not isinstance(secret, str):  # SecretBinary: str() of bytes is no password
+            raise ConfigError(problem)
         try:
-            value = json.loads(secret)["password"] if str(secret).startswith("{") else secret
+            value = json.loads(secret)["password"] if secret.startswith("{") else secret
         except (ValueError, KeyError):
-            raise ConfigError("source secret must be a string or JSON with 'password'") from None
+            raise ConfigError(problem) from None
         return str(value)
     return source.password()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 
 import pymysql
 import pymysql.cursors
@@ -259,7 +259,7 @@ def _lost(stream: UnbufferedResult, why: str) -> pymysql.err.OperationalError:
 
 def stream_lines(
     conn: pymysql.Connection, sql: str, params: tuple | list, batch_rows: int
-) -> Iterator[tuple[bytes, int]]:
+) -> Generator[tuple[bytes, int], None, None]:
     """Run a one-column query unbuffered; yield its values as newline-ended lines.
 
     pymysql sends the query and reads the column definitions; the rows are then read

@@ -16,6 +16,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import BotoCoreError, ClientError
 
+from myshift.clients import StateTable
 from myshift.errors import StateConflictError, StorageUnavailableError, TableLockedError
 
 WATERMARK = "WATERMARK"
@@ -91,7 +92,7 @@ def _storage_error(exc: Exception, what: str) -> Exception:
     return StorageUnavailableError(f"DynamoDB {what}: {exc}".splitlines()[0])
 
 
-def get_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
+def get_watermark(table: StateTable, pipeline: str, name: str) -> dict[str, Any]:
     """The watermark of a table (defaults when it was never synced)."""
     try:
         item = table.get_item(Key={"pk": partition_key(pipeline, name), "sk": WATERMARK}).get(
@@ -106,7 +107,7 @@ def get_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
 
 
 def put_watermark(
-    table: Any, pipeline: str, name: str, expected_version: int, changes: dict[str, Any]
+    table: StateTable, pipeline: str, name: str, expected_version: int, changes: dict[str, Any]
 ) -> dict[str, Any]:
     """Apply `changes` to the watermark if its version is still `expected_version`."""
     current = get_watermark(table, pipeline, name)
@@ -127,7 +128,7 @@ def put_watermark(
     return updated
 
 
-def reset_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
+def reset_watermark(table: StateTable, pipeline: str, name: str) -> dict[str, Any]:
     """Back to the beginning: no key, every count zero, statuses pending."""
     current = get_watermark(table, pipeline, name)
     fresh = {k: v for k, v in WATERMARK_DEFAULTS.items() if k != "version"}
@@ -137,7 +138,9 @@ def reset_watermark(table: Any, pipeline: str, name: str) -> dict[str, Any]:
 SUPERSEDED = "superseded"
 
 
-def reset_table(table: Any, pipeline: str, name: str, now_epoch: int) -> tuple[dict[str, Any], int]:
+def reset_table(
+    table: StateTable, pipeline: str, name: str, now_epoch: int
+) -> tuple[dict[str, Any], int]:
     """Start a table over; returns the new watermark and how many files were superseded.
 
     The watermark goes back to the beginning, and extracted files no run has loaded
@@ -156,7 +159,7 @@ def reset_table(table: Any, pipeline: str, name: str, now_epoch: int) -> tuple[d
     return reset_watermark(table, pipeline, name), len(pending)
 
 
-def get_schema(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
+def get_schema(table: StateTable, pipeline: str, name: str) -> dict[str, Any] | None:
     """The stored column list and name map of a table, if any."""
     try:
         item = table.get_item(Key={"pk": partition_key(pipeline, name), "sk": SCHEMA}).get("Item")
@@ -165,7 +168,7 @@ def get_schema(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
     return _plain({k: v for k, v in item.items() if k not in ("pk", "sk")}) if item else None
 
 
-def put_schema(table: Any, pipeline: str, name: str, schema: dict[str, Any]) -> None:
+def put_schema(table: StateTable, pipeline: str, name: str, schema: dict[str, Any]) -> None:
     """Store the column list and name map (names never change once stored)."""
     try:
         table.put_item(Item={"pk": partition_key(pipeline, name), "sk": SCHEMA, **schema})
@@ -173,7 +176,7 @@ def put_schema(table: Any, pipeline: str, name: str, schema: dict[str, Any]) -> 
         raise _storage_error(exc, "put schema") from None
 
 
-def put_load(table: Any, pipeline: str, name: str, load: dict[str, Any]) -> None:
+def put_load(table: StateTable, pipeline: str, name: str, load: dict[str, Any]) -> None:
     """Remember the load just submitted until its commit (or a later run's recovery)."""
     try:
         table.put_item(Item={"pk": partition_key(pipeline, name), "sk": LOAD, **load})
@@ -181,7 +184,7 @@ def put_load(table: Any, pipeline: str, name: str, load: dict[str, Any]) -> None
         raise _storage_error(exc, "put load") from None
 
 
-def get_load(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
+def get_load(table: StateTable, pipeline: str, name: str) -> dict[str, Any] | None:
     """The load submitted and not committed yet, if any."""
     key = {"pk": partition_key(pipeline, name), "sk": LOAD}
     try:
@@ -191,7 +194,7 @@ def get_load(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
     return _plain({k: v for k, v in item.items() if k not in ("pk", "sk")}) if item else None
 
 
-def delete_load(table: Any, pipeline: str, name: str) -> None:
+def delete_load(table: StateTable, pipeline: str, name: str) -> None:
     """Forget the submitted load (committed, or known to have failed)."""
     try:
         table.delete_item(Key={"pk": partition_key(pipeline, name), "sk": LOAD})
@@ -204,7 +207,7 @@ def file_sort_key(run_id: str, chunk: int) -> str:
     return f"{FILE_PREFIX}{run_id}#{chunk:06d}"
 
 
-def put_files(table: Any, pipeline: str, name: str, files: list[dict[str, Any]]) -> None:
+def put_files(table: StateTable, pipeline: str, name: str, files: list[dict[str, Any]]) -> None:
     """Record extracted files, one item each (a retried run overwrites its own items)."""
     pk = partition_key(pipeline, name)
     try:
@@ -216,7 +219,11 @@ def put_files(table: Any, pipeline: str, name: str, files: list[dict[str, Any]])
 
 
 def list_files(
-    table: Any, pipeline: str, name: str, status: str | None = None, run_id: str | None = None
+    table: StateTable,
+    pipeline: str,
+    name: str,
+    status: str | None = None,
+    run_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """Files of a table in extraction order, optionally only those with `status`, or
     of one run."""
@@ -240,7 +247,7 @@ def list_files(
         raise _storage_error(exc, "list files") from None
 
 
-def mark_files(table: Any, files: list[dict[str, Any]], status: str, **extra: Any) -> None:
+def mark_files(table: StateTable, files: list[dict[str, Any]], status: str, **extra: Any) -> None:
     """Set the status of recorded files (e.g. `loaded`)."""
     try:
         with table.batch_writer(overwrite_by_pkeys=["pk", "sk"]) as batch:
@@ -250,7 +257,9 @@ def mark_files(table: Any, files: list[dict[str, Any]], status: str, **extra: An
         raise _storage_error(exc, "mark files") from None
 
 
-def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str, Any]) -> None:
+def put_run(
+    table: StateTable, pipeline: str, name: str, run_id: str, record: dict[str, Any]
+) -> None:
     """Write (or overwrite) the history record of one run of one table."""
     item = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}
     keys = {"pipeline": pipeline, "table": name, "run_id": run_id}
@@ -261,7 +270,7 @@ def put_run(table: Any, pipeline: str, name: str, run_id: str, record: dict[str,
 
 
 def update_run(
-    table: Any,
+    table: StateTable,
     pipeline: str,
     name: str,
     run_id: str,
@@ -289,7 +298,7 @@ def update_run(
     return dict(_plain(answer.get("Attributes") or {}))
 
 
-def get_run(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
+def get_run(table: StateTable, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
     """The history record of one run of one table, or None."""
     key = {"pk": partition_key(pipeline, name), "sk": f"{RUN_PREFIX}{run_id}"}
     try:
@@ -300,10 +309,10 @@ def get_run(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any]
 
 
 def put_plan(
-    table: Any, pipeline: str, name: str, run_id: str, plan: dict[str, Any], now_epoch: int
+    table: StateTable, pipeline: str, name: str, run_id: str, plan: dict[str, Any], now_epoch: int
 ) -> None:
     """Keep what a run's plan decided (its schema), read back by the run's later steps."""
-    item = {
+    item: dict[str, str | int] = {
         "pk": partition_key(pipeline, name),
         "sk": f"{PLAN_PREFIX}{run_id}",
         "run_id": run_id,
@@ -315,7 +324,7 @@ def put_plan(
         raise _storage_error(exc, "put plan") from None
 
 
-def get_plan(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
+def get_plan(table: StateTable, pipeline: str, name: str, run_id: str) -> dict[str, Any] | None:
     """The plan a run recorded with `put_plan`, or None."""
     key = {"pk": partition_key(pipeline, name), "sk": f"{PLAN_PREFIX}{run_id}"}
     try:
@@ -326,7 +335,7 @@ def get_plan(table: Any, pipeline: str, name: str, run_id: str) -> dict[str, Any
 
 
 def get_runs(
-    table: Any, pipeline: str, names: list[str], run_id: str, *, prefix: str = RUN_PREFIX
+    table: StateTable, pipeline: str, names: list[str], run_id: str, *, prefix: str = RUN_PREFIX
 ) -> dict[str, dict[str, Any]]:
     """The records of one run for many tables (BatchGetItem, 100 keys a call), by table."""
     keys = [
@@ -354,7 +363,7 @@ def get_runs(
 
 
 def acquire_lock(
-    table: Any, pipeline: str, name: str, owner: str, now_epoch: int, lease_seconds: int
+    table: StateTable, pipeline: str, name: str, owner: str, now_epoch: int, lease_seconds: int
 ) -> dict[str, Any]:
     """Take the table's lock for `owner` (an execution name) until now + lease.
 
@@ -362,7 +371,7 @@ def acquire_lock(
     lease has expired (a crashed execution), or when `owner` already holds it (a
     retried step). Otherwise TableLockedError names the holder.
     """
-    item = {
+    item: dict[str, str | int] = {
         "pk": partition_key(pipeline, name),
         "sk": LOCK,
         "owner": owner,
@@ -385,7 +394,7 @@ def acquire_lock(
     return item
 
 
-def get_lock(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
+def get_lock(table: StateTable, pipeline: str, name: str) -> dict[str, Any] | None:
     """The lock item of a table, if any."""
     try:
         item = table.get_item(
@@ -396,7 +405,7 @@ def get_lock(table: Any, pipeline: str, name: str) -> dict[str, Any] | None:
     return _plain(item) if item else None
 
 
-def release_lock(table: Any, pipeline: str, name: str, owner: str) -> bool:
+def release_lock(table: StateTable, pipeline: str, name: str, owner: str) -> bool:
     """Release the lock if `owner` holds it; False when someone else does (or nobody)."""
     try:
         table.delete_item(
@@ -412,7 +421,7 @@ def release_lock(table: Any, pipeline: str, name: str, owner: str) -> bool:
     return True
 
 
-def list_runs(table: Any, pipeline: str, name: str, limit: int = 20) -> list[dict[str, Any]]:
+def list_runs(table: StateTable, pipeline: str, name: str, limit: int = 20) -> list[dict[str, Any]]:
     """The newest run records of a table (run ids sort by time)."""
     try:
         page = table.query(

@@ -7,9 +7,10 @@ commit the load, record an empty run or a failure.
 from __future__ import annotations
 
 import json
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from myshift import evolve, keys, load, state, verification
+from myshift.clients import RedshiftDataClient, S3Client, StateTable
 from myshift.config import PipelineConfig
 from myshift.errors import (
     CountMismatchError,
@@ -42,6 +43,9 @@ from myshift.payloads import (
 )
 from myshift.workflow import table_item
 
+if TYPE_CHECKING:
+    import pymysql
+
 
 def _cursor_value(key: keys.Key | None) -> keys.KeyValue | None:
     return key[0] if key else None
@@ -70,8 +74,8 @@ PLAN_FACTS = (
 
 
 def publish_plan(
-    s3: Any,
-    state_table: Any,
+    s3: S3Client,
+    state_table: StateTable,
     item: TableRun,
     *,
     schema: dict[str, Any],
@@ -121,7 +125,7 @@ def publish_plan(
     return published
 
 
-def planned_schema(state_table: Any, item: TableRun) -> dict[str, Any]:
+def planned_schema(state_table: StateTable, item: TableRun) -> dict[str, Any]:
     """The schema the run's plan recorded (the files' layout, the name map, the key)."""
     plan = state.get_plan(state_table, item.pipeline, item.table, item.run_id)
     if plan is None or "schema" not in plan:
@@ -130,7 +134,7 @@ def planned_schema(state_table: Any, item: TableRun) -> dict[str, Any]:
 
 
 def record_chunk(
-    state_table: Any, task: ChunkTask, result: dict[str, Any], now: str
+    state_table: StateTable, task: ChunkTask, result: dict[str, Any], now: str
 ) -> ChunkResult:
     """Record one extracted chunk's file as `written` (one item per file, idempotent).
 
@@ -163,7 +167,7 @@ def record_chunk(
 
 
 def recorded_files(
-    state_table: Any, pipeline: str, table: str, run_id: str, chunk_count: int
+    state_table: StateTable, pipeline: str, table: str, run_id: str, chunk_count: int
 ) -> list[dict[str, Any]]:
     """The files of the run's chunks: every planned chunk must have recorded its file."""
     files = state.list_files(state_table, pipeline, table, run_id=run_id)
@@ -173,7 +177,7 @@ def recorded_files(
     return files
 
 
-def commit_extraction(state_table: Any, item: TableRun, now: str) -> TableRun:
+def commit_extraction(state_table: StateTable, item: TableRun, now: str) -> TableRun:
     """Mark the run's files extracted and advance the MySQL side of the watermark.
 
     Every planned chunk must have recorded its file. Counts are absolute for this
@@ -237,7 +241,9 @@ def commit_extraction(state_table: Any, item: TableRun, now: str) -> TableRun:
     return item.after("commit_extraction", **summary)
 
 
-def prepare_warehouse(redshift_data: Any, pipeline: PipelineConfig, run: Run) -> Statement:
+def prepare_warehouse(
+    redshift_data: RedshiftDataClient, pipeline: PipelineConfig, run: Run
+) -> Statement:
     """Submit the schema/ledger DDL of a run (none for backup-only runs).
 
     `attempt` counts submissions: the workflow submits a failed prepare again (a
@@ -298,7 +304,7 @@ def submitted(
 
 
 def follow_statement(
-    redshift_data: Any, statement: Statement, *, raise_on_failure: bool = True
+    redshift_data: RedshiftDataClient, statement: Statement, *, raise_on_failure: bool = True
 ) -> Statement:
     """The statement with its status now (and the wait before the next poll).
 
@@ -339,9 +345,9 @@ def manifest_key(data_prefix: str, pipeline: str, table: str, run_id: str) -> st
 
 
 def start_load(
-    state_table: Any,
-    s3: Any,
-    redshift_data: Any,
+    state_table: StateTable,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     *,
     bucket: str,
     data_prefix: str,
@@ -428,9 +434,9 @@ def start_load(
 
 
 def settle_earlier_load(
-    state_table: Any,
-    s3: Any,
-    redshift_data: Any,
+    state_table: StateTable,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     bucket: str,
     pipeline: str,
     table: str,
@@ -495,7 +501,7 @@ def target_table(schema: dict[str, Any], target_schema: str, mysql_table: str) -
     )
 
 
-def column_alters(state_table: Any, pipeline: PipelineConfig, item: TableRun) -> AltersPlan:
+def column_alters(state_table: StateTable, pipeline: PipelineConfig, item: TableRun) -> AltersPlan:
     """What runs before the load's transaction, each entry one submission.
 
     - VARCHAR widenings, one statement each (Redshift runs ALTER COLUMN TYPE only
@@ -522,7 +528,7 @@ def column_alters(state_table: Any, pipeline: PipelineConfig, item: TableRun) ->
     return AltersPlan(alter_statements=batches)
 
 
-def commit_alters(state_table: Any, item: TableRun) -> TableRun:
+def commit_alters(state_table: StateTable, item: TableRun) -> TableRun:
     """After the alters ran: the Redshift table has the layout's VARCHAR sizes, no
     declared key if it had to go, and the columns added before the load."""
     schema = state.get_schema(state_table, item.pipeline, item.table) or {}
@@ -547,7 +553,11 @@ def commit_alters(state_table: Any, item: TableRun) -> TableRun:
 
 
 def submit_statement(
-    redshift_data: Any, pipeline: PipelineConfig, sqls: list[str], name: str, poll_seconds: int
+    redshift_data: RedshiftDataClient,
+    pipeline: PipelineConfig,
+    sqls: list[str],
+    name: str,
+    poll_seconds: int,
 ) -> Statement:
     """An alter: one statement on its own (not in a transaction block: ALTER COLUMN
     TYPE), or a batch (one transaction: ADD COLUMNs)."""
@@ -559,7 +569,7 @@ def submit_statement(
 
 
 def pending_files(
-    state_table: Any, pipeline: str, table: str, item: LoadRequest
+    state_table: StateTable, pipeline: str, table: str, item: LoadRequest
 ) -> list[dict[str, Any]]:
     """Files to load: extracted and not yet loaded, in extraction order.
 
@@ -583,7 +593,7 @@ def pending_files(
 
 
 def files_in_manifest(
-    state_table: Any, s3: Any, bucket: str, pipeline: str, table: str, key: str
+    state_table: StateTable, s3: S3Client, bucket: str, pipeline: str, table: str, key: str
 ) -> list[dict[str, Any]]:
     """The file items a load's manifest names."""
     try:
@@ -596,7 +606,7 @@ def files_in_manifest(
 
 
 def record_loaded(
-    state_table: Any,
+    state_table: StateTable,
     pipeline: str,
     table: str,
     files: list[dict[str, Any]],
@@ -633,7 +643,9 @@ def record_loaded(
     state.delete_load(state_table, pipeline, table)
 
 
-def commit_load(state_table: Any, s3: Any, *, bucket: str, item: TableRun, now: str) -> TableRun:
+def commit_load(
+    state_table: StateTable, s3: S3Client, *, bucket: str, item: TableRun, now: str
+) -> TableRun:
     """After the load finished: mark its files loaded, advance the watermark.
 
     The counts come from the follow step, which checked them (staged = extracted).
@@ -662,12 +674,12 @@ def commit_load(state_table: Any, s3: Any, *, bucket: str, item: TableRun, now: 
     return item.after("commit_load", **outcome)
 
 
-def raise_failure(redshift_data: Any, statement: Statement) -> NoReturn:
+def raise_failure(redshift_data: RedshiftDataClient, statement: Statement) -> NoReturn:
     """Raise the database's error of a failed statement (this identity submitted it)."""
     raise load.failure_of(load.describe(redshift_data, _statement_id(statement)))
 
 
-def record_empty_run(state_table: Any, item: TableRun, now: str) -> TableRun:
+def record_empty_run(state_table: StateTable, item: TableRun, now: str) -> TableRun:
     """A run that found nothing new: recorded, watermark unchanged."""
     run = state.get_run(state_table, item.pipeline, item.table, item.run_id) or {}
     record = item.after(
@@ -719,7 +731,7 @@ def failed_side(item: TableItem, run: dict[str, Any], watermark: dict[str, Any])
     return None if mode == "backup_only" else "redshift_status"
 
 
-def record_failure(state_table: Any, item: FailedTable, now: str) -> TableSummary:
+def record_failure(state_table: StateTable, item: FailedTable, now: str) -> TableSummary:
     """Record a failed run of a table: run history and the watermark's status."""
     pipeline, table, run_id = item.pipeline, item.table, item.run_id
     error_type, message = failure_message(item.error.dump())
@@ -747,7 +759,7 @@ def record_failure(state_table: Any, item: FailedTable, now: str) -> TableSummar
 
 
 def acquire_lock(
-    state_table: Any, pipeline: PipelineConfig, item: TableItem, now_epoch: int
+    state_table: StateTable, pipeline: PipelineConfig, item: TableItem, now_epoch: int
 ) -> TableRun:
     """Take the table's lock for this execution (at once, never waiting).
 
@@ -772,7 +784,7 @@ def acquire_lock(
     return locked
 
 
-def record_skipped(state_table: Any, item: TableRun, now: str) -> TableSummary:
+def record_skipped(state_table: StateTable, item: TableRun, now: str) -> TableSummary:
     """A table whose lock another run holds: recorded as skipped; its watermark and its
     lock are the other run's and stay as they are."""
     pipeline, table, run_id = item.pipeline, item.table, item.run_id
@@ -786,7 +798,7 @@ def record_skipped(state_table: Any, item: TableRun, now: str) -> TableSummary:
     return TableSummary.of({"pipeline": pipeline, "table": table, "run_id": run_id, **record})
 
 
-def release_lock(state_table: Any, item: TableRun, now: str) -> TableSummary:
+def release_lock(state_table: StateTable, item: TableRun, now: str) -> TableSummary:
     """End a table's successful run: its record says succeeded, the lock is released.
 
     Returns the table's small summary (the child execution's output).
@@ -807,7 +819,7 @@ def release_lock(state_table: Any, item: TableRun, now: str) -> TableSummary:
 MAX_FAILURES_NAMED = 20
 
 
-def summarize_run(state_table: Any, run: Run) -> RunOutcome:
+def summarize_run(state_table: StateTable, run: Run) -> RunOutcome:
     """The run's outcome from every table's run record.
 
     RunFailedError names the failed tables and their causes. A table whose record did
@@ -863,14 +875,14 @@ def _document(data_prefix: str, item: TableRun, name: str) -> str:
     return verification.document_key(data_prefix, item.pipeline, item.table, item.run_id, name)
 
 
-def _record_verification(state_table: Any, item: TableRun, record: dict[str, Any]) -> None:
+def _record_verification(state_table: StateTable, item: TableRun, record: dict[str, Any]) -> None:
     state.update_run(state_table, item.pipeline, item.table, item.run_id, {"verification": record})
 
 
 def verify_source(
-    conn: Any,
-    s3: Any,
-    state_table: Any,
+    conn: pymysql.Connection,
+    s3: S3Client,
+    state_table: StateTable,
     *,
     bucket: str,
     data_prefix: str,
@@ -910,8 +922,8 @@ def verify_source(
 
 
 def submit_verification(
-    s3: Any,
-    redshift_data: Any,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     *,
     bucket: str,
     data_prefix: str,
@@ -924,8 +936,8 @@ def submit_verification(
 
 
 def compare_verification(
-    s3: Any,
-    redshift_data: Any,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     *,
     bucket: str,
     data_prefix: str,
@@ -947,8 +959,8 @@ def compare_verification(
 
 
 def collect_narrowed(
-    s3: Any,
-    redshift_data: Any,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     *,
     bucket: str,
     data_prefix: str,
@@ -963,9 +975,9 @@ def collect_narrowed(
 
 
 def finish_verification(
-    conn: Any,
-    s3: Any,
-    state_table: Any,
+    conn: pymysql.Connection,
+    s3: S3Client,
+    state_table: StateTable,
     *,
     bucket: str,
     data_prefix: str,
@@ -1015,8 +1027,8 @@ def finish_verification(
 
 
 def submit_deletes(
-    s3: Any,
-    redshift_data: Any,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     *,
     bucket: str,
     data_prefix: str,
@@ -1029,8 +1041,8 @@ def submit_deletes(
 
 
 def _submit_document(
-    s3: Any,
-    redshift_data: Any,
+    s3: S3Client,
+    redshift_data: RedshiftDataClient,
     bucket: str,
     key: str,
     field: str,
@@ -1046,8 +1058,8 @@ def _submit_document(
 
 
 def commit_deletes(
-    state_table: Any,
-    s3: Any,
+    state_table: StateTable,
+    s3: S3Client,
     *,
     bucket: str,
     data_prefix: str,

@@ -53,6 +53,7 @@ import pymysql
 
 from myshift import checksum, keys, load
 from myshift.catalog import source_columns
+from myshift.clients import S3Client
 from myshift.config import TableConfig
 from myshift.errors import LoadError, StorageUnavailableError
 from myshift.identifiers import (
@@ -113,21 +114,21 @@ def document_key(data_prefix: str, pipeline: str, table: str, run_id: str, name:
     return f"{data_prefix}/_verify/{pipeline}/{table}/run={run_id}/{name}.json"
 
 
-def put_document(s3: Any, bucket: str, key: str, document: Any) -> None:
+def put_document(s3: S3Client, bucket: str, key: str, document: Any) -> None:
     try:
         s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
     except Exception as exc:
         raise StorageUnavailableError(f"S3 put of {key}: {exc}".splitlines()[0]) from None
 
 
-def get_document(s3: Any, bucket: str, key: str) -> Any:
+def get_document(s3: S3Client, bucket: str, key: str) -> Any:
     try:
         return json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
     except Exception as exc:
         raise StorageUnavailableError(f"S3 get of {key}: {exc}".splitlines()[0]) from None
 
 
-def delete_documents(s3: Any, bucket: str, keys_: Sequence[str]) -> None:
+def delete_documents(s3: S3Client, bucket: str, keys_: Sequence[str]) -> None:
     for key in keys_:
         try:
             s3.delete_object(Bucket=bucket, Key=key)

@@ -9,6 +9,7 @@ from typing import Any
 import pymysql
 
 from myshift import keys
+from myshift.clients import RedshiftDataClient
 from myshift.config import PipelineConfig, TableConfig
 from myshift.errors import LoadError, WarehouseUnavailableError
 from myshift.identifiers import quote_mysql_table, quote_redshift, quote_redshift_table, sql_string
@@ -45,7 +46,10 @@ def source_rows_up_to(conn: pymysql.Connection, table: TableConfig, upper: keys.
 
 
 def run_query(
-    redshift_data: Any, pipeline: PipelineConfig, sql: str, timeout_seconds: float = 300
+    redshift_data: RedshiftDataClient,
+    pipeline: PipelineConfig,
+    sql: str,
+    timeout_seconds: float = 300,
 ) -> list[list[Any]]:
     """Run one read query through the Data API and return its rows (operator side)."""
     statement_id = redshift_data.execute_statement(Sql=sql, **connection_params(pipeline.target))[
@@ -66,7 +70,10 @@ def run_query(
 
 
 def target_counts(
-    redshift_data: Any, pipeline: PipelineConfig, table: TableConfig, primary_key: list[str]
+    redshift_data: RedshiftDataClient,
+    pipeline: PipelineConfig,
+    table: TableConfig,
+    primary_key: list[str],
 ) -> tuple[int, int]:
     """(rows, duplicate primary keys) of the warehouse table."""
     qualified = quote_redshift_table(pipeline.target.schema_name, table.table.lower())
@@ -80,7 +87,9 @@ def target_counts(
     return int(rows[0][0]), int(rows[0][1])
 
 
-def table_exists(redshift_data: Any, pipeline: PipelineConfig, table: TableConfig) -> bool:
+def table_exists(
+    redshift_data: RedshiftDataClient, pipeline: PipelineConfig, table: TableConfig
+) -> bool:
     """Whether the warehouse table exists yet."""
     schema, name = sql_string(pipeline.target.schema_name), sql_string(table.table.lower())
     sql = (

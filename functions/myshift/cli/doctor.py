@@ -10,6 +10,7 @@ from rich.table import Table
 
 from myshift.cli import sync as sync_run
 from myshift.cli.common import CliContext, console
+from myshift.cli.resources import Resources
 from myshift.errors import ConfigError
 
 # Long enough for a cold start of every function and a Data API COPY on a paused
@@ -18,7 +19,7 @@ DEFAULT_TIMEOUT_SECONDS = 900
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
 
 
-def run_doctor(resources: Any, pipeline: str, timeout_seconds: int) -> dict[str, Any]:
+def run_doctor(resources: Resources, pipeline: str, timeout_seconds: int) -> dict[str, Any]:
     """Start the doctor execution, wait for it and return its report.
 
     An execution that fails as a whole (the state machine cannot invoke a function,

@@ -14,6 +14,7 @@ from myshift import reconcile as domain
 from myshift import state
 from myshift.cli import sync as sync_run
 from myshift.cli.common import CliContext, console
+from myshift.cli.resources import Resources
 from myshift.errors import ConfigError
 
 EXIT_DIFFERS = 1
@@ -23,7 +24,7 @@ _DONE = ("equal", "fixed", "skipped")
 _STYLE = {"equal": "green", "fixed": "green", "skipped": "yellow"}
 
 
-def start(resources: Any, request: domain.ReconcileInput, name: str) -> str:
+def start(resources: Resources, request: domain.ReconcileInput, name: str) -> str:
     """Start the reconciliation; returns its execution ARN."""
     if not resources.reconcile_state_machine_arn:
         raise ConfigError(
@@ -39,7 +40,7 @@ def start(resources: Any, request: domain.ReconcileInput, name: str) -> str:
 
 
 def outcomes(
-    resources: Any, pipeline: str, tables: list[str], run_id: str, description: dict[str, Any]
+    resources: Resources, pipeline: str, tables: list[str], run_id: str, description: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """Each table's record (DynamoDB); a table without one failed with the execution."""
     records = state.get_runs(

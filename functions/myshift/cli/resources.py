@@ -7,11 +7,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from myshift.clients import RedshiftDataClient, S3Client, SFNClient, StateTable
 from myshift.errors import ConfigError
 
 
@@ -52,13 +53,20 @@ class Resources:
             kwargs["aws_session_token"] = None
         return kwargs
 
+    @overload
+    def client(self, service: Literal["s3"]) -> S3Client: ...
+    @overload
+    def client(self, service: Literal["redshift-data"]) -> RedshiftDataClient: ...
+    @overload
+    def client(self, service: Literal["stepfunctions"]) -> SFNClient: ...
+
     def client(self, service: str) -> Any:
-        """A boto3 client for this deployment."""
+        """A boto3 client for this deployment (the overloads: the services the CLI uses)."""
         # boto3-stubs type a client per service name literal; the name here is a variable.
         make: Callable[..., Any] = boto3.client
         return make(service, **self._session_kwargs())
 
-    def table(self) -> Any:
+    def table(self) -> StateTable:
         """The DynamoDB state table."""
         return boto3.resource("dynamodb", **self._session_kwargs()).Table(self.state_table)
 

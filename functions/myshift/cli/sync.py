@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from rich import box
 from rich.console import Group
@@ -73,7 +73,8 @@ def wait(
     sfn = resources.client("stepfunctions")
     deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
     for interval in poll_intervals(poll_seconds):
-        description: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        # The CLI reads the answer as a plain dict (readable_cause, the summaries).
+        description = cast(dict[str, Any], sfn.describe_execution(executionArn=execution_arn))
         if on_poll:
             on_poll(description)
         if description["status"] != "RUNNING":

@@ -60,7 +60,8 @@ metrics = Metrics(
 )
 
 _TRUE = ("1", "true", "yes", "on", "y", "t")
-F = TypeVar("F", bound=Callable[..., Any])
+Event = TypeVar("Event")
+Result = TypeVar("Result")
 
 
 def in_lambda() -> bool:
@@ -145,7 +146,7 @@ def correlation_id(event: Any) -> str | None:
     return None
 
 
-def instrumented(handler: F) -> F:
+def instrumented(handler: Callable[[Event, Any], Result]) -> Callable[[Event, Any], Result]:
     """Wrap a Lambda handler: logger context + correlation id, tracing, metrics flush.
 
     Replaces `@instrumented`.
@@ -153,7 +154,7 @@ def instrumented(handler: F) -> F:
     """
 
     @functools.wraps(handler)
-    def tagged(event: Any, context: Any) -> Any:
+    def tagged(event: Event, context: Any) -> Result:
         tag()  # after the logger's state is cleared: the correlation id, no stale keys
         return handler(event, context)
 
@@ -165,7 +166,7 @@ def instrumented(handler: F) -> F:
     )
 
     @functools.wraps(handler)
-    def wrapper(event: Any, context: Any) -> Any:
+    def wrapper(event: Event, context: Any) -> Result:
         _invocation.correlation_id = correlation_id(event)
         try:
             if not in_lambda():
@@ -177,7 +178,7 @@ def instrumented(handler: F) -> F:
         finally:
             _invocation.correlation_id = None
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 def flush_metrics() -> None:

@@ -4,6 +4,7 @@ import time
 from typing import Any
 
 from myshift import doctor, reconcile, runtime, state, steps
+from myshift.clients import StateTable
 from myshift.errors import InputError
 from myshift.handlers.observability import (
     freshness_lag_seconds,
@@ -82,7 +83,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raise InputError(f"unknown state action {action!r}")
 
 
-def _reconcile(action: str, table: Any, item: dict[str, Any], now: str) -> dict[str, Any]:
+def _reconcile(action: str, table: StateTable, item: dict[str, Any], now: str) -> dict[str, Any]:
     """A reconciliation's state steps (lock, commits of its fix, release, failure)."""
     settings = current_settings()
     if action == "reconcile_lock":

@@ -99,7 +99,7 @@ def chunk_query(
     include_null_cursor: bool = False,
     order_index: str | None = None,
     named: tuple[list[str], list[keys.Key]] | None = None,
-) -> tuple[str, list]:
+) -> keys.Predicate:
     """The SELECT of one chunk: `lower < key <= upper ORDER BY key`.
 
     `reader="rows"` selects the columns, `reader="text"` one CSV line per row. With
@@ -155,7 +155,7 @@ def _prefetched(
     If the consumer stops early, the reader is stopped (closing `lines` closes its
     connection) and waited for, so the connection is never used by two threads.
     """
-    batches: queue.Queue = queue.Queue(maxsize=depth)
+    batches: queue.Queue[Any] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def read() -> None:
@@ -198,7 +198,7 @@ Batch = tuple[pa.Table | pa.RecordBatch, ConversionReport, keys.Key]
 def _text_batches(
     conn: pymysql.Connection,
     sql: str,
-    params: list,
+    params: list[Any],
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
@@ -214,7 +214,7 @@ def _text_batches(
 def _row_batches(
     conn: pymysql.Connection,
     sql: str,
-    params: list,
+    params: list[Any],
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
@@ -261,7 +261,7 @@ def _write_parquet(
     conn: pymysql.Connection,
     path: str,
     reader: Reader,
-    query: tuple[str, list],
+    query: keys.Predicate,
     columns: list[Column],
     key_positions: list[int],
     batch_rows: int,
@@ -310,7 +310,7 @@ def extract_chunk(
     `named`: the rows of these primary keys instead of the range (`chunk_query`)."""
     key_positions = [next(i for i, c in enumerate(columns) if c.source_name == k) for k in key_cols]
 
-    def query(reader: Reader) -> tuple[str, list]:
+    def query(reader: Reader) -> keys.Predicate:
         return chunk_query(
             database,
             table,

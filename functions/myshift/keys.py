@@ -21,6 +21,8 @@ from myshift.identifiers import quote_mysql
 
 KeyValue = int | str
 Key = list[KeyValue]
+# A WHERE clause and its %s parameters, in order.
+Predicate = tuple[str, list[Any]]
 
 
 def to_key_value(value: Any) -> KeyValue:
@@ -61,7 +63,7 @@ def _values(bound: Sequence[KeyValue | None]) -> Sequence[KeyValue]:
     return cast(Sequence[KeyValue], bound)
 
 
-def _compare(columns: Sequence[str], values: Sequence[KeyValue], last_op: str) -> tuple[str, list]:
+def _compare(columns: Sequence[str], values: Sequence[KeyValue], last_op: str) -> Predicate:
     """`(c1, c2, ...) <last_op> (v1, v2, ...)` lexicographically, written out with OR/AND."""
     if len(columns) != len(values):
         raise SchemaError(f"key has {len(values)} values for {len(columns)} columns")
@@ -78,12 +80,12 @@ def _compare(columns: Sequence[str], values: Sequence[KeyValue], last_op: str) -
     return "(" + " OR ".join(disjuncts) + ")", params
 
 
-def after(columns: Sequence[str], key: Sequence[KeyValue]) -> tuple[str, list]:
+def after(columns: Sequence[str], key: Sequence[KeyValue]) -> Predicate:
     """Predicate: the row's key is strictly greater than `key`."""
     return _compare(columns, key, ">")
 
 
-def at_or_before(columns: Sequence[str], key: Sequence[KeyValue]) -> tuple[str, list]:
+def at_or_before(columns: Sequence[str], key: Sequence[KeyValue]) -> Predicate:
     """Predicate: the row's key is less than or equal to `key`."""
     return _compare(columns, key, "<=")
 
@@ -94,7 +96,7 @@ def key_range(
     upper: Sequence[KeyValue | None] | None,
     *,
     include_null_cursor: bool = False,
-) -> tuple[str, list]:
+) -> Predicate:
     """Predicate for `lower < key <= upper` (either side open when None), cursor not NULL.
 
     A bound may be a prefix of the key: `[cursor value]` alone (a watermark set to a
@@ -123,7 +125,7 @@ def null_cursor_range(
     columns: Sequence[str],
     lower: Sequence[KeyValue | None] | None,
     upper: Sequence[KeyValue | None] | None,
-) -> tuple[str, list]:
+) -> Predicate:
     """`lower < key <= upper` where a NULL cursor sorts before every value.
 
     The NULL-cursor rows `(NULL, pk)` come first, ordered by the primary key; MySQL's
@@ -156,7 +158,7 @@ def null_cursor_range(
     return (" AND ".join(parts) or "TRUE"), params
 
 
-def any_of(columns: Sequence[str], keys: Sequence[Sequence[KeyValue]]) -> tuple[str, list]:
+def any_of(columns: Sequence[str], keys: Sequence[Sequence[KeyValue]]) -> Predicate:
     """Predicate: the row's key is one of `keys` (values of `columns`, e.g. the primary
     key's), as `c IN (...)` for one column and OR/AND for several (the key's index)."""
     if not keys:

@@ -50,7 +50,7 @@ from myshift import keys
 from myshift.errors import MyshiftError, SchemaError
 from myshift.identifiers import quote_mysql, quote_mysql_table
 from myshift.schema import Column
-from myshift.source import classify, query_all
+from myshift.source import Row, classify, query_all
 
 
 @dataclass(frozen=True)
@@ -325,7 +325,7 @@ def _bounded(
     lower: keys.Key | None,
     bound: str | None,
     include_null_cursor: bool,
-) -> tuple[str, list]:
+) -> keys.Predicate:
     """`key > lower` and `cursor <= bound` (NULL cursors too when they are loaded)."""
     where, params = keys.key_range(key_cols, lower, None, include_null_cursor=include_null_cursor)
     if bound is not None:
@@ -354,7 +354,7 @@ def _cut_by_window(
     qualified: str,
     key_cols: list[str],
     where: str,
-    params: list,
+    params: list[Any],
     lower: keys.Key | None,
     limit: int,
     max_chunks: int | None,
@@ -382,11 +382,11 @@ def _key_at(
     qualified: str,
     key_cols: list[str],
     where: str,
-    params: list,
+    params: list[Any],
     *,
     offset: int = 0,
     descending: bool = False,
-) -> tuple | None:
+) -> Row | None:
     """The key `offset` rows into the rows matching `where`, in key order (or from the
     top): one seek along the index, or None when fewer rows match."""
     select = ", ".join(quote_mysql(c) for c in key_cols)
@@ -399,7 +399,7 @@ def _key_at(
     return tuple(rows[0]) if rows else None
 
 
-def _count(conn: pymysql.Connection, qualified: str, where: str, params: list) -> int:
+def _count(conn: pymysql.Connection, qualified: str, where: str, params: list[Any]) -> int:
     """How many rows match `where`."""
     sql = f"SELECT COUNT(*) FROM {qualified} WHERE {where}"  # noqa: S608 (quoted)
     return int(query_all(conn, sql, params)[0][0])
@@ -460,17 +460,17 @@ def read_only_snapshot(conn: pymysql.Connection) -> Iterator[None]:
 class _Frontier:
     """How far each end of a two-ended walk has come (raw key values), shared."""
 
-    def __init__(self, top: tuple) -> None:
+    def __init__(self, top: Row) -> None:
         self._lock = threading.Lock()
-        self.front: tuple | None = None  # not yet moved from the lower end
-        self.back: tuple = top
+        self.front: Row | None = None  # not yet moved from the lower end
+        self.back: Row = top
         self.stopped = False
 
-    def read(self) -> tuple[tuple | None, tuple]:
+    def read(self) -> tuple[Row | None, Row]:
         with self._lock:
             return self.front, self.back
 
-    def advance(self, *, front: tuple | None = None, back: tuple | None = None) -> None:
+    def advance(self, *, front: Row | None = None, back: Row | None = None) -> None:
         with self._lock:
             if front is not None:
                 self.front = front
@@ -485,9 +485,9 @@ def _walk_forward(
     frontier: _Frontier,
     lower: keys.Key | None,
     limit: int,
-) -> list[tuple]:
+) -> list[Row]:
     """Keys every `limit` rows from the lower end, never past the other end's keys."""
-    found: list[tuple] = []
+    found: list[Row] = []
     previous = lower
     while not frontier.stopped:
         _, back = frontier.read()
@@ -511,11 +511,11 @@ def _walk_backward(
     key_cols: list[str],
     frontier: _Frontier,
     lower: keys.Key | None,
-    top: tuple,
+    top: Row,
     limit: int,
-) -> list[tuple]:
+) -> list[Row]:
     """Keys every `limit` rows down from the top, in a snapshot of its own connection."""
-    found: list[tuple] = []
+    found: list[Row] = []
     current = top
     with read_only_snapshot(conn):
         while not frontier.stopped:

@@ -366,7 +366,9 @@ def classify(source: Sequence[Sequence[Any]], target: Sequence[Sequence[Any]]) -
     return found
 
 
-def result_document(compared: dict[str, Any], named: dict[str, Any] | None, left: int) -> dict:
+def result_document(
+    compared: dict[str, Any], named: dict[str, Any] | None, left: int
+) -> dict[str, Any]:
     """An item's outcome: counts, the keys it named, leaves it could not list."""
     named = named or {"verified": 0, "newer": 0, **{kind: [] for kind in KINDS}}
     return {

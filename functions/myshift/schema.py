@@ -112,7 +112,7 @@ class ConversionReport:
             for name, count in theirs.items():
                 mine[name] = mine.get(name, 0) + count
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, dict[str, int]]:
         """A JSON-ready copy."""
         return {
             "zero_dates_nulled": dict(self.zero_dates_nulled),
@@ -211,7 +211,7 @@ def _target(row: dict[str, Any], data_type: str, column_type: str, tinyint1: boo
 
 
 def columns_from_information_schema(
-    rows: list[dict],
+    rows: list[dict[str, Any]],
     name_map: dict[str, str] | None = None,
     *,
     tinyint1_as_boolean: bool = False,
@@ -427,7 +427,7 @@ _CONVERTERS: dict[Family, _Converter] = {
 
 
 def to_record_batch(
-    columns: list[Column], rows: Sequence[tuple]
+    columns: list[Column], rows: Sequence[tuple[Any, ...]]
 ) -> tuple[pa.RecordBatch, ConversionReport]:
     """pymysql rows of `SELECT select_list(columns)` (default converters) as one batch.
 

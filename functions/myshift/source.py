@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 import pymysql
 import pymysql.cursors
@@ -12,6 +13,10 @@ from myshift import tls
 from myshift.config import SourceConfig
 from myshift.errors import ConfigError, SourceQueryError, SourceUnavailableError
 from myshift.wire import UnbufferedResult, server_capabilities
+
+# A row as pymysql returns it, and the %s parameters of a statement.
+Row = tuple[Any, ...]
+Params = Sequence[Any]
 
 # Client-side and server-side codes that mean "the connection is gone, try again":
 # refused, gone away, lost during a query, too many connections, shutdown, our query or
@@ -118,7 +123,7 @@ def classify(exc: pymysql.MySQLError, where: str) -> SourceUnavailableError | So
     return SourceQueryError(message)
 
 
-def query_all(conn: pymysql.Connection, sql: str, params: tuple | list = ()) -> list[tuple]:
+def query_all(conn: pymysql.Connection, sql: str, params: Params = ()) -> list[Row]:
     """Run one query and return every row; pymysql errors become myshift errors."""
     try:
         with conn.cursor() as cursor:
@@ -128,7 +133,7 @@ def query_all(conn: pymysql.Connection, sql: str, params: tuple | list = ()) -> 
         raise classify(exc, f"{conn.host}:{conn.port}") from None
 
 
-def query_dicts(conn: pymysql.Connection, sql: str, params: tuple | list = ()) -> list[dict]:
+def query_dicts(conn: pymysql.Connection, sql: str, params: Params = ()) -> list[dict[str, Any]]:
     """Run one query and return rows as dicts."""
     try:
         with conn.cursor(pymysql.cursors.DictCursor) as cursor:
@@ -226,7 +231,7 @@ _SELF_CHECK_STREAM = (
 )
 
 
-def _agrees(split: Callable[..., tuple]) -> bool:
+def _agrees(split: Callable[..., tuple[Any, ...]]) -> bool:
     stream = _SELF_CHECK_STREAM
     return all(
         split(stream[:end], pos, seq, rows) == split_rows_python(stream[:end], pos, seq, rows)
@@ -238,7 +243,7 @@ def _agrees(split: Callable[..., tuple]) -> bool:
     )
 
 
-def _splitter() -> Callable[..., tuple]:
+def _splitter() -> Callable[..., tuple[Any, ...]]:
     """The compiled splitter when it is built and agrees with the reference."""
     try:  # built by `pip install -e .` here and by scripts/build_layer.py for Lambda
         from myshift_packets import split
@@ -258,7 +263,7 @@ def _lost(stream: UnbufferedResult, why: str) -> pymysql.err.OperationalError:
 
 
 def stream_lines(
-    conn: pymysql.Connection, sql: str, params: tuple | list, batch_rows: int
+    conn: pymysql.Connection, sql: str, params: Params, batch_rows: int
 ) -> Generator[tuple[bytes, int], None, None]:
     """Run a one-column query unbuffered; yield its values as newline-ended lines.
 

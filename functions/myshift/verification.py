@@ -175,12 +175,12 @@ def cut_ranges(
     return ranges
 
 
-def _order(key: keys.Key) -> tuple:
+def _order(key: keys.Key) -> tuple[Any, ...]:
     """Python's order of a key (text by code point = by UTF-8 bytes, as both engines compare)."""
     return tuple(key)
 
 
-def due_predicate(table: TableConfig, watermark_key: keys.Key) -> tuple[str, list]:
+def due_predicate(table: TableConfig, watermark_key: keys.Key) -> keys.Predicate:
     """MySQL: the row's order key is at or before the watermark (NULL cursors per table)."""
     key_cols = [table.cursor, *[c for c in table.primary_key if c != table.cursor]]
     return keys.key_range(key_cols, None, watermark_key, include_null_cursor=table.load_null_cursor)
@@ -313,7 +313,7 @@ def source_rows(
     document: dict[str, Any],
     ranges: Sequence[int],
     watermark_key: keys.Key,
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     """`(key values..., key text, row hash, due)` of the source rows of `ranges`, one
     bounded statement per range."""
     columns = compared_columns(conn, table, schema["name_map"])
@@ -328,11 +328,11 @@ def due_rows(
     columns: Sequence[Column],
     bounds: Sequence[Sequence[Any]],
     watermark_key: keys.Key,
-) -> list[tuple]:
+) -> list[tuple[Any, ...]]:
     """`(key values..., key text, row hash of `columns`, due)` of the source rows of each
     `[lower, upper]` key range, one bounded statement per range."""
     due = due_predicate(table, watermark_key)
-    found: list[tuple] = []
+    found: list[tuple[Any, ...]] = []
     for lower, upper in bounds:
         sql, params = checksum.source_due_row_checksums_sql(
             table.database,

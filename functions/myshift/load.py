@@ -6,7 +6,8 @@ extracted, replaces target rows by primary key with the newest version of each k
 (a key can appear in several files when several runs are loaded together), and
 records the load (the set of files it loaded) in the table's own ledger. Statements
 are named; results are read by name. Waiting for the statement is the state
-machine's job (Wait/Choice over DescribeStatement), not a sleeping Lambda's.
+machine's job (its Wait states), not a sleeping Lambda's; the Load function, which
+submitted it, describes it between waits (the Data API lets only the submitter).
 """
 
 from __future__ import annotations

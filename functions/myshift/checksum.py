@@ -302,7 +302,7 @@ def mysql_field(col: Column) -> str:
     elif kind == "decimal":
         expr = f"({quoted} + 0)" if zerofill else quoted
     elif kind == "float":
-        expr = _mysql_float(f"({quoted} + 0e0)")  # a double: FLOAT's stored float32 exactly
+        expr = _mysql_float(col.read_sql())  # read as a double: FLOAT's float32 exactly
     elif kind == "date":
         # `+ INTERVAL 0 DAY` is NULL for exactly the dates the extractor loads as NULL:
         # zero dates, zero months or days, impossible dates and year 0. A DATE prints

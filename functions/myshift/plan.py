@@ -157,6 +157,26 @@ def choose_chunk_rows(size: TableSize, concurrency: int) -> int:
     return min(chosen, CHUNK_MAX_ROWS)
 
 
+@dataclass(frozen=True)
+class ChunkSizing:
+    """A run's rows per chunk and where they came from: `setting` (the run's limit or the
+    pipeline's chunk_rows) or `table` (`choose_chunk_rows`)."""
+
+    chunk_rows: int
+    chunk_rows_from: str
+    size: TableSize | None = None  # the estimate it was chosen from
+
+
+def chunk_sizing(
+    conn: pymysql.Connection, database: str, table: str, limit: int | None, concurrency: int
+) -> ChunkSizing:
+    """The run's `limit` (the run's or the pipeline's), else a size chosen from the table."""
+    if limit is not None:
+        return ChunkSizing(limit, "setting")
+    size = table_size(conn, database, table)
+    return ChunkSizing(choose_chunk_rows(size, concurrency), "table", size)
+
+
 def key_columns(columns: list[Column], cursor: str, primary_key: list[str]) -> list[str]:
     """The order key's columns, checked against the table's columns."""
     names = {c.source_name for c in columns}

@@ -61,15 +61,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("reading the whole table", extra={"added": evolution.added_names})
     # In the run's output: why a merge table's run reads every row.
     added: dict[str, Any] = {"added_columns": evolution.added_names} if evolution.added else {}
-    # The run's `limit`, else the file's chunk_rows, else sized from the table.
-    sizing: dict[str, Any] = {"chunk_rows": item.limit, "chunk_rows_from": "setting"}
-    if sizing["chunk_rows"] is None:
-        size = plan.table_size(conn, table.database, table.table)
-        sizing = {
-            "chunk_rows": plan.choose_chunk_rows(size, pipeline.max_concurrent_chunks),
-            "chunk_rows_from": "table",
-        }
-        logger.info("sized the chunks from the table", extra={**asdict(size), **sizing})
+    sizing = plan.chunk_sizing(
+        conn, table.database, table.table, item.limit, pipeline.max_concurrent_chunks
+    )
+    if sizing.size is not None:
+        logger.info("sized the chunks from the table", extra=asdict(sizing))
     table_plan = plan.plan_table(
         conn,
         database=table.database,
@@ -78,7 +74,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cursor=table.cursor,
         primary_key=table.primary_key,
         lower=None if from_start else watermark["last_key"],
-        limit=sizing["chunk_rows"],
+        limit=sizing.chunk_rows,
         max_chunks=item.max_chunks,
         safety_lag_seconds=pipeline.safety_lag_for(table),
         load_null_cursor=table.load_null_cursor,
@@ -95,7 +91,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "plan",
         **table_plan.as_dict(),
         **added,
-        **sizing,
+        chunk_rows=sizing.chunk_rows,
+        chunk_rows_from=sizing.chunk_rows_from,
         read_from_start=from_start,
         # Every chunk writes this many columns, whatever MySQL gains meanwhile.
         column_count=len(schema["layout"]),
